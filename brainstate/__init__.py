@@ -1,0 +1,111 @@
+"""brainstate: a typed, checked state runtime for JAX whose hot paths run in a compiled core.
+
+A :class:`State` is a mutable slot holding a PyTree of arrays; its first value fixes an
+abstract signature that every later write is checked against. ``brainstate._impl.IMPLEMENTATION``
+says which core runs (``"c"`` compiled, ``"py"`` pure; ``BRAINSTATE_NO_EXTENSIONS=1`` forces
+the pure one).
+"""
+
+from brainstate._error import (
+    BatchAxisError,
+    BrainStateError,
+    StateSignatureError,
+    TraceContextError,
+)
+from brainstate._hooks import (
+    GlobalHookRegistry,
+    Hook,
+    HookCancellationError,
+    HookConfig,
+    HookContext,
+    HookError,
+    HookExecutionError,
+    HookHandle,
+    HookManager,
+    HookRegistrationError,
+    HookWarning,
+    InitHookContext,
+    MutableWriteHookContext,
+    ReadHookContext,
+    RestoreHookContext,
+    WriteHookContext,
+    clear_state_hooks,
+    has_state_hooks,
+    list_state_hooks,
+    register_state_hook,
+    unregister_state_hook,
+)
+from brainstate._state import (
+    BatchState,
+    DelayState,
+    FakeState,
+    HiddenGroupState,
+    HiddenState,
+    HiddenTreeState,
+    LongTermState,
+    NewStateCatcher,
+    ParamState,
+    ShortTermState,
+    State,
+    StateMetadata,
+    TreefyState,
+    catch_new_states,
+    check_state_jax_tracer,
+    check_state_value_tree,
+    maybe_state,
+)
+from brainstate._trace import StateTraceStack
+from brainstate.util._dict_manager import DictManager, StateDictManager
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # errors
+    "BrainStateError",
+    "TraceContextError",
+    "BatchAxisError",
+    "StateSignatureError",
+    # states
+    "State",
+    "ShortTermState",
+    "LongTermState",
+    "ParamState",
+    "BatchState",
+    "HiddenState",
+    "DelayState",
+    "HiddenGroupState",
+    "HiddenTreeState",
+    "FakeState",
+    "TreefyState",
+    "StateMetadata",
+    "maybe_state",
+    "check_state_value_tree",
+    "check_state_jax_tracer",
+    "catch_new_states",
+    "NewStateCatcher",
+    "StateTraceStack",
+    "DictManager",
+    "StateDictManager",
+    # hooks
+    "Hook",
+    "HookHandle",
+    "HookConfig",
+    "HookManager",
+    "GlobalHookRegistry",
+    "HookContext",
+    "ReadHookContext",
+    "WriteHookContext",
+    "MutableWriteHookContext",
+    "RestoreHookContext",
+    "InitHookContext",
+    "HookError",
+    "HookExecutionError",
+    "HookRegistrationError",
+    "HookCancellationError",
+    "HookWarning",
+    "register_state_hook",
+    "unregister_state_hook",
+    "clear_state_hooks",
+    "has_state_hooks",
+    "list_state_hooks",
+]

@@ -1,0 +1,641 @@
+"""Pure-Python reference core: the twin of the compiled ``brainstate._core``.
+
+Same names, same behaviour, same messages as ``csrc/_core.pyx``; ``_core.pyi`` is the contract
+both meet. This module imports nothing of brainstate and nothing of jax: ``_impl.configure_core``
+hands it the few callables it needs (tree flattening, the tracer type, JAX's current trace, the
+error factory, the hook dispatchers).
+
+What lives here is the work done on every state access: the ``value`` read/write order of
+``spec/state.md`` §3-4, the signature compare, the trace-frame recording, and the thread-local
+trace context with process-wide counters that let the eager path skip all of it.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any, Callable
+
+__all__ = [
+    "CORE_ABI",
+    "configure",
+    "Signature",
+    "make_signature",
+    "StateCore",
+    "TraceFrame",
+    "ThreadContext",
+    "get_context",
+    "push_frame",
+    "pop_frame",
+    "push_tree_check",
+    "pop_tree_check",
+    "push_tracer_check",
+    "pop_tracer_check",
+    "push_catcher",
+    "pop_catcher",
+    "stack_level",
+    "set_hooks_active",
+    "hooks_active",
+    "INVALID",
+    "capture_site",
+    "is_rebinding",
+    "gather",
+    "scatter",
+]
+
+CORE_ABI = 3
+
+# --- configuration (set once by brainstate._impl.configure_core) ----------------------------
+
+_tree_flatten: Callable[[Any], tuple[list, Any]] = None  # type: ignore[assignment]
+_leaf_spec: Callable[[Any], Any] = None  # type: ignore[assignment]
+_array_type: type = type(None)
+_tracer_type: type = type(None)
+_trace_ctx: Any = None
+_make_error: Callable[..., BaseException] = None  # type: ignore[assignment]
+_hooks: Any = None
+_metadata_type: type = type(None)
+_pkg_prefix: str = "\0"
+_source_site: Callable[[Any, int], Any] = None  # type: ignore[assignment]
+_jax_tracer_type_check = None
+
+
+def configure(
+    *,
+    tree_flatten: Callable,
+    leaf_spec: Callable,
+    array_type: type,
+    tracer_type: type,
+    trace_ctx: Any,
+    make_error: Callable,
+    hooks: Any,
+    metadata_type: type,
+    pkg_prefix: str,
+    source_site: Callable,
+) -> None:
+    """Install the Python callables the core needs; called once by ``brainstate._impl``."""
+    global _tree_flatten, _leaf_spec, _array_type, _tracer_type, _trace_ctx, _make_error
+    global _hooks, _metadata_type, _pkg_prefix, _source_site
+    _tree_flatten = tree_flatten
+    _leaf_spec = leaf_spec
+    _array_type = array_type
+    _tracer_type = tracer_type
+    _trace_ctx = trace_ctx
+    _make_error = make_error
+    _hooks = hooks
+    _metadata_type = metadata_type
+    _pkg_prefix = pkg_prefix
+    _source_site = source_site
+
+
+class _Invalid:
+    """The sentinel a poisoned state holds (its value was a tracer that died with its trace)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<invalidated trace value>"
+
+    def __reduce__(self):
+        return "INVALID"
+
+
+INVALID = _Invalid()
+
+# --- process-wide activity counters --------------------------------------------------------
+# Each counts entries over all threads. When a counter is zero the matching per-thread work is
+# skipped without touching thread-local storage: this is what keeps the eager path cheap.
+_n_frames = 0  # active TraceFrames
+_n_tree = 0  # active check_state_value_tree(...) entries
+_n_tracer_check = 0  # active check_state_jax_tracer(...) entries
+_n_catchers = 0  # active new-state catchers
+_n_hooks = 0  # hook managers holding at least one enabled hook
+_counter_lock = threading.Lock()
+
+
+def set_hooks_active(n: int) -> None:
+    """Tell the core how many hook managers hold enabled hooks (0 turns dispatch off)."""
+    global _n_hooks
+    _n_hooks = int(n)
+
+
+def hooks_active() -> int:
+    """The count last given to ``set_hooks_active``."""
+    return _n_hooks
+
+
+# --- thread-local trace context -------------------------------------------------------------
+
+
+class ThreadContext(threading.local):
+    """The per-thread stacks of ``spec/state.md`` §1."""
+
+    def __init__(self) -> None:
+        self.state_stack: list = []
+        self.tree_check: list = [False]
+        self.jax_tracer_check: list = [False]
+        self.new_state_catcher: list = []
+
+
+_ctx = ThreadContext()
+
+
+def get_context() -> ThreadContext:
+    """This thread's trace context."""
+    return _ctx
+
+
+def stack_level() -> int:
+    """The number of active trace frames in this thread (a new state's ``_level``)."""
+    return len(_ctx.state_stack) if _n_frames else 0
+
+
+def _bump(name: str, delta: int) -> None:
+    with _counter_lock:
+        globals()[name] += delta
+
+
+def push_frame(frame: "TraceFrame") -> None:
+    """Make ``frame`` the innermost active frame of this thread."""
+    _ctx.state_stack.append(frame)
+    _bump("_n_frames", 1)
+
+
+def pop_frame(frame: "TraceFrame") -> bool:
+    """Pop ``frame`` if it is innermost; return False (stack untouched) otherwise."""
+    stack = _ctx.state_stack
+    if not stack or stack[-1] is not frame:
+        return False
+    stack.pop()
+    _bump("_n_frames", -1)
+    return True
+
+
+def push_tree_check(val: bool) -> None:
+    _ctx.tree_check.append(bool(val))
+    _bump("_n_tree", 1)
+
+
+def pop_tree_check() -> None:
+    _ctx.tree_check.pop()
+    _bump("_n_tree", -1)
+
+
+def push_tracer_check(val: bool) -> None:
+    _ctx.jax_tracer_check.append(bool(val))
+    _bump("_n_tracer_check", 1)
+
+
+def pop_tracer_check() -> None:
+    _ctx.jax_tracer_check.pop()
+    _bump("_n_tracer_check", -1)
+
+
+def push_catcher(catcher: Any) -> None:
+    _ctx.new_state_catcher.append(catcher)
+    _bump("_n_catchers", 1)
+
+
+def pop_catcher(catcher: Any) -> None:
+    cs = _ctx.new_state_catcher
+    for i in range(len(cs) - 1, -1, -1):
+        if cs[i] is catcher:
+            del cs[i]
+            _bump("_n_catchers", -1)
+            return
+
+
+def _rebinding() -> bool:
+    # Innermost check_state_value_tree(False) turns checks into re-binds.
+    return _n_tree != 0 and not _ctx.tree_check[-1]
+
+
+def is_rebinding() -> bool:
+    """Whether an innermost ``check_state_value_tree(False)`` is active in this thread."""
+    return _rebinding()
+
+
+def _current_trace_ref() -> Any:
+    return _trace_ctx.trace._weakref
+
+
+# --- signatures -----------------------------------------------------------------------------
+
+
+class Signature:
+    """The abstract signature of a value: tree structure plus (shape, dtype) per leaf.
+
+    A single-array value (the common case) keeps ``treedef=None`` and is compared without
+    flattening. ``specs`` holds one entry per leaf: ``(shape, dtype)`` for array-likes, the
+    Python type for leaves JAX cannot abstractify.
+    """
+
+    __slots__ = ("treedef", "specs", "shape", "dtype")
+
+    def __init__(self, treedef: Any, specs: tuple, shape: Any = None, dtype: Any = None):
+        self.treedef = treedef
+        self.specs = specs
+        self.shape = shape
+        self.dtype = dtype
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Signature):
+            return NotImplemented
+        if self.treedef is None and other.treedef is None:
+            return self.shape == other.shape and self.dtype == other.dtype
+        return self._full() == other._full()
+
+    def __hash__(self) -> int:
+        return hash(self._full())
+
+    def _full(self) -> tuple:
+        if self.treedef is None:
+            return (None, ((self.shape, self.dtype),))
+        return (self.treedef, self.specs)
+
+    def __repr__(self) -> str:
+        if self.treedef is None:
+            return f"Signature(shape={self.shape}, dtype={self.dtype})"
+        return f"Signature(treedef={self.treedef}, leaves={list(self.specs)})"
+
+    def __reduce__(self):
+        return (Signature, (self.treedef, self.specs, self.shape, self.dtype))
+
+
+def _analyse(value: Any) -> tuple[Signature, bool]:
+    """Signature of ``value`` and whether any leaf is a JAX tracer."""
+    if type(value) is _array_type:
+        return Signature(None, (), value.shape, value.dtype), False
+    leaves, treedef = _tree_flatten(value)
+    has_tracer = False
+    specs = []
+    for leaf in leaves:
+        if isinstance(leaf, _tracer_type):
+            has_tracer = True
+        specs.append(_leaf_spec(leaf))
+    if len(specs) == 1 and type(specs[0]) is tuple and treedef.num_nodes == 1:
+        # a bare array-like leaf: the single form, equal to what a jax array gives
+        return Signature(None, (), specs[0][0], specs[0][1]), has_tracer
+    return Signature(treedef, tuple(specs)), has_tracer
+
+
+def make_signature(value: Any) -> Signature:
+    """The abstract signature of ``value``."""
+    return _analyse(value)[0]
+
+
+def _matches(sig: Signature, value: Any) -> tuple[bool, bool]:
+    """(does ``value`` match ``sig``, does it hold a tracer)."""
+    if sig.treedef is None and type(value) is _array_type:
+        return value.shape == sig.shape and value.dtype == sig.dtype, False
+    got, has_tracer = _analyse(value)
+    return got == sig, has_tracer
+
+
+# --- trace frames ---------------------------------------------------------------------------
+
+
+class TraceFrame:
+    """Recording core of ``StateTraceStack``: which states were touched, in first-access order."""
+
+    def __init__(self, new_arg: Callable | None = None, check_read: Callable | None = None):
+        self.states: list = []
+        self.been_writen: list = []
+        self._id2index: dict = {}
+        self._original_state_values: list = []
+        self._originals_released = False
+        self._new_arg = new_arg
+        self._check_read = check_read
+
+    def read_its_value(self, st: "StateCore") -> None:
+        """Record a read of ``st`` (first sight: snapshot it and apply ``new_arg``)."""
+        if self._check_read is not None:
+            self._check_read(st)
+        if id(st) in self._id2index:
+            return
+        self._id2index[id(st)] = len(self.states)
+        self.states.append(st)
+        self.been_writen.append(False)
+        self._original_state_values.append(st._value)
+        if self._new_arg is not None:
+            st._value = self._new_arg(st)
+            st._flags |= _VIEW
+
+    def write_its_value(self, st: "StateCore") -> None:
+        """Record a write of ``st`` (registered as read first if unseen)."""
+        idx = self._id2index.get(id(st))
+        if idx is None:
+            self.read_its_value(st)
+            idx = self._id2index[id(st)]
+        self.been_writen[idx] = True
+
+
+def _record_read(st: "StateCore") -> None:
+    stack = _ctx.state_stack
+    for i in range(st._level, len(stack)):
+        stack[i].read_its_value(st)
+
+
+def _record_write(st: "StateCore") -> None:
+    stack = _ctx.state_stack
+    for i in range(st._level, len(stack)):
+        stack[i].write_its_value(st)
+
+
+# --- the state core -------------------------------------------------------------------------
+
+_VIEW = 1  # value installed by a transform's view path (new_arg / _set_view)
+_TRACER = 2  # held value contains a JAX tracer
+
+
+def _normalize_tag(tag: Any) -> Any:
+    if tag is None:
+        return None
+    if isinstance(tag, str):
+        return {tag}
+    return set(tag)
+
+
+def capture_site() -> Any:
+    """The first calling frame outside the brainstate package, as a ``SourceSite``."""
+    f = sys._getframe(1)
+    while f is not None and f.f_code.co_filename.startswith(_pkg_prefix):
+        f = f.f_back
+    if f is None:
+        return None
+    return _source_site(f.f_code, f.f_lasti)
+
+
+class StateCore:
+    """Base type of ``State``: typed slots and the whole read/write order of ``.value``."""
+
+    __slots__ = (
+        "_value",
+        "_sig",
+        "_trace_ref",
+        "_level",
+        "_been_writen",
+        "_flags",
+        "_hooks_mgr_or_none",
+        "_site",
+        "_name",
+        "tag",
+        "__dict__",
+        "__weakref__",
+    )
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "StateCore":
+        self = object.__new__(cls)
+        sa = object.__setattr__
+        for slot in ("_value", "_sig", "_trace_ref", "_hooks_mgr_or_none", "_site", "_name", "tag"):
+            sa(self, slot, None)
+        sa(self, "_level", 0)
+        sa(self, "_flags", 0)
+        sa(self, "_been_writen", False)
+        return self
+
+    def __init__(self, value: Any, name: Any = None, **metadata: Any) -> None:
+        tag = _normalize_tag(metadata.pop("tag", None))
+        trace_ref = _current_trace_ref()
+        if isinstance(value, _metadata_type):
+            metadata.update(value.metadata)
+            value = value.raw_value
+        if isinstance(value, StateCore):
+            value = value.value
+        sig, has_tracer = _analyse(value)
+        sa = object.__setattr__
+        sa(self, "_value", value)
+        sa(self, "_sig", sig)
+        sa(self, "_trace_ref", trace_ref)
+        sa(self, "_level", stack_level())
+        sa(self, "_been_writen", False)
+        sa(self, "_flags", _TRACER if has_tracer else 0)
+        sa(self, "_hooks_mgr_or_none", None)
+        sa(self, "_site", capture_site())
+        sa(self, "_name", name)
+        sa(self, "tag", tag)
+        if metadata:
+            self.__dict__.update(metadata)
+        if _n_catchers:
+            for catcher in tuple(_ctx.new_state_catcher):
+                catcher.append(self)
+        if _n_hooks:
+            init_md = {"_name": name, "tag": tag}
+            init_md.update(metadata)
+            _hooks.dispatch_init(self, value, init_md)
+
+    # -- guarded attribute assignment (spec state.md §2) --
+    def __setattr__(self, name: str, value: Any) -> None:
+        if _n_tracer_check and _ctx.jax_tracer_check[-1]:
+            if self._trace_ref is not _current_trace_ref():
+                raise _make_error("strict_attr", self)
+        object.__setattr__(self, name, value)
+
+    def _setattr_no_check(self, name: str, value: Any) -> None:
+        """Set an attribute bypassing the strict attribute guard."""
+        object.__setattr__(self, name, value)
+
+    # -- reading --
+    @property
+    def value(self) -> Any:
+        """The state's current value (a PyTree of arrays); assign to replace it."""
+        if self._value is INVALID:
+            raise _make_error("poisoned", self, "read")
+        if _n_frames:
+            _record_read(self)
+        v = self._value
+        if _n_hooks:
+            _hooks.dispatch_read(self, v)
+        return v
+
+    @value.setter
+    def value(self, v: Any) -> None:
+        self._write(v, True)
+
+    def _write(self, v: Any, fire_before: bool) -> None:
+        if isinstance(v, StateCore):
+            raise _make_error("set_state", self, v)
+        ok, has_tracer = self._check("write", v)
+        if has_tracer and not (_n_frames and _ctx.state_stack):
+            if self._trace_ref is not _current_trace_ref():
+                raise _make_error("tracer_write", self)
+        old = self._value
+        if _n_hooks and fire_before:
+            nv = _hooks.dispatch_write_before(self, v, old)
+            if nv is not v:
+                ok, has_tracer = self._check("write", nv)
+                v = nv
+        if _n_frames:
+            _record_write(self)
+        self._store(v, has_tracer, ok)
+        self._been_writen = True
+        if _n_hooks:
+            _hooks.dispatch_write_after(self, v, old)
+
+    def _check(self, op: str, v: Any) -> tuple[bool, bool]:
+        """Check ``v`` against the signature; return (signature kept, has tracer).
+
+        ``signature kept`` is False when an active ``check_state_value_tree(False)`` asks for
+        a re-bind instead of a check.
+        """
+        if _rebinding():
+            return False, _analyse(v)[1]
+        flags = self._flags
+        if flags & (_VIEW | _TRACER) and self._value is not INVALID:
+            # Under a transform's view the stored shape may be per-lane: compare with the held value.
+            held, _ = _analyse(self._value)
+            got, has_tracer = _analyse(v)
+            same = held == got if op == "write" else held.treedef == got.treedef
+            if not same:
+                raise _make_error("signature", self, op, held, v)
+            return True, has_tracer
+        ok, has_tracer = _matches(self._sig, v)
+        if not ok:
+            raise _make_error("signature", self, op, self._sig, v)
+        return True, has_tracer
+
+    def _store(self, v: Any, has_tracer: bool, keep_sig: bool) -> None:
+        self._value = v
+        self._flags = (self._flags & _VIEW) | (_TRACER if has_tracer else 0)
+        if not keep_sig:
+            self._sig = _analyse(v)[0]
+
+    def restore_value(self, v: Any) -> None:
+        """Replace the value without the write path: no tracer guard, no write hooks.
+
+        Checked against the signature, recorded as a read, fires ``restore`` hooks.
+        """
+        if isinstance(v, StateCore):
+            raise _make_error("set_state", self, v)
+        ok, has_tracer = self._check("restore", v)
+        if _n_frames:
+            _record_read(self)
+        old = self._value
+        self._store(v, has_tracer, ok)
+        self._flags &= ~_VIEW
+        if _n_hooks:
+            _hooks.dispatch_restore(self, v, old)
+
+    # -- internal paths used by transforms --
+    def _write_no_before(self, v: Any) -> None:
+        """Write path for a transform's write-back: checked, recorded, ``write_before`` skipped."""
+        self._write(v, False)
+
+    def _set_view(self, v: Any) -> None:
+        """Install a transform's per-lane view of the value (no check, no record, no hooks)."""
+        self._value = v
+        self._flags |= _VIEW
+
+    def _restore_rebind(self, v: Any) -> None:
+        """Restore ``v`` and re-bind the signature to it (vmap_new_states, eval_shape)."""
+        old = self._value
+        sig, has_tracer = _analyse(v)
+        self._value = v
+        self._sig = sig
+        self._flags = _TRACER if has_tracer else 0
+        if _n_hooks:
+            _hooks.dispatch_restore(self, v, old)
+
+    def _invalidate_trace_value(self) -> None:
+        """Poison the state: its value was a tracer that died with its trace."""
+        self._value = INVALID
+        self._flags = 0
+
+    def _read_value(self) -> Any:
+        self.check_if_deleted()
+        return self._value
+
+    def _write_value(self, v: Any) -> None:
+        self._value = v
+
+    def check_if_deleted(self) -> None:
+        """Hook for subclasses that materialise their value lazily (no-op here)."""
+
+    def numel(self) -> int:
+        """Total number of elements over all leaves of the value."""
+        if self._value is INVALID:
+            raise _make_error("poisoned", self, "numel")
+        n = 0
+        for leaf in _tree_flatten(self._value)[0]:
+            size = getattr(leaf, "size", 1)
+            n += int(size)
+        return n
+
+    @property
+    def _signature(self) -> Signature:
+        """The stored abstract signature (a ``Signature``)."""
+        return self._sig
+
+    @_signature.setter
+    def _signature(self, sig: Signature) -> None:
+        self._sig = sig
+
+    @property
+    def stack_level(self) -> int:
+        """The trace-stack depth this state belongs to."""
+        return self._level
+
+    @stack_level.setter
+    def stack_level(self, level: int) -> None:
+        self._level = level
+
+    def increase_stack_level(self) -> None:
+        self._level = self._level + 1
+
+    def decrease_stack_level(self) -> None:
+        self._level = max(self._level - 1, 0)
+
+    def _init_from(self, value: Any, site: Any) -> None:
+        """Bind a state built without ``__init__`` (copy, ref, unpickle) to ``value``.
+
+        The signature is derived from the value; trace identity and level are captured now;
+        ``site`` (or the current call site) becomes the creation site.
+        """
+        sig, has_tracer = _analyse(value)
+        sa = object.__setattr__
+        sa(self, "_value", value)
+        sa(self, "_sig", sig)
+        sa(self, "_flags", _TRACER if has_tracer else 0)
+        sa(self, "_trace_ref", _current_trace_ref())
+        sa(self, "_level", stack_level())
+        sa(self, "_site", site if site is not None else capture_site())
+
+    def _trace_is_valid(self) -> bool:
+        return self._trace_ref is _current_trace_ref()
+
+    def _recapture_trace(self) -> None:
+        self._trace_ref = _current_trace_ref()
+        self._level = stack_level()
+
+
+# --- per-call paths of transforms -----------------------------------------------------------
+
+
+def gather(states: Any) -> list:
+    """Current values of ``states`` in order, read without hooks or recording."""
+    out = []
+    for st in states:
+        v = st._value
+        if v is INVALID:
+            raise _make_error("poisoned", st, "read")
+        out.append(v)
+    return out
+
+
+def scatter(states: Any, values: Any, written: Any) -> None:
+    """Store a compiled call's results: written states without re-checking their signature.
+
+    Signatures were checked when the computation was traced, and its output avals are fixed,
+    so only recording in enclosing frames and observer hooks remain per call.
+    """
+    for st, v, w in zip(states, values, written):
+        if not w:
+            continue
+        old = st._value
+        if _n_frames:
+            _record_write(st)
+        st._value = v
+        st._flags = 0
+        st._been_writen = True
+        if _n_hooks:
+            _hooks.dispatch_write_after(st, v, old)

@@ -1,0 +1,732 @@
+"""``State`` and its family: typed, checked, mutable slots holding a PyTree of arrays.
+
+The hot paths (``.value`` get/set, ``restore_value``, the signature check, trace recording,
+hook dispatch) live in the core's ``StateCore`` (compiled ``brainstate._core`` or its pure twin);
+this module adds everything around them: construction helpers, copies, refs, names, tags,
+hooks API, repr and pickling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Any, Callable, Iterator
+
+import jax
+import numpy as np
+
+from brainstate import _impl
+from brainstate._impl import core as _core
+from brainstate._messages import attach_site
+
+__all__ = [
+    "State",
+    "ShortTermState",
+    "LongTermState",
+    "ParamState",
+    "BatchState",
+    "HiddenState",
+    "DelayState",
+    "NonBatchState",
+    "HiddenGroupState",
+    "HiddenTreeState",
+    "FakeState",
+    "TreefyState",
+    "StateMetadata",
+    "maybe_state",
+    "check_state_value_tree",
+    "check_state_jax_tracer",
+    "catch_new_states",
+    "NewStateCatcher",
+]
+
+
+@dataclasses.dataclass
+class StateMetadata:
+    """A raw value bundled with metadata; ``State(StateMetadata(v, {'unit': 'mV'}))``."""
+
+    raw_value: Any
+    metadata: dict = dataclasses.field(default_factory=dict)
+
+
+_impl.configure_core(metadata_type=StateMetadata)
+
+_MISSING = object()
+# Attributes that belong to the core's slots; everything else lives in the instance __dict__.
+_CORE_ATTRS = ("_name", "tag", "_been_writen")
+# Never carried by refs into a new state (ours: a rebuilt state owns its identity and hooks).
+_NOT_ADOPTED = ("_source_info", "_hooks_manager", "_trace_state", "_level", "_value")
+
+
+def _abstract(x: Any) -> Any:
+    shape = getattr(x, "shape", None)
+    dtype = getattr(x, "dtype", None)
+    if shape is not None and dtype is not None:
+        return jax.ShapeDtypeStruct(tuple(shape), dtype)
+    return x
+
+
+class State(_core.StateCore):
+    """A typed, mutable slot holding a PyTree of arrays.
+
+    Read through ``.value`` and replace by assigning to it. The first value fixes the state's
+    abstract signature (tree structure, each leaf's shape and dtype); every later write or
+    restore is checked against it and a mismatch raises :class:`StateSignatureError` before
+    anything changes.
+
+    Parameters
+    ----------
+    value : PyTree
+        The initial value. A ``StateMetadata`` is unwrapped (its metadata merged into
+        ``metadata``); a ``State`` contributes its current value.
+    name : str, optional
+        A display name, used in error messages.
+    **metadata
+        ``tag`` (a string or an iterable of strings, normalised to a set) and any custom
+        attributes (``State(x, unit='mV').unit == 'mV'``).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp, brainstate
+    >>> st = brainstate.State(jnp.zeros(3), name='v')
+    >>> st.value = jnp.ones(3)
+    >>> st.value = jnp.ones(4)
+    Traceback (most recent call last):
+    ...
+    brainstate.StateSignatureError: Cannot write State 'v' ...
+    """
+
+    __module__ = "brainstate"
+
+    # --- names, tags, levels, sites ---
+
+    @property
+    def name(self) -> Any:
+        """The state's display name (``None`` when unnamed)."""
+        return self._name
+
+    @name.setter
+    def name(self, name: Any) -> None:
+        self._setattr_no_check("_name", name)
+
+    def add_tag(self, tag: str) -> None:
+        """Add ``tag`` to the state's tag set (created when absent)."""
+        if self.tag is None:
+            self.tag = {tag}
+        else:
+            self.tag.add(tag)
+
+    @property
+    def source_info(self) -> Any:
+        """Where the state was created (a ``SourceSite``, or ``None``)."""
+        return self._site
+
+    @property
+    def _source_info(self) -> Any:
+        return self._site
+
+    @_source_info.setter
+    def _source_info(self, site: Any) -> None:
+        self._setattr_no_check("_site", site)
+
+    @property
+    def _trace_state(self) -> "StateJaxTracer":
+        from brainstate._trace import StateJaxTracer
+
+        return StateJaxTracer(self._trace_ref)
+
+    @_trace_state.setter
+    def _trace_state(self, tracer: Any) -> None:
+        self._trace_ref = tracer._trace_ref
+
+    def raise_error_with_source_info(self, error: BaseException):
+        """Raise ``error`` with the state's creation site attached."""
+        raise attach_site(error, self)
+
+    def value_call(self, func: Callable) -> Any:
+        """``jax.tree.map(func, self.value)``."""
+        return jax.tree.map(func, self.value)
+
+    @classmethod
+    def init(cls, fn: Callable, in_size: Any, batch_size: int | None = None, tag: Any = None):
+        """Build a state whose value is ``fn(shape)``; shape = ``(batch_size?, *in_size)``."""
+        size = (in_size,) if isinstance(in_size, int) else tuple(in_size)
+        if batch_size is not None:
+            size = (batch_size,) + size
+        value = fn(size) if callable(fn) else fn
+        return cls(value, tag=tag)
+
+    # --- hooks ---
+
+    @property
+    def _hooks_manager(self) -> Any:
+        mgr = self._hooks_mgr_or_none
+        if mgr is None:
+            from brainstate._hooks import HookManager
+
+            mgr = HookManager()
+            self._setattr_no_check("_hooks_mgr_or_none", mgr)
+        return mgr
+
+    @_hooks_manager.setter
+    def _hooks_manager(self, mgr: Any) -> None:
+        self._setattr_no_check("_hooks_mgr_or_none", mgr)
+
+    @property
+    def hooks(self) -> Any:
+        """The state's ``HookManager`` (created on first use; stable identity)."""
+        return self._hooks_manager
+
+    def register_hook(self, hook_type: str, callback: Callable, priority: int = 0,
+                      name: str | None = None, enabled: bool = True) -> Any:
+        """Register ``callback`` for ``hook_type`` on this state; returns a ``HookHandle``."""
+        return self._hooks_manager.register_hook(hook_type, callback, priority, name, enabled)
+
+    def unregister_hook(self, handle: Any) -> bool:
+        """Remove the hook behind ``handle``; False if it was not registered here."""
+        mgr = self._hooks_mgr_or_none
+        return False if mgr is None else mgr.unregister_hook(handle)
+
+    def list_hooks(self, hook_type: str | None = None) -> list:
+        """The hooks of ``hook_type`` (all five types when ``None``, init included)."""
+        return self._hooks_manager.get_hooks(hook_type)
+
+    def clear_hooks(self, hook_type: str | None = None) -> None:
+        """Remove the hooks of ``hook_type`` (all when ``None``)."""
+        mgr = self._hooks_mgr_or_none
+        if mgr is not None:
+            mgr.clear_hooks(hook_type)
+
+    def has_hooks(self, hook_type: str | None = None) -> bool:
+        """Whether a hook of ``hook_type`` (any when ``None``) is registered."""
+        return self._hooks_manager.has_hooks(hook_type)
+
+    @contextlib.contextmanager
+    def temporary_hook(self, hook_type: str, callback: Callable, priority: int = 0):
+        """Register a hook for the duration of a ``with`` block (removed also on error)."""
+        handle = self.register_hook(hook_type, callback, priority)
+        try:
+            yield handle
+        finally:
+            handle.remove()
+
+    # --- copies and refs ---
+
+    def _attr_dict(self) -> dict:
+        """The state's attributes as upstream's instance dict would hold them."""
+        attrs = {"_name": self._name, "_been_writen": self._been_writen, "tag": self.tag}
+        attrs.update(self.__dict__)
+        return attrs
+
+    def _blank(self) -> "State":
+        return type(self).__new__(type(self))
+
+    def _adopt(self, attrs: dict) -> None:
+        for k, v in attrs.items():
+            if k not in _NOT_ADOPTED:
+                self._setattr_no_check(k, v)
+
+    def copy(self) -> "State":
+        """A new state of the same class sharing the value; fresh identity, no hooks."""
+        new = self._blank()
+        new._adopt(self._attr_dict())
+        new._setattr_no_check("_been_writen", False)
+        new._init_from(self._value, None)
+        return new
+
+    def replace(self, value: Any = _MISSING, **attrs: Any) -> "State":
+        """A new state with ``attrs`` (raw attribute names) and optionally a new value."""
+        if isinstance(value, State):
+            if type(value) is not type(self):
+                raise ValueError(
+                    f"Cannot replace value from incompatible container, expected "
+                    f"{type(self).__name__}, got {type(value).__name__}."
+                )
+            return value.replace(**attrs) if attrs else value
+        new = self._blank()
+        merged = self._attr_dict()
+        merged.update(attrs)
+        v = merged.pop("_value", self._value if value is _MISSING else value)
+        new._adopt(merged)
+        new._init_from(v, self._site)
+        new._trace_ref = self._trace_ref
+        new._level = self._level
+        new._hooks_mgr_or_none = self._hooks_mgr_or_none
+        return new
+
+    def copy_from(self, other: "State") -> None:
+        """Adopt ``other``'s value and metadata, keeping own identity, level, site and hooks."""
+        if type(self) is not type(other):
+            raise ValueError(
+                f"Cannot copy from incompatible container, expected {type(self).__name__}, "
+                f"got {type(other).__name__}."
+            )
+        if self is other:
+            return
+        if other._signature != self._signature and not _core.is_rebinding():
+            raise _impl_error_signature(self, "copy from", other._value)
+        self._adopt(other._attr_dict())
+        self._setattr_no_check("_value", other._value)
+        self._setattr_no_check("_signature", other._signature)
+
+    def to_state_ref(self) -> "TreefyState":
+        """A ``TreefyState`` snapshot of this state (value plus metadata)."""
+        attrs = {"_source_info": self._site, "_hooks_manager": self._hooks_mgr_or_none}
+        attrs.update(self._attr_dict())
+        return TreefyState(type(self), self._value, **attrs)
+
+    def update_from_ref(self, ref: "TreefyState") -> None:
+        """Update from a ref: metadata copied, value written (or restored if never written).
+
+        Keeps this state's own hook manager, trace identity, level and creation site (upstream
+        replaces the hook manager, silently dropping every hook). Nothing changes when the
+        value does not match the signature.
+        """
+        md = ref.get_metadata()
+        before = {k: v for k, v in self._attr_dict().items() if k in md}
+        self._adopt(md)
+        try:
+            if md.get("_been_writen", True):
+                self.value = ref.value
+            else:
+                self.restore_value(ref.value)
+        except BaseException:
+            for k in md:
+                if k in _NOT_ADOPTED:
+                    continue
+                if k in before:
+                    self._setattr_no_check(k, before[k])
+                else:
+                    self.__dict__.pop(k, None)
+            raise
+
+    # --- display and pickling ---
+
+    def __repr__(self) -> str:
+        try:
+            value = jax.tree.map(_abstract, self._value)
+        except Exception:  # repr never raises (poisoned or odd values)
+            value = self._value
+        parts = [f"value={value!r}"]
+        if self._name is not None:
+            parts.append(f"name={self._name!r}")
+        if self.tag is not None:
+            parts.append(f"tag={self.tag!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def __reduce__(self):
+        # A core-neutral form: a pickle made under one core loads under the other. Hooks are
+        # not pickled (callbacks may not be); trace identity and level are those of the loader.
+        return (_rebuild_state, (type(self), self._value, self._attr_dict()))
+
+    def __copy__(self) -> "State":
+        return _rebuild_state(type(self), self._value, self._attr_dict())
+
+    def __deepcopy__(self, memo: dict) -> "State":
+        import copy
+
+        new = _rebuild_state(type(self), copy.deepcopy(self._value, memo),
+                             copy.deepcopy(self._attr_dict(), memo))
+        memo[id(self)] = new
+        return new
+
+
+def _rebuild_state(cls: type, value: Any, attrs: dict) -> State:
+    st = cls.__new__(cls)
+    st._adopt(attrs)
+    st._init_from(value, None)
+    return st
+
+
+def _impl_error_signature(state: State, op: str, value: Any) -> BaseException:
+    from brainstate._signature import signature_error
+
+    return signature_error(state, op, state._signature, value)
+
+
+class ShortTermState(State):
+    """A state whose value is transient (reset between trials): buffers, membrane potentials."""
+
+    __module__ = "brainstate"
+
+
+class LongTermState(State):
+    """A state kept across trials: weights, running statistics."""
+
+    __module__ = "brainstate"
+
+
+class ParamState(LongTermState):
+    """A trainable parameter: ``model.states(ParamState)`` is what an optimiser moves."""
+
+    __module__ = "brainstate"
+
+
+class BatchState(LongTermState):
+    """A state holding batch-level data."""
+
+    __module__ = "brainstate"
+
+
+class DelayState(ShortTermState):
+    """A state holding a delay buffer."""
+
+    __module__ = "brainstate"
+
+
+class NonBatchState(ShortTermState):
+    """A short-term state that ``vmap_new_states`` keeps un-batched."""
+
+
+def _is_array(value: Any) -> bool:
+    return isinstance(value, (np.ndarray, jax.Array)) or type(value).__name__ == "Quantity"
+
+
+class HiddenState(ShortTermState):
+    """A hidden variable of a dynamical system (one array: membrane potential, conductance).
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a ``numpy.ndarray``, ``jax.Array`` or ``brainunit.Quantity``.
+    """
+
+    __module__ = "brainstate"
+
+    def __init__(self, value: Any, name: Any = None, **metadata: Any) -> None:
+        if not _is_array(value):
+            raise TypeError(
+                f"HiddenState only supports numpy.ndarray, jax.Array or brainunit.Quantity, "
+                f"got {type(value).__name__}. Wrap the value with jnp.asarray(...)."
+            )
+        super().__init__(value, name=name, **metadata)
+
+    @property
+    def varshape(self) -> tuple:
+        """The shape of the variable."""
+        return tuple(self._value.shape)
+
+    @property
+    def num_state(self) -> int:
+        """The number of variables held (1)."""
+        return 1
+
+
+class HiddenGroupState(HiddenState):
+    """Several same-shaped hidden variables stacked on the last axis of one array."""
+
+    __module__ = "brainstate"
+
+    def __init__(self, value: Any, name: Any = None, **metadata: Any) -> None:
+        if not _is_array(value):
+            raise TypeError(f"HiddenGroupState needs an array, got {type(value).__name__}.")
+        if np.ndim(value) < 2:
+            raise ValueError(
+                f"HiddenGroupState needs an array with ndim >= 2 (the last axis enumerates the "
+                f"sub-states), got shape {np.shape(value)}."
+            )
+        super().__init__(value, name=name, **metadata)
+        self._setattr_no_check("name2index", {str(i): i for i in range(value.shape[-1])})
+
+    @property
+    def varshape(self) -> tuple:
+        return tuple(self._value.shape[:-1])
+
+    @property
+    def num_state(self) -> int:
+        return int(self._value.shape[-1])
+
+    def _index(self, item: Any) -> int:
+        n = self.num_state
+        if isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+            if not -n <= item < n:
+                raise IndexError(f"Index {item} out of range for {n} sub-states.")
+            return int(item) % n
+        if isinstance(item, str):
+            if item not in self.name2index:
+                raise KeyError(f"Unknown sub-state {item!r}; known: {list(self.name2index)}.")
+            return self.name2index[item]
+        raise TypeError(f"Sub-state index must be int or str, got {type(item).__name__}.")
+
+    def get_value(self, item: Any) -> Any:
+        """The sub-state ``item`` (int index or name)."""
+        return self.value[..., self._index(item)]
+
+    def set_value(self, val: Any) -> None:
+        """Write sub-states from ``{index_or_name: array}`` or a list (index = position)."""
+        if isinstance(val, (list, tuple)):
+            val = dict(enumerate(val))
+        if not isinstance(val, dict):
+            raise TypeError(f"set_value needs a dict or a list, got {type(val).__name__}.")
+        new = jax.numpy.asarray(self.value)
+        for k, v in val.items():
+            if isinstance(k, str):
+                k = self._index(k)
+            elif not isinstance(k, (int, np.integer)) or isinstance(k, bool):
+                raise TypeError(f"The key {k!r} should be int or str.")
+            if not 0 <= k < self.num_state:
+                raise ValueError(f"Index {k} out of range [0, {self.num_state}).")
+            v = jax.numpy.asarray(v)
+            if tuple(v.shape) != self.varshape:
+                raise ValueError(
+                    f"The shape of the value {tuple(v.shape)} does not match the variable "
+                    f"shape {self.varshape}."
+                )
+            new = new.at[..., k].set(v.astype(new.dtype))
+        self.value = new
+
+
+class HiddenTreeState(HiddenGroupState):
+    """A dict or list of same-shaped arrays stored as one array stacked on the last axis."""
+
+    __module__ = "brainstate"
+
+    def __init__(self, value: Any, name: Any = None, **metadata: Any) -> None:
+        if isinstance(value, dict):
+            names, arrays = [str(k) for k in value], list(value.values())
+        elif isinstance(value, (list, tuple)):
+            names, arrays = [str(i) for i in range(len(value))], list(value)
+        else:
+            raise TypeError(f"HiddenTreeState needs a dict or a sequence, got {type(value).__name__}.")
+        for a in arrays:
+            if not _is_array(a):
+                raise TypeError(f"HiddenTreeState entries must be arrays, got {type(a).__name__}.")
+        shapes = {tuple(np.shape(a)) for a in arrays}
+        if len(shapes) > 1:
+            raise ValueError(f"HiddenTreeState entries must share one shape, got {sorted(shapes)}.")
+        stacked = jax.numpy.stack([jax.numpy.asarray(a) for a in arrays], axis=-1)
+        State.__init__(self, stacked, name=name, **metadata)
+        self._setattr_no_check("name2index", {n: i for i, n in enumerate(names)})
+        self._setattr_no_check("index2name", dict(enumerate(names)))
+        self._setattr_no_check("name2unit", {n: None for n in names})
+        self._setattr_no_check("index2unit", {i: None for i in range(len(names))})
+
+    @property
+    def num_state(self) -> int:
+        n = int(self._value.shape[-1])
+        if n != len(self.name2index):
+            raise ValueError(
+                f"HiddenTreeState holds {n} sub-states but knows {len(self.name2index)} names."
+            )
+        return n
+
+    def set_value(self, val: Any) -> None:
+        if isinstance(val, dict) and not val:
+            raise ValueError("set_value needs at least one entry.")
+        super().set_value(val)
+
+
+class FakeState:
+    """A plain value holder with the ``State`` reading API but no hooks, tracing or checks."""
+
+    __module__ = "brainstate"
+    __slots__ = ("value", "name")
+
+    def __init__(self, value: Any, name: Any = None) -> None:
+        self.value = value
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"FakedState(value={self.value!r})"
+
+
+_AUX_EXCLUDED = ("_source_info", "_hooks_manager")
+
+
+class TreefyState:
+    """A pytree snapshot of a state: its class, its value (the one child) and its metadata.
+
+    Two refs with the same class and metadata have equal treedefs, so ``jax.jit`` does not
+    retrace for them; refs whose ``_been_writen``, ``tag``, ``_name`` or custom metadata differ
+    have different treedefs (as upstream).
+    """
+
+    __module__ = "brainstate"
+
+    def __init__(self, type: type, value: Any, **metadata: Any) -> None:
+        vars(self).update(type=type, value=value, **metadata)
+
+    @property
+    def name(self) -> Any:
+        return self.__dict__.get("_name")
+
+    @name.setter
+    def name(self, name: Any) -> None:
+        self.__dict__["_name"] = name
+
+    def get_metadata(self) -> dict:
+        """All attributes except ``type`` and ``value``."""
+        return {k: v for k, v in vars(self).items() if k not in ("type", "value")}
+
+    def replace(self, value: Any) -> "TreefyState":
+        """A new ref with the same class and metadata and ``value``."""
+        return TreefyState(self.type, value, **self.get_metadata())
+
+    def copy(self) -> "TreefyState":
+        return jax.tree.map(lambda x: x, self)
+
+    def to_state(self) -> State:
+        """A new live state of ``self.type`` (no ``__init__``, no init hooks, fresh hooks)."""
+        cls = self.type
+        st = cls.__new__(cls)
+        md = self.get_metadata()
+        st._adopt(md)
+        st._init_from(self.value, md.get("_source_info"))
+        return st
+
+    def __repr__(self) -> str:
+        md = ", ".join(f"{k}={v!r}" for k, v in self.get_metadata().items()
+                       if k not in _AUX_EXCLUDED)
+        value = jax.tree.map(_abstract, self.value)
+        return f"TreefyState(type={self.type.__name__}, value={value!r}{', ' if md else ''}{md})"
+
+
+def _treefy_flatten_with_keys(ref: TreefyState):
+    items = vars(ref)
+    aux = (ref.type, tuple((k, v) for k, v in items.items()
+                           if k not in ("type", "value") and k not in _AUX_EXCLUDED))
+    return ((jax.tree_util.GetAttrKey("value"), items["value"]),), aux
+
+
+def _treefy_flatten(ref: TreefyState):
+    children, aux = _treefy_flatten_with_keys(ref)
+    return (children[0][1],), aux
+
+
+def _treefy_unflatten(aux: tuple, children: tuple) -> TreefyState:
+    typ, md = aux
+    ref = object.__new__(TreefyState)
+    vars(ref).update(type=typ, value=children[0], _source_info=None, _hooks_manager=None)
+    vars(ref).update(md)
+    return ref
+
+
+jax.tree_util.register_pytree_with_keys(
+    TreefyState, _treefy_flatten_with_keys, _treefy_unflatten, _treefy_flatten
+)
+
+
+def maybe_state(x: Any) -> Any:
+    """``x.value`` for a ``State``, ``x`` unchanged otherwise (``FakeState`` included)."""
+    return x.value if isinstance(x, State) else x
+
+
+@contextlib.contextmanager
+def check_state_value_tree(val: bool = True) -> Iterator[None]:
+    """Within the block, ``val=False`` turns signature checks into re-binds.
+
+    Writes and restores are not checked and the state's signature becomes that of the new
+    value: the explicit way to change a state's shape, dtype or structure. ``val=True`` (the
+    default, innermost wins) restores checking inside an outer ``False`` block.
+    """
+    _core.push_tree_check(val)
+    try:
+        yield
+    finally:
+        _core.pop_tree_check()
+
+
+@contextlib.contextmanager
+def check_state_jax_tracer(val: bool = True) -> Iterator[None]:
+    """Strict attribute guard: refuse any attribute write on a state from another JAX trace.
+
+    A debugging aid for raw-JAX leaks; it also rejects legitimate writes inside
+    ``brainstate.transform.jit`` to states created outside (as upstream).
+    """
+    _core.push_tracer_check(val)
+    try:
+        yield
+    finally:
+        _core.pop_tracer_check()
+
+
+def _nothing():
+    from brainstate.util.filter import Nothing
+
+    return Nothing()
+
+
+class NewStateCatcher:
+    """Collects the states created while a ``catch_new_states`` block is active."""
+
+    __module__ = "brainstate"
+
+    def __init__(self, state_tag: str | None = None, state_to_exclude: Any = None) -> None:
+        self.state_tag = state_tag
+        self.state_to_exclude = _nothing() if state_to_exclude is None else state_to_exclude
+        self._states: list = []
+        self._ids: set = set()
+
+    def append(self, state: State) -> None:
+        """Add ``state`` unless excluded or already caught; tag it when a tag is set."""
+        if self.state_to_exclude((), state):
+            return
+        if id(state) in self._ids:
+            return
+        self._ids.add(id(state))
+        self._states.append(state)
+        if self.state_tag is not None:
+            state.add_tag(self.state_tag)
+
+    def get_states(self) -> list:
+        return list(self._states)
+
+    def get_state_values(self) -> list:
+        return [st.value for st in self._states]
+
+    @property
+    def values(self) -> list:
+        return self.get_state_values()
+
+    def __iter__(self):
+        return iter(self._states)
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def __getitem__(self, index: int) -> State:
+        return self._states[index]
+
+    def __contains__(self, state: Any) -> bool:
+        return id(state) in self._ids
+
+    def remove(self, state: State) -> None:
+        """Forget ``state`` (ValueError when it was not caught)."""
+        if id(state) not in self._ids:
+            raise ValueError(f"{state!r} was not caught by this catcher.")
+        self._ids.discard(id(state))
+        self._states = [s for s in self._states if s is not state]
+
+    def clear(self) -> None:
+        self._states.clear()
+        self._ids.clear()
+
+    def get_by_tag(self, tag: str) -> list:
+        """The caught states whose tag set contains ``tag``."""
+        return [s for s in self._states if s.tag is not None and tag in s.tag]
+
+    def decrease_stack_level(self) -> None:
+        """Lower every caught state's stack level by one (clamped at 0)."""
+        for st in self._states:
+            st.decrease_stack_level()
+
+
+@contextlib.contextmanager
+def catch_new_states(state_tag: str | None = None,
+                     state_to_exclude: Any = None) -> Iterator[NewStateCatcher]:
+    """Catch every ``State`` created in the block (nested catchers all receive it).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp, brainstate
+    >>> with brainstate.catch_new_states('new') as catcher:
+    ...     st = brainstate.State(jnp.zeros(2))
+    >>> len(catcher), st.tag
+    (1, {'new'})
+    """
+    catcher = NewStateCatcher(state_tag, state_to_exclude)
+    _core.push_catcher(catcher)
+    try:
+        yield catcher
+    finally:
+        _core.pop_catcher(catcher)

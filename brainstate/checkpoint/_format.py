@@ -1,0 +1,721 @@
+"""On-disk layer of brainstate checkpoints: one safetensors-layout file, written atomically.
+
+A checkpoint is a single file in the `safetensors <https://github.com/huggingface/safetensors>`_
+layout, written and read by this module's own code (no runtime dependency beyond jax, numpy
+and jax's own ``ml_dtypes``). Loading never executes code: there is no pickle anywhere, only
+JSON and raw little-endian bytes.
+
+Layout
+------
+::
+
+    bytes [0, 8)        N, unsigned 64-bit little-endian: length of the JSON header
+    bytes [8, 8 + N)    JSON header, UTF-8 (in practice ASCII), right-padded with spaces so that
+                        the data section starts at a multiple of 64 bytes
+    bytes [8 + N, end)  data section: the raw little-endian bytes of every array, back to back
+
+The header is one JSON object. Each key other than ``"__metadata__"`` names an array::
+
+    "<key>": {"dtype": "F32", "shape": [3, 4], "data_offsets": [begin, end]}
+
+``data_offsets`` count from the start of the data section; the arrays tile the data section
+without gaps (ordered by decreasing item size, so every array is aligned to its item size).
+``dtype`` is a safetensors code; its numpy equivalent is: ``BOOL`` ``?``, ``U8`` ``u1``,
+``I8`` ``i1``, ``U16`` ``<u2``, ``I16`` ``<i2``, ``U32`` ``<u4``, ``I32`` ``<i4``, ``U64``
+``<u8``, ``I64`` ``<i8``, ``F16`` ``<f2``, ``F32`` ``<f4``, ``F64`` ``<f8``; ``BF16`` is
+``ml_dtypes.bfloat16`` (raw bits: ``<u2``); ``F8_E5M2``/``F8_E4M3`` are
+``ml_dtypes.float8_e5m2``/``float8_e4m3fn`` (raw bits: ``u1``).
+
+``"__metadata__"`` maps strings to strings (a safetensors rule)::
+
+    "brainstate.header_crc32": "1a2b3c4d"   always the first entry; see "Integrity" below
+    "format": "brainstate.checkpoint"
+    "format_version": "1"
+    "brainstate": "<JSON text>"             a string holding a second JSON document:
+
+    {"metadata": {...user metadata...},
+     "records": [{"key": "<key>", "dtype": "bfloat16", "shape": [3, 4], "crc32": "89abcdef",
+                  "info": {...}}, ...]}
+
+``records`` lists the arrays in the order they were given to :func:`write_checkpoint`; its
+``dtype``/``shape`` are the *logical* signature of the array, which equals the stored one except:
+
+* dtypes safetensors has no code for are stored as the same-shaped raw bytes ``U8``: int1/int2/
+  int4, uint1/uint2/uint4, float4/float6 and the other float8 variants of ``ml_dtypes`` (each
+  element occupies one byte, as in numpy; view the bytes as ``ml_dtypes.<dtype>``);
+* complex64/complex128 are stored as ``F32``/``F64`` with a trailing axis of 2 (real, imag),
+  which is the same byte layout (``arr.view(np.complex64)[..., 0]``);
+* typed PRNG keys (``dtype`` ``"key<fry>"`` and so on) are stored as their
+  ``jax.random.key_data`` (``U32``, key shape + implementation shape) and the record has
+  ``"prng_impl"`` (``"threefry2x32"``, ``"rbg"``, ...): rebuild with
+  ``jax.random.wrap_key_data(data, impl=record["prng_impl"])``;
+* ``jax.dtypes.float0`` arrays (``dtype`` ``"float0"``) hold no bytes and are stored as ``U8``
+  of shape ``[0]``.
+
+``info`` is whatever the caller passed (a checkpoint of states puts the graph path and the state
+class there); ``metadata`` likewise. Both went through JSON, so tuples come back as lists.
+
+Reading a file without brainstate
+---------------------------------
+numpy alone (bfloat16/float8/int4 come back as raw unsigned bits, complex as float pairs)::
+
+    import json, numpy as np
+    NP = dict(BOOL="?", U8="u1", I8="i1", U16="<u2", I16="<i2", U32="<u4", I32="<i4", U64="<u8",
+              I64="<i8", F16="<f2", BF16="<u2", F32="<f4", F64="<f8", F8_E5M2="u1", F8_E4M3="u1")
+    raw = np.memmap(path, dtype=np.uint8, mode="r"); n = int(raw[:8].view("<u8")[0])
+    header = json.loads(bytes(raw[8:8 + n])); info = json.loads(header.pop("__metadata__")["brainstate"])
+    arrays = {k: raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]].view(NP[v["dtype"]]).reshape(v["shape"]) for k, v in header.items()}
+
+The ``safetensors`` package reads the same files (``safetensors.safe_open(path, "flax")`` for all
+codes above; its numpy backend lacks ``BF16`` and the float8 codes).
+
+Integrity
+---------
+``brainstate.header_crc32`` is the CRC-32 (``zlib.crc32``, 8 lower-case hex digits) of every
+header byte that follows the closing quote of its own value, padding included; each record's
+``crc32`` is the CRC-32 of its data bytes. Together they make any change to any byte of the file
+detectable (:func:`read_checkpoint` checks the header always and the data when ``verify=True``).
+This first metadata entry stays in place in every future format version, so the CRC is checked
+before the version is looked at. A reader refuses a ``format_version`` newer than it knows.
+
+Writing is atomic: the file is written to a temporary ``.<name>.<random>.tmp`` in the same
+folder, flushed and ``fsync``-ed, renamed over ``path`` (``os.replace``), then the folder is
+``fsync``-ed. An exception during the save removes the temporary file; a kill can leave it
+behind (delete it at leisure), but in both cases the previous checkpoint at ``path`` is intact.
+
+Why this format (measured, ``bench/bench_checkpoint_format.py``; Linux, 2 cores, 1,000 float32
+arrays totalling 100 MB, page-cache-backed disk, median ms)
+--------------------------------------------------------------------------------------------------
+=====================================  ======  ======
+                                        save    load
+=====================================  ======  ======
+this module (fsync, crc, mmap load)      83      28
+this module, ``mmap=False`` load                 58
+``np.save``/``np.load``, one stream      80      96
+``np.savez``/``np.load`` (``.npz``)     113     153
+``safetensors.numpy`` 0.8 save/load      83      69
+=====================================  ======  ======
+
+Loading with ``verify=False`` (the mmap is then lazy) takes about 3 ms. The 1.3x target (save
+and load against ``np.save``/``np.load``) holds: save ~1.04x, load ~0.3x (copying load ~0.6x).
+Of the save, fsync is ~25 ms and the data CRC ~25 ms (hidden by computing it on a second
+thread while the previous array is written).
+
+* ``.npz`` with ``allow_pickle=False`` is safe too, but it is a zip: no memory mapping, every
+  member is copied and CRC-checked on load (1.6x ``np.load`` here), there is no dtype field
+  beyond numpy's own (bfloat16, float8, int4 and PRNG keys all need side channels: npz stores
+  ml_dtypes arrays as opaque ``|V2``/``|V1`` void records), and per-array metadata needs a
+  separate member.
+* The ``safetensors`` package would be a compiled dependency whose numpy API does not cover
+  bfloat16, float8, int4 or complex128, and which gains nothing in speed over writing the same
+  layout ourselves. Writing the layout ourselves keeps it readable by that package and by the
+  numpy snippet above, and lets us add CRCs and atomic replacement, which it lacks.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import json
+import mmap as _mmap
+import os
+import secrets
+import struct
+import zlib
+from typing import Any, Iterable, Mapping, NamedTuple
+
+import jax
+import ml_dtypes
+import numpy as np
+
+from brainstate._error import BrainStateError
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "CheckpointFormatError",
+    "CheckpointRecord",
+    "write_checkpoint",
+    "read_checkpoint",
+]
+
+#: Value of ``__metadata__["format"]`` in every brainstate checkpoint.
+FORMAT_NAME = "brainstate.checkpoint"
+#: Layout version written by this module; files with a larger version are refused.
+FORMAT_VERSION = 1
+
+_ALIGN = 64
+_CRC_FIELD = "brainstate.header_crc32"
+# The header always starts with these bytes, followed by 8 hex digits and a closing quote.
+_HEADER_PREFIX = ('{"__metadata__":{"' + _CRC_FIELD + '":"').encode("ascii")
+_CRC_END = len(_HEADER_PREFIX) + 9  # 8 hex digits + the closing quote
+_dumps = functools.partial(json.dumps, separators=(",", ":"))
+
+
+class CheckpointFormatError(BrainStateError, ValueError):
+    """A file is not a readable brainstate checkpoint (truncated, corrupted, foreign or newer).
+
+    Subclasses ``ValueError`` so callers that treat any bad input as a value error keep working.
+    """
+
+    __module__ = "brainstate.checkpoint"
+
+
+class CheckpointRecord(NamedTuple):
+    """One array read back from a checkpoint: its key, its value and the caller's ``info``."""
+
+    key: str
+    value: Any
+    info: dict
+
+
+# --- dtypes -----------------------------------------------------------------------------------
+
+
+class _Codec(NamedTuple):
+    dtype: np.dtype  # logical dtype as numpy sees it
+    code: str  # safetensors dtype of the stored bytes
+    trailing: tuple  # extra trailing axes of the stored shape
+    align: int  # item size of the stored dtype (data is ordered by it)
+
+
+def _build_codecs() -> dict[str, _Codec]:
+    codecs = {}
+    native = {
+        "bool": "BOOL", "uint8": "U8", "int8": "I8", "uint16": "U16", "int16": "I16",
+        "uint32": "U32", "int32": "I32", "uint64": "U64", "int64": "I64",
+        "float16": "F16", "float32": "F32", "float64": "F64",
+    }
+    for name, code in native.items():
+        dt = np.dtype(name)
+        codecs[name] = _Codec(dt, code, (), dt.itemsize)
+    codecs["complex64"] = _Codec(np.dtype(np.complex64), "F32", (2,), 4)
+    codecs["complex128"] = _Codec(np.dtype(np.complex128), "F64", (2,), 8)
+    codecs["bfloat16"] = _Codec(np.dtype(ml_dtypes.bfloat16), "BF16", (), 2)
+    codecs["float8_e5m2"] = _Codec(np.dtype(ml_dtypes.float8_e5m2), "F8_E5M2", (), 1)
+    codecs["float8_e4m3fn"] = _Codec(np.dtype(ml_dtypes.float8_e4m3fn), "F8_E4M3", (), 1)
+    # One byte per element in numpy and in the file; getattr keeps older ml_dtypes working.
+    for name in (
+        "int1", "int2", "int4", "uint1", "uint2", "uint4", "float4_e2m1fn", "float6_e2m3fn",
+        "float6_e3m2fn", "float8_e3m4", "float8_e4m3", "float8_e4m3b11fnuz", "float8_e4m3fnuz",
+        "float8_e5m2fnuz", "float8_e8m0fnu",
+    ):
+        t = getattr(ml_dtypes, name, None)
+        if t is not None and np.dtype(t).itemsize == 1:
+            codecs[name] = _Codec(np.dtype(t), "U8", (), 1)
+    return codecs
+
+
+_CODECS = _build_codecs()
+_CODE_ITEMSIZE = {
+    "BOOL": 1, "U8": 1, "I8": 1, "U16": 2, "I16": 2, "U32": 4, "I32": 4, "U64": 8, "I64": 8,
+    "F16": 2, "BF16": 2, "F32": 4, "F64": 8, "F8_E5M2": 1, "F8_E4M3": 1,
+}
+_KEY_DATA_CODES = {"uint8": "U8", "uint16": "U16", "uint32": "U32", "uint64": "U64"}
+_FLOAT0 = np.dtype(jax.dtypes.float0)
+
+
+def _is_prng_key(dtype) -> bool:
+    return jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+class _Plan(NamedTuple):
+    key: str
+    source: Any  # a jax.Array, or a numpy array in its final (contiguous little-endian) form
+    kind: str  # "array", "prng" or "float0"
+    dtype_name: str
+    shape: tuple
+    code: str
+    stored_shape: tuple
+    nbytes: int
+    align: int
+    info_json: str
+    prng_impl: str | None
+
+
+def _plan_entry(index: int, entry, seen: set) -> _Plan:
+    try:
+        key, value, info = entry
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"checkpoint entry #{index} must be a (key, array, info) triple; got "
+            f"{type(entry).__name__} {entry!r:.80}. Pass records like ('layer/w', w, {{}})."
+        ) from None
+    if not isinstance(key, str) or not key:
+        raise TypeError(
+            f"checkpoint entry #{index}: key must be a non-empty str, got {key!r}; "
+            "join path parts with '/' first."
+        )
+    if key == "__metadata__":
+        raise ValueError(
+            "checkpoint key '__metadata__' is reserved by the file layout; rename that entry."
+        )
+    if key in seen:
+        raise ValueError(
+            f"checkpoint key {key!r} appears twice; every entry needs its own key "
+            "(a shared state should be saved once, under its first path)."
+        )
+    seen.add(key)
+    if info is None:
+        info = {}
+    if not isinstance(info, Mapping):
+        raise TypeError(
+            f"checkpoint entry {key!r}: info must be a dict, got {type(info).__name__}."
+        )
+    info_json = _to_json(dict(info), f"info of checkpoint entry {key!r}")
+
+    if isinstance(value, jax.core.Tracer):
+        raise TypeError(
+            f"checkpoint entry {key!r} is a traced value ({value.aval}); save concrete arrays "
+            "outside jit/grad/vmap, e.g. after the transformed call returns."
+        )
+    if isinstance(value, jax.Array):
+        dtype, shape, source = value.dtype, tuple(value.shape), value
+    else:
+        source = np.asarray(value)
+        dtype, shape = source.dtype, source.shape
+    if _is_prng_key(dtype):
+        impl = jax.random.key_impl(source)
+        impl_name = impl if isinstance(impl, str) else str(impl)
+        data = jax.random.key_data(source)
+        code = _KEY_DATA_CODES.get(np.dtype(data.dtype).name)
+        if code is None:  # pragma: no cover - every built-in impl uses uint32 key data
+            raise TypeError(
+                f"checkpoint entry {key!r}: PRNG key data of dtype {data.dtype} is not supported."
+            )
+        item = np.dtype(data.dtype).itemsize
+        return _Plan(key, data, "prng", str(dtype), shape, code, tuple(data.shape),
+                     int(np.prod(data.shape, dtype=np.int64)) * item, item, info_json, impl_name)
+    if dtype == _FLOAT0:
+        return _Plan(key, None, "float0", "float0", shape, "U8", (0,), 0, 1, info_json, None)
+    np_dtype = np.dtype(dtype)
+    name = np_dtype.name
+    codec = _CODECS.get(name)
+    if codec is None or (np_dtype.kind in "biufc" and np_dtype != codec.dtype.newbyteorder(
+            np_dtype.byteorder)):
+        supported = ", ".join(sorted(_CODECS))
+        raise TypeError(
+            f"checkpoint entry {key!r} has dtype {np_dtype} ({type(value).__name__}), which has "
+            f"no checkpoint encoding. Supported: {supported}, typed PRNG keys and float0. "
+            "Convert the value (e.g. np.asarray(v, np.float32)) before saving."
+        )
+    if not isinstance(source, jax.Array):
+        if np_dtype.byteorder == ">":
+            source = source.astype(np_dtype.newbyteorder("<"))
+        source = np.ascontiguousarray(source)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * codec.dtype.itemsize
+    return _Plan(key, source, "array", name, shape, codec.code, shape + codec.trailing, nbytes,
+                 codec.align, info_json, None)
+
+
+def _to_json(obj, what: str) -> str:
+    try:
+        return _dumps(obj, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{what} is not JSON-serialisable ({exc}); keep it to dicts, lists, str, int, "
+            "finite float, bool and None."
+        ) from None
+
+
+def _host_bytes(plan: _Plan) -> np.ndarray:
+    """Flat uint8 view of ``plan``'s data, fetching it from the device if needed."""
+    src = plan.source
+    if isinstance(src, jax.Array):
+        host = np.asarray(src)
+        want = np.dtype(src.dtype)
+        if host.dtype != want:
+            # jax hands some sub-byte arrays (int1) back as bool; the bytes are already right.
+            host = host.view(want) if host.dtype.itemsize == want.itemsize else host.astype(want)
+        src = np.ascontiguousarray(host)
+    return src.reshape(-1).view(np.uint8)
+
+
+def _header_bytes(plans, offsets, crcs, metadata_json: str) -> bytes:
+    records = []
+    for p, crc in zip(plans, crcs):
+        rec = (f'{{"key":{_dumps(p.key)},"dtype":{_dumps(p.dtype_name)},'
+               f'"shape":{_dumps(list(p.shape))},"crc32":"{crc:08x}"')
+        if p.prng_impl is not None:
+            rec += f',"prng_impl":{_dumps(p.prng_impl)}'
+        records.append(rec + f',"info":{p.info_json}}}')
+    inner = f'{{"metadata":{metadata_json},"records":[{",".join(records)}]}}'
+    table = [
+        f'{_dumps(p.key)}:{{"dtype":"{p.code}","shape":{_dumps(list(p.stored_shape))},'
+        f'"data_offsets":[{begin},{begin + p.nbytes}]}}'
+        for p, begin in zip(plans, offsets)
+    ]
+    rest = (f',"format":"{FORMAT_NAME}","format_version":"{FORMAT_VERSION}",'
+            f'"brainstate":{json.dumps(inner)}}}' + "".join("," + t for t in table) + "}")
+    rest_b = rest.encode("ascii")
+    pad = -(8 + _CRC_END + len(rest_b)) % _ALIGN
+    rest_b += b" " * pad
+    head = _HEADER_PREFIX + f'{zlib.crc32(rest_b):08x}"'.encode("ascii")
+    return head + rest_b
+
+
+def _write_blob(f, blob) -> None:
+    # Single point where array bytes reach the file, so tests can fail a save halfway.
+    f.write(blob)
+
+
+def _crc(blob) -> int:
+    return zlib.crc32(blob)
+
+
+def _describe_os_error(exc: OSError, path: str, action: str) -> OSError:
+    hint = {
+        "FileNotFoundError": "create the folder first",
+        "NotADirectoryError": "a component of the path is a file, not a folder",
+        "PermissionError": "choose a folder you may write to",
+        "IsADirectoryError": "the path is a folder; give a file name inside it",
+    }.get(type(exc).__name__, "check the path and free disk space")
+    err = type(exc)(exc.errno, f"cannot {action} checkpoint {path!r}: {exc.strerror}; {hint}")
+    err.filename = path
+    return err
+
+
+def write_checkpoint(path, entries: Iterable, metadata: Mapping | None = None) -> None:
+    """Write arrays with per-array info and file metadata to ``path``, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination file. Its folder must exist. An existing file is replaced only once the new
+        one is complete and on disk; if ``path`` is a symlink, its target is replaced.
+    entries : iterable of (str, array, dict)
+        ``(key, array, info)`` records, kept in this order. ``key`` is a unique non-empty
+        string, ``array`` a numpy array, jax array, typed PRNG key array or scalar of any JAX
+        dtype, ``info`` a JSON-serialisable dict (e.g. state class and graph path) or ``None``.
+    metadata : dict, optional
+        JSON-serialisable data about the whole checkpoint.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad entry (key, dtype, traced value, non-JSON info); raised before any file is touched.
+    OSError
+        The path cannot be written (missing folder, permissions, disk full); any partial
+        temporary file is removed and an existing checkpoint at ``path`` is left as it was.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from brainstate.checkpoint._format import write_checkpoint, read_checkpoint
+    >>> p = os.path.join(tempfile.mkdtemp(), "model.ckpt")
+    >>> write_checkpoint(p, [("w", np.ones(3, np.float32), {"class": "ParamState"})], {"step": 1})
+    >>> meta, records = read_checkpoint(p)
+    >>> meta, records[0].key, records[0].value.tolist(), records[0].info
+    ({'step': 1}, 'w', [1.0, 1.0, 1.0], {'class': 'ParamState'})
+    """
+    path = os.fspath(path)
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    seen: set = set()
+    plans = [_plan_entry(i, e, seen) for i, e in enumerate(entries)]
+    metadata_json = _to_json({} if metadata is None else dict(metadata), "checkpoint metadata")
+
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    folder = os.path.dirname(target) or "."
+    if os.path.isdir(target):
+        raise _describe_os_error(IsADirectoryError(21, os.strerror(21)), path, "write")
+
+    # Decreasing item size keeps every array aligned to its item size inside the data section.
+    order = sorted(range(len(plans)), key=lambda i: -plans[i].align)
+    offsets = [0] * len(plans)
+    pos = 0
+    for i in order:
+        offsets[i] = pos
+        pos += plans[i].nbytes
+    crcs = [0] * len(plans)
+    header = _header_bytes(plans, offsets, crcs, metadata_json)
+
+    tmp = os.path.join(folder, f".{os.path.basename(target)}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+                     | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as exc:
+        raise _describe_os_error(exc, path, "write") from exc
+    try:
+        with open(fd, "wb") as f:
+            f.write(struct.pack("<Q", len(header)))
+            f.write(header)  # placeholder CRCs; the same-length final header is written last
+            _write_data(f, plans, order, crcs)
+            final = _header_bytes(plans, offsets, crcs, metadata_json)
+            assert len(final) == len(header)
+            f.seek(8)
+            f.write(final)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise _describe_os_error(exc, path, "write") from exc
+        raise
+    _fsync_dir(folder)
+
+
+def _write_data(f, plans, order, crcs) -> None:
+    # zlib.crc32 and file writes both release the GIL, so the CRC of one array runs on a second
+    # thread while the previous one is written: saves ~20 ms per 100 MB (bench_checkpoint_format).
+    pending = None
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        for i in order:
+            if plans[i].nbytes == 0:
+                continue
+            blob = _host_bytes(plans[i])
+            fut = pool.submit(_crc, blob)
+            _write_blob(f, blob)
+            if pending is not None:
+                crcs[pending[0]] = pending[1].result()
+            pending = (i, fut)
+        if pending is not None:
+            crcs[pending[0]] = pending[1].result()
+
+
+def _fsync_dir(folder: str) -> None:
+    if os.name != "posix":  # Windows cannot open folders; NTFS renames are journalled.
+        return
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:  # some file systems refuse fsync on folders; the rename itself is done
+        pass
+    finally:
+        os.close(dfd)
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def _sniff(head: bytes) -> str:
+    if head.startswith(b"PK\x03\x04"):
+        return " It looks like a zip archive (.npz?): open it with numpy.load."
+    if head.startswith(b"\x93NUMPY"):
+        return " It looks like a .npy file: open it with numpy.load."
+    if head[:1] == b"\x80":
+        return " It looks like a pickle, which this reader never unpickles."
+    if head.startswith(b"\x89HDF"):
+        return " It looks like an HDF5 file."
+    return ""
+
+
+def read_checkpoint(path, *, mmap: bool = True, verify: bool = True, as_jax: bool = False):
+    """Read a checkpoint written by :func:`write_checkpoint`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint file.
+    mmap : bool, default True
+        Memory-map the file: arrays are read-only zero-copy views into the mapping, paged in on
+        first use. The mapping stays valid if the checkpoint is later replaced by another save
+        (the old file lives on until its last array is freed); on Windows, replacing it fails
+        while arrays from it are alive, so pass ``mmap=False`` there if you save to the same
+        path. With ``False`` the data section is read into one writable buffer that all
+        returned arrays share.
+    verify : bool, default True
+        Check each array's CRC-32 (touches every byte; about 25 ms per 100 MB). The header is
+        always checked.
+    as_jax : bool, default False
+        Return jax arrays instead of numpy arrays. Typed PRNG keys are always jax arrays;
+        float0 arrays are always numpy (jax cannot hold them).
+
+    Returns
+    -------
+    metadata : dict
+        The ``metadata`` passed to :func:`write_checkpoint`.
+    records : list of CheckpointRecord
+        ``(key, value, info)`` in the order they were written.
+
+    Raises
+    ------
+    CheckpointFormatError
+        The file is truncated, corrupted, not a brainstate checkpoint or from a newer format.
+    OSError
+        The file cannot be opened.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(8)
+        if len(head) < 8:
+            raise CheckpointFormatError(
+                f"{path!r} is not a brainstate checkpoint: it has {size} bytes, fewer than the "
+                "8-byte header length every checkpoint starts with (empty or truncated file)."
+            )
+        (n,) = struct.unpack("<Q", head)
+        if n < _CRC_END or n > size - 8:
+            raise CheckpointFormatError(
+                f"{path!r} is not a brainstate checkpoint, or is truncated: its first 8 bytes "
+                f"give a header length of {n} but the file has {size} bytes.{_sniff(head)}"
+            )
+        header = f.read(n)
+        if len(header) != n:  # the file shrank while we read it
+            raise CheckpointFormatError(
+                f"{path!r} is truncated: expected a {n}-byte header, read {len(header)} bytes."
+            )
+        meta, specs = _parse_header(path, header)
+        data_start = 8 + n
+        data_size = size - data_start
+        end = max((s[4] for s in specs), default=0)
+        if end != data_size:
+            what = "truncated" if data_size < end else "longer than its header describes"
+            raise CheckpointFormatError(
+                f"{path!r} is {what}: the header describes {end} data bytes after byte "
+                f"{data_start}, the file holds {data_size}. Restore the file from a complete copy."
+            )
+        if data_size == 0:
+            buf = np.empty(0, np.uint8)
+        elif mmap:
+            buf = np.frombuffer(_mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_READ),
+                                np.uint8, data_size, data_start)
+        else:
+            buf = np.empty(data_size, np.uint8)
+            view = memoryview(buf)
+            got = 0
+            while got < data_size:  # readinto may stop short (2 GiB per call on Linux)
+                k = f.readinto(view[got:])
+                if not k:
+                    raise CheckpointFormatError(
+                        f"{path!r} is truncated: read {got} of {data_size} data bytes."
+                    )
+                got += k
+
+    records = []
+    for rec, (kind, view_dtype, stored_shape, begin, stop) in zip(meta["records"], specs):
+        blob = buf[begin:stop]
+        if verify and zlib.crc32(blob) != int(rec["crc32"], 16):
+            raise CheckpointFormatError(
+                f"{path!r} is corrupted: the data of {rec['key']!r} fails its CRC-32 check "
+                f"(stored {rec['crc32']}, computed {zlib.crc32(blob):08x}). The file changed "
+                "after it was written; restore it from a backup."
+            )
+        shape = tuple(rec["shape"])
+        if kind == "float0":
+            value = np.zeros(shape, _FLOAT0)
+        elif kind == "prng":
+            value = _wrap_key(path, rec, blob.view(view_dtype).reshape(stored_shape))
+        else:
+            value = blob.view(view_dtype).reshape(shape)
+            if as_jax:
+                value = jax.numpy.asarray(value)
+        records.append(CheckpointRecord(rec["key"], value, rec["info"]))
+    return meta["metadata"], records
+
+
+_KEY_DATA_DTYPES = {code: np.dtype(name) for name, code in _KEY_DATA_CODES.items()}
+
+
+def _wrap_key(path, rec, data):
+    impl = rec.get("prng_impl")
+    try:
+        return jax.random.wrap_key_data(jax.numpy.asarray(data), impl=impl)
+    except Exception as exc:
+        raise CheckpointFormatError(
+            f"{path!r}: cannot rebuild the PRNG key {rec['key']!r} ({rec['dtype']}, "
+            f"implementation {impl!r}): {exc}. Register that PRNG implementation before loading."
+        ) from None
+
+
+def _parse_header(path: str, header: bytes):
+    """Validate the header; return (inner metadata, per-record (codec, shape, begin, end))."""
+
+    def bad(what: str) -> CheckpointFormatError:
+        return CheckpointFormatError(f"{path!r} is corrupted: {what}. Restore it from a backup.")
+
+    if not header.startswith(_HEADER_PREFIX):
+        hint = _sniff(header)
+        if header[:1] == b"{":
+            hint = (" It looks like a safetensors file without brainstate metadata: read it "
+                    "with the safetensors package.")
+        raise CheckpointFormatError(
+            f"{path!r} is not a brainstate checkpoint: its header does not start with the "
+            f"{_CRC_FIELD!r} entry.{hint}"
+        )
+    stored = header[len(_HEADER_PREFIX):_CRC_END - 1]
+    computed = zlib.crc32(header[_CRC_END:])
+    if header[_CRC_END - 1:_CRC_END] != b'"' or stored != f"{computed:08x}".encode("ascii"):
+        raise bad(f"the header fails its CRC-32 check (stored {stored!r}, computed "
+                  f"{computed:08x})")
+    # From here on the header is exactly what a writer produced: errors mean a foreign writer.
+    try:
+        top = json.loads(header.decode("utf-8"))
+        meta = top.pop("__metadata__")
+        fmt, version = meta["format"], meta["format_version"]
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise bad(f"the header is not the expected JSON ({exc})") from None
+    if fmt != FORMAT_NAME:
+        raise CheckpointFormatError(
+            f"{path!r} is not a brainstate checkpoint: format is {fmt!r}, expected "
+            f"{FORMAT_NAME!r}."
+        )
+    if not (isinstance(version, str) and version.isdigit()):
+        raise bad(f"format_version is {version!r}, expected a decimal string")
+    if int(version) > FORMAT_VERSION:
+        raise CheckpointFormatError(
+            f"{path!r} uses checkpoint format version {version}, newer than the newest this "
+            f"brainstate reads ({FORMAT_VERSION}); upgrade brainstate to load it."
+        )
+    try:
+        inner = json.loads(meta["brainstate"])
+        recs = inner["records"]
+        if not isinstance(inner["metadata"], dict) or not isinstance(recs, list):
+            raise TypeError("metadata must be an object and records a list")
+        specs = [_record_spec(rec, top) for rec in recs]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise bad(f"the record table is inconsistent ({type(exc).__name__}: {exc})") from None
+    if len(recs) != len(top):
+        raise bad(f"the header lists {len(top)} arrays but {len(recs)} records")
+    if len({rec["key"] for rec in recs}) != len(recs):
+        raise bad("two records share a key")
+    spans = sorted((s[3], s[4]) for s in specs)
+    pos = 0
+    for begin, stop in spans:
+        if begin != pos:
+            raise bad("array data ranges overlap or leave gaps")
+        pos = stop
+    return inner, specs
+
+
+def _record_spec(rec, table):
+    key = rec["key"]
+    entry = table[key]
+    shape = tuple(int(d) for d in rec["shape"])
+    if any(d < 0 for d in shape) or not isinstance(rec["info"], dict):
+        raise ValueError(f"record {key!r} has a negative dimension or a non-object info")
+    int(rec["crc32"], 16)
+    code = entry["dtype"]
+    stored_shape = tuple(int(d) for d in entry["shape"])
+    begin, stop = (int(x) for x in entry["data_offsets"])
+    name = rec["dtype"]
+    if name == "float0":
+        kind, view_dtype, expect_shape, item = "float0", None, (0,), 1
+    elif name.startswith("key<"):
+        if code not in _KEY_DATA_DTYPES or stored_shape[:len(shape)] != shape:
+            raise ValueError(f"PRNG key record {key!r} does not match its stored data")
+        kind, view_dtype = "prng", _KEY_DATA_DTYPES[code]
+        expect_shape, item = stored_shape, view_dtype.itemsize
+    else:
+        codec = _CODECS[name]
+        if codec.code != code:
+            raise ValueError(f"{key!r}: dtype {name} must be stored as {codec.code}, not {code}")
+        kind, view_dtype = "array", codec.dtype
+        expect_shape, item = shape + codec.trailing, _CODE_ITEMSIZE[code]
+    if stored_shape != expect_shape:
+        raise ValueError(f"{key!r}: stored shape {list(stored_shape)} does not match "
+                         f"{list(expect_shape)}")
+    if stop - begin != int(np.prod(stored_shape, dtype=np.int64)) * item or begin < 0:
+        raise ValueError(f"{key!r}: data_offsets {[begin, stop]} do not fit shape "
+                         f"{list(stored_shape)} of {code}")
+    return kind, view_dtype, stored_shape, begin, stop

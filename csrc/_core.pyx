@@ -1,0 +1,711 @@
+# cython: language_level=3, embedsignature=True
+"""Compiled core of brainstate: the work done on every state access.
+
+Twin of ``brainstate/_core_py.py`` (the reference): same names, same behaviour, same messages
+(errors are built by the injected ``make_error``). ``brainstate/_core.pyi`` is the contract.
+Imports nothing of brainstate and nothing of jax; ``brainstate._impl.configure_core`` injects
+the callables it needs.
+"""
+
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_XDECREF
+from cpython.unicode cimport PyUnicode_Tailmatch
+
+import sys
+import threading
+
+cdef extern from "Python.h":
+    ctypedef struct PyFrameObject
+    ctypedef struct PyCodeObject
+    PyFrameObject* PyEval_GetFrame()
+    PyCodeObject* PyFrame_GetCode(PyFrameObject* frame)
+    PyFrameObject* PyFrame_GetBack(PyFrameObject* frame)
+    int PyFrame_GetLasti(PyFrameObject* frame)
+    const Py_ssize_t PY_SSIZE_T_MAX
+    int _generic_setattr "PyObject_GenericSetAttr"(object, object, PyObject*) except -1
+
+CORE_ABI = 3
+
+# --- configuration (set once by brainstate._impl.configure_core) ----------------------------
+
+cdef object _tree_flatten = None
+cdef object _leaf_spec = None
+cdef object _array_type = type(None)
+cdef object _tracer_type = type(None)
+cdef object _trace_ctx = None
+cdef object _make_error = None
+cdef object _hooks = None
+cdef object _metadata_type = type(None)
+cdef str _pkg_prefix = "\0"
+cdef object _source_site = None
+
+
+def configure(*, tree_flatten, leaf_spec, array_type, tracer_type, trace_ctx, make_error,
+              hooks, metadata_type, pkg_prefix, source_site):
+    """Install the Python callables the core needs; called once by ``brainstate._impl``."""
+    global _tree_flatten, _leaf_spec, _array_type, _tracer_type, _trace_ctx, _make_error
+    global _hooks, _metadata_type, _pkg_prefix, _source_site
+    _tree_flatten = tree_flatten
+    _leaf_spec = leaf_spec
+    _array_type = array_type
+    _tracer_type = tracer_type
+    _trace_ctx = trace_ctx
+    _make_error = make_error
+    _hooks = hooks
+    _metadata_type = metadata_type
+    _pkg_prefix = pkg_prefix
+    _source_site = source_site
+
+
+class _Invalid:
+    """The sentinel a poisoned state holds (its value was a tracer that died with its trace)."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "<invalidated trace value>"
+
+    def __reduce__(self):
+        return "INVALID"
+
+
+INVALID = _Invalid()
+cdef object _INVALID = INVALID
+
+# --- process-wide activity counters ---------------------------------------------------------
+# Each counts entries over all threads; zero means the per-thread work is skipped without
+# touching thread-local storage. Updated under the GIL.
+cdef Py_ssize_t _n_frames = 0
+cdef Py_ssize_t _n_tree = 0
+cdef Py_ssize_t _n_tracer_check = 0
+cdef Py_ssize_t _n_catchers = 0
+cdef Py_ssize_t _n_hooks = 0
+
+
+def set_hooks_active(n):
+    """Tell the core how many hook managers hold enabled hooks (0 turns dispatch off)."""
+    global _n_hooks
+    _n_hooks = n
+
+
+def hooks_active():
+    """The count last given to ``set_hooks_active``."""
+    return _n_hooks
+
+
+# --- thread-local trace context -------------------------------------------------------------
+
+class ThreadContext(threading.local):
+    """The per-thread stacks of ``spec/state.md`` §1."""
+
+    def __init__(self):
+        self.state_stack = []
+        self.tree_check = [False]
+        self.jax_tracer_check = [False]
+        self.new_state_catcher = []
+
+
+cdef object _ctx = ThreadContext()
+
+
+def get_context():
+    """This thread's trace context."""
+    return _ctx
+
+
+cdef inline Py_ssize_t _stack_level():
+    if _n_frames == 0:
+        return 0
+    return len(<list>_ctx.state_stack)
+
+
+def stack_level():
+    """The number of active trace frames in this thread (a new state's ``_level``)."""
+    return _stack_level()
+
+
+def push_frame(TraceFrame frame):
+    """Make ``frame`` the innermost active frame of this thread."""
+    global _n_frames
+    (<list>_ctx.state_stack).append(frame)
+    _n_frames += 1
+
+
+def pop_frame(TraceFrame frame):
+    """Pop ``frame`` if it is innermost; return False (stack untouched) otherwise."""
+    global _n_frames
+    cdef list stack = _ctx.state_stack
+    if not stack or stack[-1] is not frame:
+        return False
+    stack.pop()
+    _n_frames -= 1
+    return True
+
+
+def push_tree_check(val):
+    global _n_tree
+    (<list>_ctx.tree_check).append(bool(val))
+    _n_tree += 1
+
+
+def pop_tree_check():
+    global _n_tree
+    (<list>_ctx.tree_check).pop()
+    _n_tree -= 1
+
+
+def push_tracer_check(val):
+    global _n_tracer_check
+    (<list>_ctx.jax_tracer_check).append(bool(val))
+    _n_tracer_check += 1
+
+
+def pop_tracer_check():
+    global _n_tracer_check
+    (<list>_ctx.jax_tracer_check).pop()
+    _n_tracer_check -= 1
+
+
+def push_catcher(catcher):
+    global _n_catchers
+    (<list>_ctx.new_state_catcher).append(catcher)
+    _n_catchers += 1
+
+
+def pop_catcher(catcher):
+    global _n_catchers
+    cdef list cs = _ctx.new_state_catcher
+    cdef Py_ssize_t i
+    for i in range(len(cs) - 1, -1, -1):
+        if cs[i] is catcher:
+            del cs[i]
+            _n_catchers -= 1
+            return
+
+
+cdef inline bint _rebinding():
+    # Innermost check_state_value_tree(False) turns checks into re-binds.
+    return _n_tree != 0 and not (<list>_ctx.tree_check)[-1]
+
+
+def is_rebinding():
+    """Whether an innermost ``check_state_value_tree(False)`` is active in this thread."""
+    return _rebinding()
+
+
+cdef inline object _current_trace_ref():
+    return _trace_ctx.trace._weakref
+
+
+# --- creation sites -------------------------------------------------------------------------
+
+cdef object _site_of_caller():
+    """(code, lasti) of the first Python frame outside the brainstate package, or None."""
+    cdef PyFrameObject* f = PyEval_GetFrame()  # borrowed
+    cdef PyFrameObject* owned = NULL           # strong ref to the frame we walked to
+    cdef PyCodeObject* code
+    cdef object code_obj
+    cdef object result = None
+    while f != NULL:
+        code = PyFrame_GetCode(f)
+        code_obj = <object>code
+        Py_XDECREF(<PyObject*>code)
+        if PyUnicode_Tailmatch(code_obj.co_filename, _pkg_prefix, 0, PY_SSIZE_T_MAX, -1) != 1:
+            result = (code_obj, PyFrame_GetLasti(f))
+            break
+        f = PyFrame_GetBack(f)  # new reference or NULL
+        Py_XDECREF(<PyObject*>owned)
+        owned = f
+    Py_XDECREF(<PyObject*>owned)
+    return result
+
+
+def capture_site():
+    """The first calling frame outside the brainstate package, as a ``SourceSite``."""
+    s = _site_of_caller()
+    return None if s is None else _source_site(s[0], s[1])
+
+
+# --- signatures -----------------------------------------------------------------------------
+
+cdef class Signature:
+    """The abstract signature of a value: tree structure plus (shape, dtype) per leaf.
+
+    A single-array value keeps ``treedef=None`` and is compared without flattening.
+    """
+
+    cdef readonly object treedef
+    cdef readonly tuple specs
+    cdef readonly object shape
+    cdef readonly object dtype
+
+    def __init__(self, treedef, tuple specs, shape=None, dtype=None):
+        self.treedef = treedef
+        self.specs = specs
+        self.shape = shape
+        self.dtype = dtype
+
+    cdef tuple _full(self):
+        if self.treedef is None:
+            return (None, ((self.shape, self.dtype),))
+        return (self.treedef, self.specs)
+
+    def __eq__(self, other):
+        if not isinstance(other, Signature):
+            return NotImplemented
+        cdef Signature o = <Signature>other
+        if self.treedef is None and o.treedef is None:
+            return self.shape == o.shape and self.dtype == o.dtype
+        return self._full() == o._full()
+
+    def __hash__(self):
+        return hash(self._full())
+
+    def __repr__(self):
+        if self.treedef is None:
+            return f"Signature(shape={self.shape}, dtype={self.dtype})"
+        return f"Signature(treedef={self.treedef}, leaves={list(self.specs)})"
+
+    def __reduce__(self):
+        return (Signature, (self.treedef, self.specs, self.shape, self.dtype))
+
+
+cdef Signature _analyse(object value, bint* has_tracer):
+    """Signature of ``value``; sets ``has_tracer`` when a leaf is a JAX tracer."""
+    has_tracer[0] = False
+    if type(value) is _array_type:
+        return Signature(None, (), value.shape, value.dtype)
+    leaves, treedef = _tree_flatten(value)
+    cdef list specs = []
+    for leaf in <list>leaves:
+        if isinstance(leaf, _tracer_type):
+            has_tracer[0] = True
+        specs.append(_leaf_spec(leaf))
+    if len(specs) == 1 and type(specs[0]) is tuple and treedef.num_nodes == 1:
+        # a bare array-like leaf: the single form, equal to what a jax array gives
+        return Signature(None, (), specs[0][0], specs[0][1])
+    return Signature(treedef, tuple(specs))
+
+
+def make_signature(value):
+    """The abstract signature of ``value``."""
+    cdef bint t
+    return _analyse(value, &t)
+
+
+cdef inline bint _same_dtype(object a, object b):
+    return a is b or a == b
+
+
+# --- trace frames ---------------------------------------------------------------------------
+
+cdef class TraceFrame:
+    """Recording core of ``StateTraceStack``: which states were touched, in first-access order."""
+
+    cdef public list states
+    cdef public list been_writen
+    cdef public dict _id2index
+    cdef public list _original_state_values
+    cdef public bint _originals_released
+    cdef public object _new_arg
+    cdef public object _check_read
+
+    def __init__(self, new_arg=None, check_read=None):
+        self.states = []
+        self.been_writen = []
+        self._id2index = {}
+        self._original_state_values = []
+        self._originals_released = False
+        self._new_arg = new_arg
+        self._check_read = check_read
+
+    cdef Py_ssize_t _read(self, StateCore st) except -2:
+        # mirrors _core_py.TraceFrame.read_its_value; returns the state's index
+        if self._check_read is not None:
+            self._check_read(st)
+        key = id(st)
+        idx = self._id2index.get(key)
+        if idx is not None:
+            return <Py_ssize_t>idx
+        cdef Py_ssize_t n = len(self.states)
+        self._id2index[key] = n
+        self.states.append(st)
+        self.been_writen.append(False)
+        self._original_state_values.append(st._value)
+        if self._new_arg is not None:
+            st._value = self._new_arg(st)
+            st._flags |= _VIEW
+        return n
+
+    def read_its_value(self, StateCore st):
+        """Record a read of ``st`` (first sight: snapshot it and apply ``new_arg``)."""
+        self._read(st)
+
+    cdef int _write(self, StateCore st) except -1:
+        cdef Py_ssize_t idx = self._read(st)
+        self.been_writen[idx] = True
+        return 0
+
+    def write_its_value(self, StateCore st):
+        """Record a write of ``st`` (registered as read first if unseen)."""
+        self._write(st)
+
+
+cdef int _record_read(StateCore st) except -1:
+    cdef list stack = _ctx.state_stack
+    cdef Py_ssize_t i
+    for i in range(st._level, len(stack)):
+        (<TraceFrame>stack[i])._read(st)
+    return 0
+
+
+cdef int _record_write(StateCore st) except -1:
+    cdef list stack = _ctx.state_stack
+    cdef Py_ssize_t i
+    for i in range(st._level, len(stack)):
+        (<TraceFrame>stack[i])._write(st)
+    return 0
+
+
+# --- the state core -------------------------------------------------------------------------
+
+cdef enum:
+    _VIEW = 1    # value installed by a transform's view path (new_arg / _set_view)
+    _TRACER = 2  # held value contains a JAX tracer
+
+
+cdef int _strict_guard(StateCore st) except -1:
+    # mirrors the guard in _core_py.StateCore.__setattr__
+    if (<list>_ctx.jax_tracer_check)[-1] and st._trace_ref is not _current_trace_ref():
+        raise _make_error("strict_attr", st)
+    return 0
+
+
+cdef object _normalize_tag(object tag):
+    if tag is None:
+        return None
+    if isinstance(tag, str):
+        return {tag}
+    return set(tag)
+
+
+cdef class StateCore:
+    """Base type of ``State``: typed slots and the whole read/write order of ``.value``."""
+
+    cdef public object _value
+    cdef object _sigobj         # Signature, or None: single array with _sig_shape/_sig_dtype
+    cdef object _sig_shape
+    cdef object _sig_dtype
+    cdef public object _trace_ref
+    cdef public Py_ssize_t _level
+    cdef public bint _been_writen
+    cdef public int _flags
+    cdef public object _hooks_mgr_or_none
+    cdef object _site_code
+    cdef int _site_lasti
+    cdef object _site_obj
+    cdef public object _name
+    cdef public object tag
+    cdef object __weakref__
+
+    def __init__(self, value, name=None, **metadata):
+        cdef object tag = None
+        if metadata:
+            tag = _normalize_tag(metadata.pop("tag", None))
+        self._trace_ref = _current_trace_ref()
+        if isinstance(value, _metadata_type):
+            metadata.update(value.metadata)
+            value = value.raw_value
+        if isinstance(value, StateCore):
+            value = value.value
+        self._bind(value)
+        self._level = _stack_level()
+        self._been_writen = False
+        self._hooks_mgr_or_none = None
+        site = _site_of_caller()
+        if site is not None:
+            self._site_code = site[0]
+            self._site_lasti = site[1]
+        self._name = name
+        self.tag = tag
+        if metadata:
+            getattr(self, "__dict__").update(metadata)
+        if _n_catchers:
+            for catcher in tuple(_ctx.new_state_catcher):
+                catcher.append(self)
+        if _n_hooks:
+            init_md = {"_name": name, "tag": tag}
+            init_md.update(metadata)
+            _hooks.dispatch_init(self, value, init_md)
+
+    cdef inline void _bind(self, object value) except *:
+        # Store value and derive the signature from it (single arrays without an object).
+        cdef bint has_tracer = False
+        self._value = value
+        if type(value) is _array_type:
+            self._sigobj = None
+            self._sig_shape = value.shape
+            self._sig_dtype = value.dtype
+        else:
+            sig = _analyse(value, &has_tracer)
+            if sig.treedef is None:
+                self._sigobj = None
+                self._sig_shape = sig.shape
+                self._sig_dtype = sig.dtype
+            else:
+                self._sigobj = sig
+        self._flags = _TRACER if has_tracer else 0
+
+    # -- guarded attribute assignment (spec state.md §2) --
+    def __setattr__(self, name, value):
+        if _n_tracer_check:
+            _strict_guard(self)
+        _generic_setattr(self, name, <PyObject*>value)
+
+    def __delattr__(self, name):
+        _generic_setattr(self, name, NULL)
+
+    def _setattr_no_check(self, name, value):
+        """Set an attribute bypassing the strict attribute guard."""
+        _generic_setattr(self, name, <PyObject*>value)
+
+    # -- signature access --
+    @property
+    def _signature(self):
+        """The stored abstract signature (a ``Signature``)."""
+        if self._sigobj is None:
+            return Signature(None, (), self._sig_shape, self._sig_dtype)
+        return self._sigobj
+
+    @_signature.setter
+    def _signature(self, Signature sig):
+        if sig.treedef is None:
+            self._sigobj = None
+            self._sig_shape = sig.shape
+            self._sig_dtype = sig.dtype
+        else:
+            self._sigobj = sig
+
+    @property
+    def _site(self):
+        if self._site_obj is None and self._site_code is not None:
+            self._site_obj = _source_site(self._site_code, self._site_lasti)
+        return self._site_obj
+
+    @_site.setter
+    def _site(self, site):
+        self._site_obj = site
+        self._site_code = None
+
+    # -- reading --
+    @property
+    def value(self):
+        """The state's current value (a PyTree of arrays); assign to replace it."""
+        if self._value is _INVALID:
+            raise _make_error("poisoned", self, "read")
+        if _n_frames:
+            _record_read(self)
+        v = self._value
+        if _n_hooks:
+            _hooks.dispatch_read(self, v)
+        return v
+
+    @value.setter
+    def value(self, v):
+        self._write(v, True)
+
+    cdef int _write(self, object v, bint fire_before) except -1:
+        cdef bint has_tracer = False
+        cdef bint keep
+        if isinstance(v, StateCore):
+            raise _make_error("set_state", self, v)
+        if _n_tracer_check:
+            _strict_guard(self)  # the strict guard covers the value store too
+        keep = self._check(1, v, &has_tracer)
+        if has_tracer and not (_n_frames and len(<list>_ctx.state_stack)):
+            if self._trace_ref is not _current_trace_ref():
+                raise _make_error("tracer_write", self)
+        old = self._value
+        if _n_hooks and fire_before:
+            nv = _hooks.dispatch_write_before(self, v, old)
+            if nv is not v:
+                keep = self._check(1, nv, &has_tracer)
+                v = nv
+        if _n_frames:
+            _record_write(self)
+        self._store(v, has_tracer, keep)
+        self._been_writen = True
+        if _n_hooks:
+            _hooks.dispatch_write_after(self, v, old)
+        return 0
+
+    cdef bint _check(self, int op, object v, bint* has_tracer) except? -1:
+        # mirrors _core_py.StateCore._check: op 1 = write, 0 = restore.
+        # Returns False when an active check_state_value_tree(False) asks for a re-bind.
+        cdef Signature held, got
+        has_tracer[0] = False
+        if _rebinding():
+            if type(v) is not _array_type:
+                _analyse(v, has_tracer)
+            return False
+        if self._flags & (_VIEW | _TRACER) and self._value is not _INVALID:
+            # Under a transform's view the stored shape may be per-lane: compare with the held value.
+            held = _analyse(self._value, has_tracer)
+            got = _analyse(v, has_tracer)
+            if op == 1:
+                same = held == got
+            else:
+                same = held.treedef == got.treedef
+            if not same:
+                raise _make_error("signature", self, "write" if op == 1 else "restore", held, v)
+            return True
+        if self._sigobj is None and type(v) is _array_type:
+            if v.shape == self._sig_shape and _same_dtype(v.dtype, self._sig_dtype):
+                return True
+        else:
+            got = _analyse(v, has_tracer)
+            if got == self._signature:
+                return True
+        raise _make_error("signature", self, "write" if op == 1 else "restore",
+                          self._signature, v)
+
+    cdef inline void _store(self, object v, bint has_tracer, bint keep_sig) except *:
+        cdef int view = self._flags & _VIEW
+        if keep_sig:
+            self._value = v
+            self._flags = view | (_TRACER if has_tracer else 0)
+        else:
+            self._bind(v)
+            self._flags |= view
+
+    def restore_value(self, v):
+        """Replace the value without the write path: no tracer guard, no write hooks.
+
+        Checked against the signature, recorded as a read, fires ``restore`` hooks.
+        """
+        cdef bint has_tracer = False
+        if isinstance(v, StateCore):
+            raise _make_error("set_state", self, v)
+        keep = self._check(0, v, &has_tracer)
+        if _n_frames:
+            _record_read(self)
+        old = self._value
+        self._store(v, has_tracer, keep)
+        self._flags &= ~_VIEW
+        if _n_hooks:
+            _hooks.dispatch_restore(self, v, old)
+
+    # -- internal paths used by transforms --
+    def _write_no_before(self, v):
+        """Write path for a transform's write-back: checked, recorded, ``write_before`` skipped."""
+        self._write(v, False)
+
+    def _set_view(self, v):
+        """Install a transform's per-lane view of the value (no check, no record, no hooks)."""
+        self._value = v
+        self._flags |= _VIEW
+
+    def _restore_rebind(self, v):
+        """Restore ``v`` and re-bind the signature to it (vmap_new_states, eval_shape)."""
+        old = self._value
+        self._bind(v)
+        if _n_hooks:
+            _hooks.dispatch_restore(self, v, old)
+
+    def _invalidate_trace_value(self):
+        """Poison the state: its value was a tracer that died with its trace."""
+        self._value = _INVALID
+        self._flags = 0
+
+    def _read_value(self):
+        self.check_if_deleted()
+        return self._value
+
+    def _write_value(self, v):
+        self._value = v
+
+    def check_if_deleted(self):
+        """Hook for subclasses that materialise their value lazily (no-op here)."""
+
+    def numel(self):
+        """Total number of elements over all leaves of the value."""
+        if self._value is _INVALID:
+            raise _make_error("poisoned", self, "numel")
+        n = 0
+        for leaf in _tree_flatten(self._value)[0]:
+            n += int(getattr(leaf, "size", 1))
+        return n
+
+    @property
+    def stack_level(self):
+        """The trace-stack depth this state belongs to."""
+        return self._level
+
+    @stack_level.setter
+    def stack_level(self, level):
+        self._level = level
+
+    def increase_stack_level(self):
+        self._level = self._level + 1
+
+    def decrease_stack_level(self):
+        self._level = max(self._level - 1, 0)
+
+    def _init_from(self, value, site):
+        """Bind a state built without ``__init__`` (copy, ref, unpickle) to ``value``.
+
+        The signature is derived from the value; trace identity and level are captured now;
+        ``site`` (or the current call site) becomes the creation site.
+        """
+        self._bind(value)
+        self._trace_ref = _current_trace_ref()
+        self._level = _stack_level()
+        if site is not None:
+            self._site_obj = site
+            self._site_code = None
+        else:
+            s = _site_of_caller()
+            self._site_obj = None
+            self._site_code = None if s is None else s[0]
+            self._site_lasti = 0 if s is None else s[1]
+
+    def _trace_is_valid(self):
+        return self._trace_ref is _current_trace_ref()
+
+    def _recapture_trace(self):
+        self._trace_ref = _current_trace_ref()
+        self._level = _stack_level()
+
+
+# --- per-call paths of transforms -----------------------------------------------------------
+
+def gather(states):
+    """Current values of ``states`` in order, read without hooks or recording."""
+    cdef list out = []
+    cdef StateCore st
+    for st in states:
+        v = st._value
+        if v is _INVALID:
+            raise _make_error("poisoned", st, "read")
+        out.append(v)
+    return out
+
+
+def scatter(states, values, written):
+    """Store a compiled call's results: written states without re-checking their signature.
+
+    Signatures were checked when the computation was traced, and its output avals are fixed,
+    so only recording in enclosing frames and observer hooks remain per call.
+    """
+    cdef StateCore st
+    for st, v, w in zip(states, values, written):
+        if not w:
+            continue
+        old = st._value
+        if _n_frames:
+            _record_write(st)
+        st._value = v
+        st._flags = 0
+        st._been_writen = True
+        if _n_hooks:
+            _hooks.dispatch_write_after(st, v, old)

@@ -1,0 +1,50 @@
+"""Shared fixtures: the ``core`` fixture runs core-level tests against both cores.
+
+The ``[c]`` leg fails (never skips) when the compiled core cannot be imported; the pure CI leg
+passes ``--no-c-extensions`` ... or sets ``BRAINSTATE_NO_EXTENSIONS=1``, which deselects tests
+marked ``c_extension``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import jax
+import pytest
+
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+NO_EXTENSIONS = os.environ.get("BRAINSTATE_NO_EXTENSIONS", "") not in ("", "0")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--no-c-extensions",
+        action="store_true",
+        default=False,
+        help="deselect tests that need the compiled core",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if not (config.getoption("--no-c-extensions") or NO_EXTENSIONS):
+        return
+    kept, dropped = [], []
+    for item in items:
+        (dropped if item.get_closest_marker("c_extension") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+@pytest.fixture(
+    scope="session",
+    params=["py", pytest.param("c", marks=pytest.mark.c_extension)],
+)
+def core(request):
+    """The core module under test: ``brainstate._core_py`` or ``brainstate._core``."""
+    if request.param == "py":
+        return importlib.import_module("brainstate._core_py")
+    # Deliberately no skip: a missing extension in a build that should have one is a failure.
+    return importlib.import_module("brainstate._core")
