@@ -270,6 +270,9 @@ def _analyse(value: Any) -> tuple[Signature, bool]:
     has_tracer = False
     specs = []
     for leaf in leaves:
+        if type(leaf) is _array_type:  # jax arrays: already canonical
+            specs.append((leaf.shape, leaf.dtype))
+            continue
         if isinstance(leaf, _tracer_type):
             has_tracer = True
         specs.append(_leaf_spec(leaf))

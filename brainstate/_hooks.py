@@ -1,17 +1,14 @@
 """State hooks: contexts, hooks, handles, per-state managers and the global registry.
 
 A hook is a Python callback that observes (or, for ``write_before``, transforms or vetoes) an
-operation on a :class:`~brainstate.State`. Hook types, in the order they can fire for one state:
+operation on a :class:`~brainstate.State`. The hook types and their contexts:
 
-============== ===================================== =========================== ==============
-type           fires                                 context                     may change
-============== ===================================== =========================== ==============
-``init``       at the end of ``State.__init__``      :class:`InitHookContext`    no
-``read``       on every ``state.value`` read         :class:`ReadHookContext`    no
-``write_before`` in ``state.value = v``, before store :class:`MutableWriteHookContext` transform/veto
-``write_after``  after the new value is stored       :class:`WriteHookContext`   no
-``restore``    in ``restore_value(v)``, after store  :class:`RestoreHookContext` no
-============== ===================================== =========================== ==============
+- ``init``: end of ``State.__init__``; :class:`InitHookContext`.
+- ``read``: every ``state.value`` read; :class:`ReadHookContext`.
+- ``write_before``: ``state.value = v`` before the store; :class:`MutableWriteHookContext`
+  (may transform the value or veto the write).
+- ``write_after``: after the store; :class:`WriteHookContext`.
+- ``restore``: ``state.restore_value(v)`` after the store; :class:`RestoreHookContext`.
 
 For every operation the global hooks (:class:`GlobalHookRegistry`) run before the per-state
 hooks. Higher ``priority`` runs first; equal priorities run in registration order.
@@ -331,7 +328,9 @@ class Hook:
     """
 
     __module__ = "brainstate"
-    __slots__ = ("callback", "priority", "name", "enabled", "hook_id", "_error_count")
+    # ``_owner``: weak reference to the manager the hook is registered in (None while it is
+    # in none); ``enabled`` uses it to keep that manager's cached chain and mask exact.
+    __slots__ = ("callback", "priority", "name", "_enabled", "hook_id", "_error_count", "_owner", "_index")
 
     def __init__(
         self,
@@ -349,8 +348,27 @@ class Hook:
         self.priority = priority
         self.hook_id = _new_hook_id()
         self.name = name or f"hook_{self.hook_id}"
-        self.enabled = enabled
+        self._enabled = bool(enabled)
         self._error_count = 0
+        self._owner: Optional[weakref.ref] = None
+        self._index = 0
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the hook runs; setting it updates the owning manager at once."""
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        owner = self._owner
+        mgr = None if owner is None else owner()
+        if mgr is None:
+            self._enabled = bool(value)
+            return
+        with mgr._lock:
+            self._enabled = bool(value)
+            if self._owner is owner:  # not unregistered meanwhile
+                mgr._rebuild(self._index)
 
     @property
     def error_count(self) -> int:
@@ -375,7 +393,7 @@ class Hook:
         HookExecutionError
             If the callback raised; the original exception is its ``__cause__``.
         """
-        if not self.enabled:
+        if not self._enabled:
             return None
         try:
             return self.callback(context)
@@ -390,7 +408,7 @@ class Hook:
         return self.hook_id < other.hook_id
 
     def __repr__(self) -> str:
-        status = "enabled" if self.enabled else "disabled"
+        status = "enabled" if self._enabled else "disabled"
         return f"Hook(name='{self.name}', priority={self.priority}, {status})"
 
 
@@ -438,9 +456,7 @@ class HookHandle:
                 f"Cannot {verb} hook '{self._hook.name}': its HookManager has been garbage "
                 f"collected (its state is gone, or GlobalHookRegistry.reset() was called)."
             )
-        with mgr._lock:
-            self._hook.enabled = enabled
-            mgr._rebuild(_INDEX[self._hook_type])
+        self._hook.enabled = enabled
 
     def enable(self) -> None:
         """Enable the hook.
@@ -480,7 +496,7 @@ class HookHandle:
 
     def is_enabled(self) -> bool:
         """Whether the hook is registered and enabled."""
-        return not self._removed and self._hook.enabled
+        return not self._removed and self._hook._enabled
 
     def is_removed(self) -> bool:
         """Whether the hook was removed through this handle or its manager."""
@@ -499,7 +515,7 @@ class HookHandle:
     def __repr__(self) -> str:
         if self._removed:
             return f"HookHandle(name='{self.name}', removed)"
-        status = "enabled" if self._hook.enabled else "disabled"
+        status = "enabled" if self._hook._enabled else "disabled"
         return f"HookHandle(name='{self.name}', priority={self.priority}, {status})"
 
 
@@ -686,7 +702,7 @@ class HookManager:
     # -- bookkeeping (callers hold self._lock) --
 
     def _rebuild(self, index: int) -> None:
-        chain = tuple(sorted(h for h in self._lists[index] if h.enabled))
+        chain = tuple(sorted(h for h in self._lists[index] if h._enabled))
         setattr(self, _CHAIN_ATTRS[index], chain)
         old = self.mask
         mask = (old | _BITS[index]) if chain else (old & ~_BITS[index])
@@ -744,9 +760,11 @@ class HookManager:
         """
         index = self._index(hook_type, HookRegistrationError)
         hook = Hook(callback, priority, name, enabled)
+        hook._index = index
         with self._lock:
+            hook._owner = _ref(self)
             self._lists[index].append(hook)
-            if enabled:
+            if hook._enabled:
                 self._rebuild(index)
         return HookHandle(_ref(self), hook, HOOK_TYPES[index])
 
@@ -764,6 +782,7 @@ class HookManager:
             for i, hook in enumerate(hooks):
                 if hook is handle._hook:
                     del hooks[i]
+                    hook._owner = None
                     self._rebuild(index)
                     handle._removed = True
                     return True
@@ -801,6 +820,8 @@ class HookManager:
         indices = range(len(HOOK_TYPES)) if hook_type is None else (self._index(hook_type, ValueError),)
         with self._lock:
             for index in indices:
+                for hook in self._lists[index]:
+                    hook._owner = None
                 self._lists[index].clear()
                 self._rebuild(index)
 
@@ -872,10 +893,7 @@ def _handle_error(mgr: HookManager, hook: Hook, exc: Exception, ctx: HookContext
     hook._error_count += 1
     count = hook._error_count
     if cfg.disable_on_error and count >= cfg.max_errors_per_hook:
-        hook.enabled = False
-        for index, hooks in enumerate(mgr._lists):
-            if any(h is hook for h in hooks):
-                mgr._rebuild(index)
+        hook.enabled = False  # rebuilds mgr's chain (we hold its re-entrant lock)
         msg = f"Hook '{hook.name}' disabled after {count} errors. Last error: {error}"
     else:
         msg = f"Hook '{hook.name}' error #{count}: {error}"
@@ -898,7 +916,7 @@ def _handle_error(mgr: HookManager, hook: Hook, exc: Exception, ctx: HookContext
 def _run_shared(mgr: HookManager, chain: tuple, ctx: HookContext) -> None:
     """Run ``chain`` with one shared context; the caller holds ``mgr._lock``."""
     for hook in chain:
-        if hook.enabled:  # may have been disabled by an earlier hook of this chain
+        if hook._enabled:  # may have been disabled by an earlier hook of this chain
             try:
                 hook.callback(ctx)
             except Exception as exc:
@@ -928,7 +946,7 @@ def _run_write_before(mgr: HookManager, new: Any, old: Any, state_ref: weakref.r
         result = new
         transformed = None
         for hook in mgr._write_before_chain:
-            if not hook.enabled:
+            if not hook._enabled:
                 continue
             ctx = _new(MutableWriteHookContext)
             ctx.operation = "write_before"

@@ -278,6 +278,9 @@ cdef Signature _analyse(object value, bint* has_tracer):
     leaves, treedef = _tree_flatten(value)
     cdef list specs = []
     for leaf in <list>leaves:
+        if type(leaf) is _array_type:  # jax arrays: already canonical, skip the Python call
+            specs.append((leaf.shape, leaf.dtype))
+            continue
         if isinstance(leaf, _tracer_type):
             has_tracer[0] = True
         specs.append(_leaf_spec(leaf))

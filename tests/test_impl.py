@@ -1,0 +1,64 @@
+"""The core switch: which core runs, the env var, the ABI check, and the JAX internals we pin."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import brainstate
+from brainstate import _impl
+
+
+def _run(code: str, **env: str) -> str:
+    full_env = dict(os.environ)
+    full_env.pop("BRAINSTATE_NO_EXTENSIONS", None)
+    full_env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    full_env.update(env)
+    # Not `-I`: it would drop PYTHONPATH, which points at the checkout when not installed.
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=full_env, cwd=os.path.dirname(__file__))
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+@pytest.mark.c_extension
+def test_plain_import_uses_the_compiled_core():
+    assert _run("import brainstate._impl as i; print(i.IMPLEMENTATION, i.EXTENSION_ERROR)") \
+        == "c None"
+
+
+def test_env_var_forces_the_pure_core():
+    assert _run("import brainstate._impl as i; print(i.IMPLEMENTATION)",
+                BRAINSTATE_NO_EXTENSIONS="1") == "py"
+
+
+def test_implementation_matches_the_loaded_core():
+    expected = "py" if _impl.NO_EXTENSIONS or _impl.EXTENSION_ERROR else "c"
+    assert _impl.IMPLEMENTATION == expected
+    assert _impl.core.CORE_ABI == _impl.EXPECTED_ABI
+
+
+@pytest.mark.c_extension
+def test_stale_core_abi_is_refused(monkeypatch):
+    code = (
+        "import sys, brainstate._core as c; c.CORE_ABI = -1; "
+        "import importlib, brainstate._impl as i; importlib.reload(i); "
+        "print(i.IMPLEMENTATION, 'stale' in str(i.EXTENSION_ERROR))"
+    )
+    assert _run(code) == "py True"
+
+
+def test_public_state_subclasses_the_active_core():
+    assert issubclass(brainstate.State, _impl.core.StateCore)
+
+
+def test_jax_internals_we_depend_on_exist():
+    # brainstate reads JAX's current trace through jax._src.core.trace_ctx.trace._weakref
+    # (cheap identity of the current trace). This fails loudly when JAX changes it.
+    from jax._src import core as jax_core
+
+    trace = jax_core.trace_ctx.trace
+    assert trace._weakref() is trace
