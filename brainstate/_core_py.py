@@ -41,6 +41,7 @@ __all__ = [
     "is_rebinding",
     "gather",
     "scatter",
+    "rebind_epoch",
 ]
 
 CORE_ABI = 3
@@ -110,6 +111,12 @@ _n_tree = 0  # active check_state_value_tree(...) entries
 _n_tracer_check = 0  # active check_state_jax_tracer(...) entries
 _n_catchers = 0  # active new-state catchers
 _n_hooks = 0  # hook managers holding at least one enabled hook
+_epoch = 0  # bumped whenever some state's signature is re-bound
+
+
+def rebind_epoch() -> int:
+    """A counter bumped whenever a state's signature is re-bound (caches compare it)."""
+    return _epoch
 _counter_lock = threading.Lock()
 
 
@@ -321,8 +328,8 @@ class TraceFrame:
         self.been_writen.append(False)
         self._original_state_values.append(st._value)
         if self._new_arg is not None:
-            st._value = self._new_arg(st)
-            st._flags |= _VIEW
+            object.__setattr__(st, "_value", self._new_arg(st))
+            object.__setattr__(st, "_flags", st._flags | _VIEW)
 
     def write_its_value(self, st: "StateCore") -> None:
         """Record a write of ``st`` (registered as read first if unseen)."""
@@ -357,6 +364,15 @@ def _normalize_tag(tag: Any) -> Any:
     if isinstance(tag, str):
         return {tag}
     return set(tag)
+
+
+_OPS = ("write", "restore")
+
+
+def _strict_guard(st: "StateCore") -> None:
+    # check_state_jax_tracer(): refuse any mutation from a JAX trace other than the state's own
+    if _ctx.jax_tracer_check[-1] and st._trace_ref is not _current_trace_ref():
+        raise _make_error("strict_attr", st)
 
 
 def capture_site() -> Any:
@@ -427,11 +443,14 @@ class StateCore:
             init_md.update(metadata)
             _hooks.dispatch_init(self, value, init_md)
 
+    def __hash__(self) -> int:
+        # identity semantics (spec state.md §2): hash(state) == hash(id(state)), no __eq__
+        return hash(id(self))
+
     # -- guarded attribute assignment (spec state.md §2) --
     def __setattr__(self, name: str, value: Any) -> None:
-        if _n_tracer_check and _ctx.jax_tracer_check[-1]:
-            if self._trace_ref is not _current_trace_ref():
-                raise _make_error("strict_attr", self)
+        if _n_tracer_check:
+            _strict_guard(self)
         object.__setattr__(self, name, value)
 
     def _setattr_no_check(self, name: str, value: Any) -> None:
@@ -456,52 +475,65 @@ class StateCore:
         self._write(v, True)
 
     def _write(self, v: Any, fire_before: bool) -> None:
+        # Error precedence (spec state.md §4): State value, tracer guard, signature, strict
+        # attribute guard; all of them before any hook, recording or mutation.
         if isinstance(v, StateCore):
             raise _make_error("set_state", self, v)
-        ok, has_tracer = self._check("write", v)
+        code, has_tracer = self._check(0, v)
         if has_tracer and not (_n_frames and _ctx.state_stack):
             if self._trace_ref is not _current_trace_ref():
                 raise _make_error("tracer_write", self)
+        if code < 0:
+            raise self._mismatch(0, v)
+        if _n_tracer_check:
+            _strict_guard(self)
         old = self._value
         if _n_hooks and fire_before:
             nv = _hooks.dispatch_write_before(self, v, old)
             if nv is not v:
-                ok, has_tracer = self._check("write", nv)
+                code, has_tracer = self._check(0, nv)
+                if code < 0:
+                    raise self._mismatch(0, nv)
                 v = nv
         if _n_frames:
             _record_write(self)
-        self._store(v, has_tracer, ok)
-        self._been_writen = True
+        self._store(v, has_tracer, code)
+        object.__setattr__(self, "_been_writen", True)
         if _n_hooks:
             _hooks.dispatch_write_after(self, v, old)
 
-    def _check(self, op: str, v: Any) -> tuple[bool, bool]:
-        """Check ``v`` against the signature; return (signature kept, has tracer).
+    def _check(self, op: int, v: Any) -> tuple[int, bool]:
+        """Compare ``v`` with the signature (op 0 = write, 1 = restore).
 
-        ``signature kept`` is False when an active ``check_state_value_tree(False)`` asks for
-        a re-bind instead of a check.
+        Returns ``(code, has tracer)``: code 1 = matches, 0 = an active
+        ``check_state_value_tree(False)`` asks for a re-bind, -1 = mismatch (the caller raises
+        ``_mismatch`` once the guards that take precedence have run).
         """
         if _rebinding():
-            return False, _analyse(v)[1]
-        flags = self._flags
-        if flags & (_VIEW | _TRACER) and self._value is not INVALID:
+            return 0, _analyse(v)[1]
+        if self._flags & (_VIEW | _TRACER) and self._value is not INVALID:
             # Under a transform's view the stored shape may be per-lane: compare with the held value.
             held, _ = _analyse(self._value)
             got, has_tracer = _analyse(v)
-            same = held == got if op == "write" else held.treedef == got.treedef
-            if not same:
-                raise _make_error("signature", self, op, held, v)
-            return True, has_tracer
+            same = held == got if op == 0 else held.treedef == got.treedef
+            return (1 if same else -1), has_tracer
         ok, has_tracer = _matches(self._sig, v)
-        if not ok:
-            raise _make_error("signature", self, op, self._sig, v)
-        return True, has_tracer
+        return (1 if ok else -1), has_tracer
 
-    def _store(self, v: Any, has_tracer: bool, keep_sig: bool) -> None:
-        self._value = v
-        self._flags = (self._flags & _VIEW) | (_TRACER if has_tracer else 0)
-        if not keep_sig:
-            self._sig = _analyse(v)[0]
+    def _mismatch(self, op: int, v: Any) -> BaseException:
+        """The signature error for ``v`` (the expected side as ``_check`` saw it)."""
+        if self._flags & (_VIEW | _TRACER) and self._value is not INVALID:
+            expected = _analyse(self._value)[0]
+        else:
+            expected = self._sig
+        return _make_error("signature", self, _OPS[op], expected, v)
+
+    def _store(self, v: Any, has_tracer: bool, code: int) -> None:
+        sa = object.__setattr__
+        sa(self, "_value", v)
+        sa(self, "_flags", (self._flags & _VIEW) | (_TRACER if has_tracer else 0))
+        if code == 0:
+            sa(self, "_sig", _analyse(v)[0])
 
     def restore_value(self, v: Any) -> None:
         """Replace the value without the write path: no tracer guard, no write hooks.
@@ -510,12 +542,16 @@ class StateCore:
         """
         if isinstance(v, StateCore):
             raise _make_error("set_state", self, v)
-        ok, has_tracer = self._check("restore", v)
+        code, has_tracer = self._check(1, v)
+        if code < 0:
+            raise self._mismatch(1, v)
+        if _n_tracer_check:
+            _strict_guard(self)
         if _n_frames:
             _record_read(self)
         old = self._value
-        self._store(v, has_tracer, ok)
-        self._flags &= ~_VIEW
+        self._store(v, has_tracer, code)
+        object.__setattr__(self, "_flags", self._flags & ~_VIEW)
         if _n_hooks:
             _hooks.dispatch_restore(self, v, old)
 
@@ -526,30 +562,38 @@ class StateCore:
 
     def _set_view(self, v: Any) -> None:
         """Install a transform's per-lane view of the value (no check, no record, no hooks)."""
-        self._value = v
-        self._flags |= _VIEW
+        object.__setattr__(self, "_value", v)
+        object.__setattr__(self, "_flags", self._flags | _VIEW)
 
     def _restore_rebind(self, v: Any) -> None:
         """Restore ``v`` and re-bind the signature to it (vmap_new_states, eval_shape)."""
+        global _epoch
+        _epoch += 1
         old = self._value
         sig, has_tracer = _analyse(v)
-        self._value = v
-        self._sig = sig
-        self._flags = _TRACER if has_tracer else 0
+        sa = object.__setattr__
+        sa(self, "_value", v)
+        sa(self, "_sig", sig)
+        sa(self, "_flags", _TRACER if has_tracer else 0)
         if _n_hooks:
             _hooks.dispatch_restore(self, v, old)
 
+    def _restore_silent(self, v: Any) -> None:
+        """Put back a value this state held before (a transform's rollback): no check, no hooks."""
+        self._value = v
+        self._flags = _TRACER if _analyse(v)[1] else 0
+
     def _invalidate_trace_value(self) -> None:
         """Poison the state: its value was a tracer that died with its trace."""
-        self._value = INVALID
-        self._flags = 0
+        object.__setattr__(self, "_value", INVALID)
+        object.__setattr__(self, "_flags", 0)
 
     def _read_value(self) -> Any:
         self.check_if_deleted()
         return self._value
 
     def _write_value(self, v: Any) -> None:
-        self._value = v
+        object.__setattr__(self, "_value", v)
 
     def check_if_deleted(self) -> None:
         """Hook for subclasses that materialise their value lazily (no-op here)."""
@@ -571,7 +615,7 @@ class StateCore:
 
     @_signature.setter
     def _signature(self, sig: Signature) -> None:
-        self._sig = sig
+        object.__setattr__(self, "_sig", sig)
 
     @property
     def stack_level(self) -> int:
@@ -580,13 +624,13 @@ class StateCore:
 
     @stack_level.setter
     def stack_level(self, level: int) -> None:
-        self._level = level
+        object.__setattr__(self, "_level", level)
 
     def increase_stack_level(self) -> None:
-        self._level = self._level + 1
+        object.__setattr__(self, "_level", self._level + 1)
 
     def decrease_stack_level(self) -> None:
-        self._level = max(self._level - 1, 0)
+        object.__setattr__(self, "_level", max(self._level - 1, 0))
 
     def _init_from(self, value: Any, site: Any) -> None:
         """Bind a state built without ``__init__`` (copy, ref, unpickle) to ``value``.
@@ -607,17 +651,19 @@ class StateCore:
         return self._trace_ref is _current_trace_ref()
 
     def _recapture_trace(self) -> None:
-        self._trace_ref = _current_trace_ref()
-        self._level = stack_level()
+        object.__setattr__(self, "_trace_ref", _current_trace_ref())
+        object.__setattr__(self, "_level", stack_level())
 
 
 # --- per-call paths of transforms -----------------------------------------------------------
 
 
 def gather(states: Any) -> list:
-    """Current values of ``states`` in order, read without hooks or recording."""
+    """Current values of ``states`` in order: recorded in enclosing frames, no read hooks."""
     out = []
     for st in states:
+        if _n_frames:
+            _record_read(st)
         v = st._value
         if v is INVALID:
             raise _make_error("poisoned", st, "read")
@@ -637,8 +683,9 @@ def scatter(states: Any, values: Any, written: Any) -> None:
         old = st._value
         if _n_frames:
             _record_write(st)
-        st._value = v
-        st._flags = 0
-        st._been_writen = True
+        sa = object.__setattr__
+        sa(st, "_value", v)
+        sa(st, "_flags", 0)
+        sa(st, "_been_writen", True)
         if _n_hooks:
             _hooks.dispatch_write_after(st, v, old)

@@ -710,12 +710,6 @@ class HookManager:
         if bool(old) != bool(mask):
             _adjust_active(1 if mask else -1)
 
-    def _invalidate_cache(self) -> None:
-        """Rebuild every cached chain and the mask (kept for upstream compatibility)."""
-        with self._lock:
-            for index in range(len(HOOK_TYPES)):
-                self._rebuild(index)
-
     @staticmethod
     def _index(hook_type: Any, error: type[Exception]) -> int:
         try:

@@ -93,9 +93,10 @@ def make_error(kind: str, state: Any, *args: Any) -> BaseException:
         )
     if kind == "poisoned":
         (op,) = args
+        verb = "count the elements of" if op == "numel" else op
         return attach_site(
             TraceContextError(
-                f"Cannot {op} {describe_state(state)}: it was created inside a traced function "
+                f"Cannot {verb} {describe_state(state)}: it was created inside a traced function "
                 "and its value was a JAX tracer that died when tracing finished. Create the "
                 "state outside the transformed function (or use "
                 "`brainstate.transform.vmap_new_states`); assigning a concrete value makes it "

@@ -232,6 +232,7 @@ class State(_core.StateCore):
         new._adopt(self._attr_dict())
         new._setattr_no_check("_been_writen", False)
         new._init_from(self._value, None)
+        _keep_poisoned_signature(new, self)
         return new
 
     def replace(self, value: Any = _MISSING, **attrs: Any) -> "State":
@@ -249,9 +250,10 @@ class State(_core.StateCore):
         v = merged.pop("_value", self._value if value is _MISSING else value)
         new._adopt(merged)
         new._init_from(v, self._site)
-        new._trace_ref = self._trace_ref
-        new._level = self._level
-        new._hooks_mgr_or_none = self._hooks_mgr_or_none
+        # upstream: a replaced state shares the original's trace identity and hook manager
+        new._setattr_no_check("_trace_ref", self._trace_ref)
+        new._setattr_no_check("_level", self._level)
+        new._setattr_no_check("_hooks_mgr_or_none", self._hooks_mgr_or_none)
         return new
 
     def copy_from(self, other: "State") -> None:
@@ -268,6 +270,8 @@ class State(_core.StateCore):
         self._adopt(other._attr_dict())
         self._setattr_no_check("_value", other._value)
         self._setattr_no_check("_signature", other._signature)
+        # the value's tracer/view status travels with it (the under-a-view check reads it)
+        self._setattr_no_check("_flags", other._flags)
 
     def to_state_ref(self) -> "TreefyState":
         """A ``TreefyState`` snapshot of this state (value plus metadata)."""
@@ -317,25 +321,44 @@ class State(_core.StateCore):
     def __reduce__(self):
         # A core-neutral form: a pickle made under one core loads under the other. Hooks are
         # not pickled (callbacks may not be); trace identity and level are those of the loader.
+        # The poison sentinel belongs to one core, so a poisoned state pickles as a flag.
+        if self._value is _core.INVALID:
+            sig = self._signature
+            return (_rebuild_state, (type(self), None, self._attr_dict(),
+                                     (sig.treedef, sig.specs, sig.shape, sig.dtype)))
         return (_rebuild_state, (type(self), self._value, self._attr_dict()))
 
     def __copy__(self) -> "State":
-        return _rebuild_state(type(self), self._value, self._attr_dict())
+        new = _rebuild_state(type(self), self._value, self._attr_dict())
+        _keep_poisoned_signature(new, self)
+        return new
 
     def __deepcopy__(self, memo: dict) -> "State":
         import copy
 
         new = _rebuild_state(type(self), copy.deepcopy(self._value, memo),
                              copy.deepcopy(self._attr_dict(), memo))
+        _keep_poisoned_signature(new, self)
         memo[id(self)] = new
         return new
 
 
-def _rebuild_state(cls: type, value: Any, attrs: dict) -> State:
+def _rebuild_state(cls: type, value: Any, attrs: dict, poisoned_sig: Any = None) -> State:
     st = cls.__new__(cls)
     st._adopt(attrs)
     st._init_from(value, None)
+    if poisoned_sig is not None:
+        # the Signature type is core-specific, so a pickle carries its fields
+        st._setattr_no_check("_signature", _core.Signature(*poisoned_sig))
+        st._invalidate_trace_value()
     return st
+
+
+def _keep_poisoned_signature(new: State, old: State) -> None:
+    # A poisoned value says nothing about the signature; the copy keeps the original's, so a
+    # concrete write un-poisons it as it would the original.
+    if old._value is _core.INVALID:
+        new._setattr_no_check("_signature", old._signature)
 
 
 def _impl_error_signature(state: State, op: str, value: Any) -> BaseException:
@@ -511,8 +534,11 @@ class HiddenTreeState(HiddenGroupState):
         return n
 
     def set_value(self, val: Any) -> None:
-        if isinstance(val, dict) and not val:
-            raise ValueError("set_value needs at least one entry.")
+        if isinstance(val, (dict, list, tuple)) and not val:
+            raise ValueError(
+                f"HiddenTreeState.set_value needs at least one entry, got an empty "
+                f"{type(val).__name__}; pass {{name: array}} for the sub-states to change."
+            )
         super().set_value(val)
 
 

@@ -80,6 +80,12 @@ cdef Py_ssize_t _n_tree = 0
 cdef Py_ssize_t _n_tracer_check = 0
 cdef Py_ssize_t _n_catchers = 0
 cdef Py_ssize_t _n_hooks = 0
+cdef Py_ssize_t _epoch = 0  # bumped whenever some state's signature is re-bound
+
+
+def rebind_epoch():
+    """A counter bumped whenever a state's signature is re-bound (caches compare it)."""
+    return _epoch
 
 
 def set_hooks_active(n):
@@ -113,6 +119,7 @@ def get_context():
     return _ctx
 
 
+# mirrors _core_py.stack_level
 cdef inline Py_ssize_t _stack_level():
     if _n_frames == 0:
         return 0
@@ -183,6 +190,7 @@ def pop_catcher(catcher):
             return
 
 
+# mirrors _core_py._rebinding
 cdef inline bint _rebinding():
     # Innermost check_state_value_tree(False) turns checks into re-binds.
     return _n_tree != 0 and not (<list>_ctx.tree_check)[-1]
@@ -193,12 +201,14 @@ def is_rebinding():
     return _rebinding()
 
 
+# mirrors _core_py._current_trace_ref
 cdef inline object _current_trace_ref():
     return _trace_ctx.trace._weakref
 
 
 # --- creation sites -------------------------------------------------------------------------
 
+# mirrors _core_py.capture_site (without building the SourceSite)
 cdef object _site_of_caller():
     """(code, lasti) of the first Python frame outside the brainstate package, or None."""
     cdef PyFrameObject* f = PyEval_GetFrame()  # borrowed
@@ -270,6 +280,7 @@ cdef class Signature:
         return (Signature, (self.treedef, self.specs, self.shape, self.dtype))
 
 
+# mirrors _core_py._analyse
 cdef Signature _analyse(object value, bint* has_tracer):
     """Signature of ``value``; sets ``has_tracer`` when a leaf is a JAX tracer."""
     has_tracer[0] = False
@@ -322,8 +333,8 @@ cdef class TraceFrame:
         self._new_arg = new_arg
         self._check_read = check_read
 
+    # mirrors _core_py.TraceFrame.read_its_value (returns the state's index)
     cdef Py_ssize_t _read(self, StateCore st) except -2:
-        # mirrors _core_py.TraceFrame.read_its_value; returns the state's index
         if self._check_read is not None:
             self._check_read(st)
         key = id(st)
@@ -344,6 +355,7 @@ cdef class TraceFrame:
         """Record a read of ``st`` (first sight: snapshot it and apply ``new_arg``)."""
         self._read(st)
 
+    # mirrors _core_py.TraceFrame.write_its_value
     cdef int _write(self, StateCore st) except -1:
         cdef Py_ssize_t idx = self._read(st)
         self.been_writen[idx] = True
@@ -354,6 +366,7 @@ cdef class TraceFrame:
         self._write(st)
 
 
+# mirrors _core_py._record_read
 cdef int _record_read(StateCore st) except -1:
     cdef list stack = _ctx.state_stack
     cdef Py_ssize_t i
@@ -362,6 +375,7 @@ cdef int _record_read(StateCore st) except -1:
     return 0
 
 
+# mirrors _core_py._record_write
 cdef int _record_write(StateCore st) except -1:
     cdef list stack = _ctx.state_stack
     cdef Py_ssize_t i
@@ -377,8 +391,8 @@ cdef enum:
     _TRACER = 2  # held value contains a JAX tracer
 
 
+# mirrors _core_py._strict_guard
 cdef int _strict_guard(StateCore st) except -1:
-    # mirrors the guard in _core_py.StateCore.__setattr__
     if (<list>_ctx.jax_tracer_check)[-1] and st._trace_ref is not _current_trace_ref():
         raise _make_error("strict_attr", st)
     return 0
@@ -441,6 +455,7 @@ cdef class StateCore:
             init_md.update(metadata)
             _hooks.dispatch_init(self, value, init_md)
 
+    # mirrors the value/signature part of _core_py.StateCore._init_from
     cdef inline void _bind(self, object value) except *:
         # Store value and derive the signature from it (single arrays without an object).
         cdef bint has_tracer = False
@@ -458,6 +473,10 @@ cdef class StateCore:
             else:
                 self._sigobj = sig
         self._flags = _TRACER if has_tracer else 0
+
+    def __hash__(self):
+        # identity semantics (spec state.md §2): hash(state) == hash(id(state)), no __eq__
+        return hash(id(self))
 
     # -- guarded attribute assignment (spec state.md §2) --
     def __setattr__(self, name, value):
@@ -482,6 +501,8 @@ cdef class StateCore:
 
     @_signature.setter
     def _signature(self, Signature sig):
+        global _epoch
+        _epoch += 1
         if sig.treedef is None:
             self._sigobj = None
             self._sig_shape = sig.shape
@@ -517,64 +538,78 @@ cdef class StateCore:
     def value(self, v):
         self._write(v, True)
 
+    # mirrors _core_py.StateCore._write
     cdef int _write(self, object v, bint fire_before) except -1:
+        # Error precedence (spec state.md §4): State value, tracer guard, signature, strict
+        # attribute guard; all of them before any hook, recording or mutation.
         cdef bint has_tracer = False
-        cdef bint keep
+        cdef int code
         if isinstance(v, StateCore):
             raise _make_error("set_state", self, v)
-        if _n_tracer_check:
-            _strict_guard(self)  # the strict guard covers the value store too
-        keep = self._check(1, v, &has_tracer)
+        code = self._check(0, v, &has_tracer)
         if has_tracer and not (_n_frames and len(<list>_ctx.state_stack)):
             if self._trace_ref is not _current_trace_ref():
                 raise _make_error("tracer_write", self)
+        if code < 0:
+            raise self._mismatch(0, v)
+        if _n_tracer_check:
+            _strict_guard(self)
         old = self._value
         if _n_hooks and fire_before:
             nv = _hooks.dispatch_write_before(self, v, old)
             if nv is not v:
-                keep = self._check(1, nv, &has_tracer)
+                code = self._check(0, nv, &has_tracer)
+                if code < 0:
+                    raise self._mismatch(0, nv)
                 v = nv
         if _n_frames:
             _record_write(self)
-        self._store(v, has_tracer, keep)
+        self._store(v, has_tracer, code)
         self._been_writen = True
         if _n_hooks:
             _hooks.dispatch_write_after(self, v, old)
         return 0
 
-    cdef bint _check(self, int op, object v, bint* has_tracer) except? -1:
-        # mirrors _core_py.StateCore._check: op 1 = write, 0 = restore.
-        # Returns False when an active check_state_value_tree(False) asks for a re-bind.
+    # mirrors _core_py.StateCore._check
+    cdef int _check(self, int op, object v, bint* has_tracer) except -2:
+        # op 0 = write, 1 = restore. Returns 1 = matches, 0 = an active
+        # check_state_value_tree(False) asks for a re-bind, -1 = mismatch (the caller raises
+        # _mismatch once the guards that take precedence have run).
         cdef Signature held, got
         has_tracer[0] = False
         if _rebinding():
             if type(v) is not _array_type:
                 _analyse(v, has_tracer)
-            return False
+            return 0
         if self._flags & (_VIEW | _TRACER) and self._value is not _INVALID:
             # Under a transform's view the stored shape may be per-lane: compare with the held value.
             held = _analyse(self._value, has_tracer)
             got = _analyse(v, has_tracer)
-            if op == 1:
+            if op == 0:
                 same = held == got
             else:
                 same = held.treedef == got.treedef
-            if not same:
-                raise _make_error("signature", self, "write" if op == 1 else "restore", held, v)
-            return True
+            return 1 if same else -1
         if self._sigobj is None and type(v) is _array_type:
             if v.shape == self._sig_shape and _same_dtype(v.dtype, self._sig_dtype):
-                return True
-        else:
-            got = _analyse(v, has_tracer)
-            if got == self._signature:
-                return True
-        raise _make_error("signature", self, "write" if op == 1 else "restore",
-                          self._signature, v)
+                return 1
+            return -1
+        got = _analyse(v, has_tracer)
+        return 1 if got == self._signature else -1
 
-    cdef inline void _store(self, object v, bint has_tracer, bint keep_sig) except *:
+    # mirrors _core_py.StateCore._mismatch
+    cdef object _mismatch(self, int op, object v):
+        cdef bint t
+        if self._flags & (_VIEW | _TRACER) and self._value is not _INVALID:
+            expected = _analyse(self._value, &t)
+        else:
+            expected = self._signature
+        return _make_error("signature", self, "write" if op == 0 else "restore", expected, v)
+
+    # mirrors _core_py.StateCore._store
+    cdef inline void _store(self, object v, bint has_tracer, int code) except *:
         cdef int view = self._flags & _VIEW
-        if keep_sig:
+        if code != 0:
             self._value = v
             self._flags = view | (_TRACER if has_tracer else 0)
         else:
@@ -587,13 +622,18 @@ cdef class StateCore:
         Checked against the signature, recorded as a read, fires ``restore`` hooks.
         """
         cdef bint has_tracer = False
+        cdef int code
         if isinstance(v, StateCore):
             raise _make_error("set_state", self, v)
-        keep = self._check(0, v, &has_tracer)
+        code = self._check(1, v, &has_tracer)
+        if code < 0:
+            raise self._mismatch(1, v)
+        if _n_tracer_check:
+            _strict_guard(self)
         if _n_frames:
             _record_read(self)
         old = self._value
-        self._store(v, has_tracer, keep)
+        self._store(v, has_tracer, code)
         self._flags &= ~_VIEW
         if _n_hooks:
             _hooks.dispatch_restore(self, v, old)
@@ -610,10 +650,20 @@ cdef class StateCore:
 
     def _restore_rebind(self, v):
         """Restore ``v`` and re-bind the signature to it (vmap_new_states, eval_shape)."""
+        global _epoch
         old = self._value
         self._bind(v)
+        _epoch += 1
         if _n_hooks:
             _hooks.dispatch_restore(self, v, old)
+
+    def _restore_silent(self, v):
+        """Put back a value this state held before (a transform's rollback): no check, no hooks."""
+        cdef bint has_tracer = False
+        if type(v) is not _array_type:
+            _analyse(v, &has_tracer)
+        self._value = v
+        self._flags = _TRACER if has_tracer else 0
 
     def _invalidate_trace_value(self):
         """Poison the state: its value was a tracer that died with its trace."""
@@ -683,10 +733,12 @@ cdef class StateCore:
 # --- per-call paths of transforms -----------------------------------------------------------
 
 def gather(states):
-    """Current values of ``states`` in order, read without hooks or recording."""
+    """Current values of ``states`` in order: recorded in enclosing frames, no read hooks."""
     cdef list out = []
     cdef StateCore st
     for st in states:
+        if _n_frames:
+            _record_read(st)
         v = st._value
         if v is _INVALID:
             raise _make_error("poisoned", st, "read")
@@ -707,8 +759,7 @@ def scatter(states, values, written):
         old = st._value
         if _n_frames:
             _record_write(st)
-        st._value = v
-        st._flags = 0
+        st._value = v  # flags kept: a traced call returns what it was given (tracer or not)
         st._been_writen = True
         if _n_hooks:
             _hooks.dispatch_write_after(st, v, old)

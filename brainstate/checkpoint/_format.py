@@ -638,7 +638,7 @@ def read_checkpoint(path, *, mmap: bool = True, verify: bool = True, as_jax: boo
         else:
             value = blob.view(view_dtype).reshape(shape)
             if as_jax:
-                value = jax.numpy.asarray(value)
+                value = jax.device_put(value)
         records.append(CheckpointRecord(rec["key"], value, rec["info"]))
     return meta["metadata"], records
 
@@ -649,7 +649,7 @@ _KEY_DATA_DTYPES = {code: np.dtype(name) for name, code in _KEY_DATA_CODES.items
 def _wrap_key(path, rec, data):
     impl = rec.get("prng_impl")
     try:
-        return jax.random.wrap_key_data(jax.numpy.asarray(data), impl=impl)
+        return jax.random.wrap_key_data(jax.device_put(data), impl=impl)
     except Exception as exc:
         raise CheckpointFormatError(
             f"{path!r}: cannot rebuild the PRNG key {rec['key']!r} ({rec['dtype']}, "

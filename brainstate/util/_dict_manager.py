@@ -169,9 +169,11 @@ class DictManager(dict):
         if id(val) in index:
             self._value_index = index
             return False
+        replaced = key in self
         dict.__setitem__(self, key, val)
         index[id(val)] = key
-        self._value_index = index
+        # Overwriting a key may drop the old value's last occurrence: let the next call rebuild.
+        self._value_index = None if replaced else index
         return True
 
     # --- selections ---

@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import FrozenInstanceError
 from typing import Callable
 
+from jax import tree_util as _jtu
+
 __all__ = [
     "to_predicate",
     "WithTag",
@@ -171,14 +173,12 @@ class WithTag(_Frozen):
 
 def _jax_key_unwrappers():
     # JAX key-path entries wrap the real key; compare by what they wrap.
-    from jax import tree_util as jtu
-
     table = {
-        jtu.DictKey: lambda k: k.key,
-        jtu.GetAttrKey: lambda k: k.name,
-        jtu.SequenceKey: lambda k: k.idx,
+        _jtu.DictKey: lambda k: k.key,
+        _jtu.GetAttrKey: lambda k: k.name,
+        _jtu.SequenceKey: lambda k: k.idx,
     }
-    flattened = getattr(jtu, "FlattenedIndexKey", None)
+    flattened = getattr(_jtu, "FlattenedIndexKey", None)
     if flattened is not None:
         table[flattened] = lambda k: k.key
     return table

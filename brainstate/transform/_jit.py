@@ -1,0 +1,195 @@
+"""``jit``: compile a function that reads and writes states."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import jax
+
+from brainstate.transform._make_jaxpr import StatefulFunction
+
+__all__ = ["jit"]
+
+
+class _Missing:
+    pass
+
+
+def _normalize_nums(nums: Any, what: str) -> tuple:
+    if nums is None:
+        return ()
+    nums = (nums,) if isinstance(nums, int) else tuple(nums)
+    for n in nums:
+        if n < 0:
+            raise ValueError(
+                f"{what} must be non-negative, got {n}: negative indices would address the "
+                "hidden state argument."
+            )
+    return nums
+
+
+class JittedFunction:
+    """The callable ``jit`` returns: traced once per call signature, states threaded through."""
+
+    __module__ = "brainstate.transform"
+
+    def __init__(self, fun: Callable, *, static_argnums: Any, static_argnames: Any,
+                 donate_argnums: Any, donate_argnames: Any, in_shardings: Any,
+                 out_shardings: Any, keep_unused: bool, device: Any, backend: Any,
+                 inline: bool, name: str | None, jax_kwargs: dict) -> None:
+        self.origin_fun = fun
+        static_argnums = _normalize_nums(static_argnums, "static_argnums")
+        self._donate = _normalize_nums(donate_argnums, "donate_argnums")
+        self._donate_names = (donate_argnames,) if isinstance(donate_argnames, str) \
+            else tuple(donate_argnames or ())
+        self.stateful_fun = StatefulFunction(fun, static_argnums, static_argnames or (),
+                                             name=name or "jit")
+        kw = dict(keep_unused=keep_unused, inline=inline, **jax_kwargs)
+        if device is not None:
+            kw["device"] = device
+        if backend is not None:
+            kw["backend"] = backend
+        if out_shardings is not None:
+            kw["out_shardings"] = (out_shardings, None)
+        self.stateful_fun._jit_kwargs = kw
+        if in_shardings is not None and not isinstance(in_shardings, (tuple, list)):
+            raise NotImplementedError(
+                "jit(in_shardings=...) takes a tuple or list with one entry per positional "
+                f"argument, got {type(in_shardings).__name__}."
+            )
+        self._in_shardings = in_shardings
+        if self._donate or self._donate_names or in_shardings is not None:
+            self.stateful_fun._jit_argmap = self._argmap
+        self.jitted_fun = self
+        functools.update_wrapper(self, fun, updated=())
+
+    def _argmap(self, entry: Any) -> dict:
+        """Per-leaf donation and input shardings for the compiled ``pure(states, *leaves)``."""
+        del entry  # the spans come from the call that is being compiled
+        out: dict = {}
+        spans = self.stateful_fun._last_spans
+        if self._donate or self._donate_names:
+            donate = []
+            for i, (lo, hi) in spans["args"].items():
+                if i in self._donate:
+                    donate.extend(range(lo + 1, hi + 1))
+            for k, (lo, hi) in spans["kwargs"].items():
+                if k in self._donate_names:
+                    donate.extend(range(lo + 1, hi + 1))
+            out["donate_argnums"] = tuple(donate)
+        if self._in_shardings is not None:
+            shardings = [None] * (spans["n"] + 1)
+            for i, (lo, hi) in spans["args"].items():
+                if i < len(self._in_shardings):
+                    for j in range(lo, hi):
+                        shardings[j + 1] = self._in_shardings[i]
+            out["in_shardings"] = tuple(shardings)
+        return out
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if jax.config.jax_disable_jit:
+            return self.origin_fun(*args, **kwargs)
+        if self.stateful_fun._jit_argmap is not None:
+            self.stateful_fun._last_spans = _leaf_spans(self.stateful_fun, args, kwargs)
+        return self.stateful_fun._call(args, kwargs)
+
+    def clear_cache(self) -> None:
+        """Drop every traced and compiled computation."""
+        self.stateful_fun.clear_cache()
+
+    # --- ahead-of-time helpers: compile if needed, never write states back ---
+
+    def _aot_args(self, args: tuple, kwargs: dict):
+        sf = self.stateful_fun
+        key, leaves, treedef = sf._key_and_leaves(args, kwargs)
+        entry = sf._entry(args, kwargs, (key, leaves, treedef))
+        vals = [st._value for st in entry.states]
+        return sf._compiled(entry), vals, leaves
+
+    def eval_shape(self, *args: Any, **kwargs: Any) -> Any:
+        """The output's shapes and dtypes (``jax.ShapeDtypeStruct``s); states untouched."""
+        sf = self.stateful_fun
+        entry = sf._entry(args, kwargs)
+        return entry.out_shapes[0]
+
+    def lower(self, *args: Any, **kwargs: Any) -> Any:
+        """``jax.stages.Lowered`` of the compiled computation; states untouched."""
+        fn, vals, leaves = self._aot_args(args, kwargs)
+        return fn.lower(vals, *leaves)
+
+    def trace(self, *args: Any, **kwargs: Any) -> Any:
+        """``jax.stages.Traced`` of the compiled computation; states untouched."""
+        fn, vals, leaves = self._aot_args(args, kwargs)
+        return fn.trace(vals, *leaves)
+
+    def compile(self, *args: Any, **kwargs: Any) -> Any:
+        """``jax.stages.Compiled`` of the computation; states untouched."""
+        return self.lower(*args, **kwargs).compile()
+
+
+def _leaf_spans(sf: StatefulFunction, args: tuple, kwargs: dict) -> dict:
+    """Which flat dynamic leaves each user argument occupies (for donation and shardings)."""
+    pos, spans, kspans = 0, {}, {}
+    for i, a in enumerate(args):
+        if i in sf.static_argnums:
+            continue
+        n = len(jax.tree_util.tree_leaves(a))
+        spans[i] = (pos, pos + n)
+        pos += n
+    for k in sorted(kwargs):
+        if k in sf.static_argnames:
+            continue
+        n = len(jax.tree_util.tree_leaves(kwargs[k]))
+        kspans[k] = (pos, pos + n)
+        pos += n
+    return {"args": spans, "kwargs": kspans, "n": pos}
+
+
+def jit(fun: Any = _Missing, in_shardings: Any = None, out_shardings: Any = None,
+        static_argnums: Any = None, donate_argnums: Any = None, static_argnames: Any = None,
+        donate_argnames: Any = None, keep_unused: bool = False, device: Any = None,
+        backend: Any = None, inline: bool = False, name: str | None = None,
+        **jax_jit_kwargs: Any) -> Any:
+    """Compile ``fun`` with ``jax.jit``, threading the states it reads and writes through.
+
+    The function is traced once per abstract call signature: every state it reads becomes an
+    input of the compiled computation, every state it writes an output written back after each
+    call. Writes are checked against the states' signatures while tracing, so calls pay no
+    per-state check. Usable as ``@jit``, ``@jit(...)`` or ``jit(f, ...)``.
+
+    Parameters
+    ----------
+    fun : callable
+        The function to compile.
+    static_argnums, static_argnames : optional
+        Arguments hashed into the cache key instead of traced (must be hashable).
+    donate_argnums, donate_argnames : optional
+        Arguments whose buffers XLA may reuse (state buffers are never donated).
+    in_shardings : tuple or list, optional
+        One sharding per positional argument.
+    out_shardings, keep_unused, device, backend, inline, **jax_jit_kwargs
+        Passed to ``jax.jit``.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp, brainstate
+    >>> count = brainstate.State(jnp.zeros(()))
+    >>> @brainstate.transform.jit
+    ... def step(x):
+    ...     count.value = count.value + x
+    ...     return count.value * 2
+    >>> float(step(1.0)), float(count.value)
+    (2.0, 1.0)
+    """
+    def make(f: Callable) -> JittedFunction:
+        return JittedFunction(
+            f, static_argnums=static_argnums, static_argnames=static_argnames,
+            donate_argnums=donate_argnums, donate_argnames=donate_argnames,
+            in_shardings=in_shardings, out_shardings=out_shardings, keep_unused=keep_unused,
+            device=device, backend=backend, inline=inline, name=name,
+            jax_kwargs=jax_jit_kwargs)
+
+    if fun is _Missing:
+        return make
+    return make(fun)

@@ -1,0 +1,475 @@
+"""``StatefulFunction``: trace a function that reads and writes states into a pure jaxpr.
+
+The function is traced once per cache key under a ``StateTraceStack`` whose ``new_arg`` turns
+each pre-existing state met for the first time into a fresh input of the jaxpr being built
+(``spec/tracing.md`` §5). The result is a closed jaxpr of ``(dynamic args..., state values...)``
+returning ``(out, written state values)``, compiled once with ``jax.jit``; every call then
+gathers the tracked states' values, runs the compiled function through JAX's C++ dispatch and
+scatters the written values back (``brainstate._core.gather`` / ``scatter``).
+
+Signatures of written states are checked at trace time, so the per-call path does not re-check
+them: a compiled function's output avals are fixed when it is traced.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+from jax._src import core as _jax_core  # internal: trace_ctx, new_arg; pinned by tests
+from jax._src import source_info_util as _source_info_util
+from jax.extend.core import jaxpr_as_fun
+
+from brainstate._impl import core as _core
+from brainstate._state import State, catch_new_states
+from brainstate._trace import StateTraceStack
+
+__all__ = ["StatefulFunction", "make_jaxpr", "CacheKey"]
+
+_ARRAY_TYPE = type(jax.numpy.zeros(()))
+_MAX_CACHE = 128
+
+
+class _AllTrue:
+    """An endless sequence of True (scatter's written flags when every state was written)."""
+
+    def __iter__(self):
+        while True:
+            yield True
+
+
+_ALL_WRITTEN = _AllTrue()
+
+
+class CacheKey(NamedTuple):
+    """The cache key of one call: static values and the abstract signature of dynamic ones."""
+
+    static_args: tuple
+    dyn_args: tuple
+    static_kwargs: tuple
+    dyn_kwargs: tuple
+
+
+def _hashable(x: Any) -> Any:
+    """A hashable stand-in for a static argument (lists -> tuples, dicts -> sorted items)."""
+    if isinstance(x, (list, tuple)):
+        return (type(x).__name__,) + tuple(_hashable(v) for v in x)
+    if isinstance(x, dict):
+        return ("dict",) + tuple(sorted((k, _hashable(v)) for k, v in x.items()))
+    if isinstance(x, set):
+        return frozenset(_hashable(v) for v in x)
+    try:
+        hash(x)
+    except TypeError:
+        leaves, treedef = jax.tree_util.tree_flatten(x)
+        if len(leaves) == 1 and leaves[0] is x:
+            raise TypeError(
+                f"Static arguments must be hashable, got a value of type {type(x).__name__}. "
+                "Pass it as a dynamic argument or make it hashable."
+            ) from None
+        return (treedef, tuple(_hashable(v) for v in leaves))
+    return x
+
+
+_STATE_IN_ARGS = (
+    "Inputs/outputs for brainstate transformations cannot be an instance of State. "
+    "Read its value (`state.value`) and pass that instead, or let the function access the "
+    "state directly: transformations track the states a function uses."
+)
+
+
+def _leaf_key(x: Any) -> Any:
+    """Abstract key of one dynamic leaf: (shape, dtype, weak_type) or the Python type."""
+    if type(x) is _ARRAY_TYPE:
+        return (x.shape, x.dtype, x.weak_type)
+    if isinstance(x, State):
+        raise ValueError(_STATE_IN_ARGS)
+    if isinstance(x, (bool, int, float, complex)):
+        return type(x)
+    aval = jax.typeof(x)
+    return (aval.shape, aval.dtype, getattr(aval, "weak_type", False))
+
+
+def _abstract(x: Any) -> Any:
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        return jax.ShapeDtypeStruct(tuple(x.shape), x.dtype)
+    return x
+
+
+class _Entry:
+    """One traced computation: the jaxpr, its states and the compiled callable."""
+
+    __slots__ = ("jaxpr", "out_shapes", "out_treedef", "trace", "states", "written",
+                 "state_sigs", "epoch", "jitted", "n_out", "write_idx", "write_states",
+                 "__weakref__")
+
+    def __init__(self, jaxpr, out_shapes, out_treedef, trace, state_sigs, epoch):
+        self.jaxpr = jaxpr
+        self.out_shapes = out_shapes
+        self.out_treedef = out_treedef
+        self.trace = trace
+        self.states = tuple(trace.states)
+        self.written = tuple(trace.been_writen)
+        self.state_sigs = state_sigs
+        self.epoch = epoch
+        self.jitted = None
+        self.write_idx = tuple(i for i, w in enumerate(self.written) if w)
+        self.write_states = tuple(self.states[i] for i in self.write_idx)
+        self.n_out = out_treedef.num_leaves
+
+
+class StatefulFunction:
+    """A function that reads and writes states, traced into a pure jaxpr once per call signature.
+
+    Parameters
+    ----------
+    fun : callable
+        The function. It may read and write any state it can reach.
+    static_argnums, static_argnames : int or str, or sequences of them
+        Arguments passed as Python values (hashed into the cache key) instead of traced.
+    axis_env : sequence of (name, size), optional
+        Named axes available while tracing (as ``jax.make_jaxpr``).
+    name : str, optional
+        A display name.
+    return_only_write : bool
+        When True (default) the jaxpr returns only the written states' values.
+    ir_optimizations : optional
+        Accepted for compatibility; jaxpr-level passes are not implemented (ignored).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp, brainstate
+    >>> counter = brainstate.State(jnp.zeros(()))
+    >>> def step(x):
+    ...     counter.value = counter.value + x
+    ...     return counter.value
+    >>> f = brainstate.transform.StatefulFunction(step).make_jaxpr(1.0)
+    >>> [s is counter for s in f.get_states(1.0)]
+    [True]
+    """
+
+    __module__ = "brainstate.transform"
+
+    def __init__(self, fun: Callable, static_argnums: Any = (), static_argnames: Any = (),
+                 axis_env: Any = None, name: str | None = None, return_only_write: bool = True,
+                 ir_optimizations: Any = None) -> None:
+        if not callable(fun):
+            raise TypeError(f"StatefulFunction needs a callable, got {type(fun).__name__}.")
+        self.fun = fun
+        self.static_argnums = (static_argnums,) if isinstance(static_argnums, int) \
+            else tuple(static_argnums or ())
+        if isinstance(static_argnames, str):
+            static_argnames = (static_argnames,)
+        for n in static_argnames or ():
+            if not isinstance(n, str):
+                raise TypeError(f"static_argnames: argument is not a string: {n!r}")
+        self.static_argnames = tuple(static_argnames or ())
+        self.axis_env = axis_env
+        self.name = name
+        self.return_only_write = return_only_write
+        self.ir_optimizations = ir_optimizations
+        self._cache: OrderedDict = OrderedDict()
+        self._lock = threading.RLock()
+        self._hits = 0
+        self._misses = 0
+        self._jit_kwargs: dict = {}
+        self._jit_argmap: Callable | None = None
+        self._last_spans: dict | None = None
+
+    def __repr__(self) -> str:
+        return f"StatefulFunction({getattr(self.fun, '__name__', self.fun)!r})"
+
+    # --- cache keys ---
+
+    def _split_args(self, args: tuple, kwargs: dict):
+        static_args, dyn_args = [], []
+        for i, a in enumerate(args):
+            (static_args if i in self.static_argnums else dyn_args).append(a)
+        static_kwargs = {k: v for k, v in kwargs.items() if k in self.static_argnames}
+        dyn_kwargs = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
+        return static_args, dyn_args, static_kwargs, dyn_kwargs
+
+    def _key_and_leaves(self, args: tuple, kwargs: dict):
+        if self.static_argnums or self.static_argnames:
+            sa, da, sk, dk = self._split_args(args, kwargs)
+        else:
+            sa, da, sk, dk = (), args, {}, kwargs
+        leaves, treedef = jax.tree_util.tree_flatten((tuple(da), dk))
+        dyn = (treedef, tuple(map(_leaf_key, leaves)))
+        static = tuple(_hashable(a) for a in sa)
+        static_kw = tuple(sorted((k, _hashable(v)) for k, v in sk.items()))
+        return CacheKey(static, dyn, static_kw, ()), leaves, treedef
+
+    def get_arg_cache_key(self, *args: Any, compile_if_miss: bool = False, **kwargs: Any):
+        """The cache key of a call with ``args`` (traced first when ``compile_if_miss``)."""
+        key = self._key_and_leaves(args, kwargs)[0]
+        if compile_if_miss:
+            self._entry(args, kwargs)
+        return key
+
+    # --- tracing ---
+
+    def _check_static_argnums(self, args: tuple) -> None:
+        for i in self.static_argnums:
+            if i >= len(args):
+                raise ValueError(
+                    f"static_argnums contains index {i}, but only {len(args)} positional "
+                    "arguments were provided."
+                )
+
+    def _trace(self, args: tuple, kwargs: dict, leaves: list, treedef: Any) -> _Entry:
+        self._check_static_argnums(args)
+        sa, _, sk, _ = self._split_args(args, kwargs)
+        static_pos = self.static_argnums
+        nargs = len(args)
+        fun = self.fun
+        stack = StateTraceStack(name=self.name)
+        holder: dict = {}
+
+        def traced(*flat):
+            da, dk = jax.tree_util.tree_unflatten(treedef, flat)
+            it_s, it_d = iter(sa), iter(da)
+            call_args = [next(it_s) if i in static_pos else next(it_d) for i in range(nargs)]
+            trace = _jax_core.trace_ctx.trace
+
+            def new_arg(st):
+                # Bind to *this* trace: an outer stack may record a state first seen inside a
+                # nested transform, while that nested trace is the current one.
+                return jax.tree.map(
+                    lambda x: trace.new_arg(jax.typeof(x), _source_info_util.current()),
+                    st._value)
+
+            stack.set_new_arg(new_arg)
+            with stack:
+                out = fun(*call_args, **dk, **sk)
+            _refuse_states(out)
+            written = stack.been_writen
+            vals = [st._value if (w or not self.return_only_write) else None
+                    for st, w in zip(stack.states, written)]
+            holder["sigs"] = tuple(st._signature for st in stack.states)
+            return out, vals
+
+        epoch = _core.rebind_epoch()
+        with catch_new_states() as catcher:
+            try:
+                jaxpr, out_shapes = jax.make_jaxpr(traced, axis_env=self.axis_env,
+                                                   return_shape=True)(*leaves)
+            finally:
+                _rollback(stack)
+                _poison(catcher)
+        out_treedef = jax.tree_util.tree_structure(out_shapes)
+        stack.release_original_values()
+        return _Entry(jaxpr, out_shapes, out_treedef, stack, holder["sigs"], epoch)
+
+    def _entry(self, args: tuple, kwargs: dict, key_leaves: Any = None) -> _Entry:
+        key, leaves, treedef = key_leaves or self._key_and_leaves(args, kwargs)
+        with self._lock:
+            entry = self._cache.get(key)
+            if entry is not None and entry.epoch != _core.rebind_epoch():
+                entry = self._revalidate(key, entry)
+            if entry is not None:
+                self._hits += 1
+                self._cache.move_to_end(key)
+                return entry
+            self._misses += 1
+        entry = self._trace(args, kwargs, leaves, treedef)
+        with self._lock:
+            self._cache[key] = entry
+            if len(self._cache) > _MAX_CACHE:
+                self._cache.popitem(last=False)
+        return entry
+
+    def _revalidate(self, key: CacheKey, entry: _Entry) -> _Entry | None:
+        # Some signature was re-bound since this entry was traced: stale if one of ours was.
+        if all(st._signature == sig for st, sig in zip(entry.states, entry.state_sigs)):
+            entry.epoch = _core.rebind_epoch()
+            return entry
+        del self._cache[key]
+        return None
+
+    def make_jaxpr(self, *args: Any, **kwargs: Any) -> "StatefulFunction":
+        """Trace for ``args`` (if not cached yet) and return self."""
+        self._check_static_argnums(args)
+        self._entry(args, kwargs)
+        return self
+
+    # --- calling ---
+
+    def _compiled(self, entry: _Entry) -> Callable:
+        """``jax.jit`` of ``pure(state_values, *dyn_leaves) -> (out, written values)``.
+
+        State values go in as one list so JAX's C++ dispatch flattens them, as it does for the
+        raw-``jax.jit`` baseline; dynamic leaves go positionally so donation maps per leaf.
+        """
+        if entry.jitted is None:
+            fn = jaxpr_as_fun(entry.jaxpr)
+            treedef, widx = entry.out_treedef, entry.write_idx
+
+            def pure(state_vals, *dyn_leaves):
+                flat = fn(*dyn_leaves, *jax.tree_util.tree_leaves(state_vals))
+                out, svals = jax.tree_util.tree_unflatten(treedef, flat)
+                return out, [svals[i] for i in widx]
+
+            kw = dict(self._jit_kwargs)
+            if self._jit_argmap is not None:
+                kw.update(self._jit_argmap(entry))
+            entry.jitted = jax.jit(pure, **kw)
+        return entry.jitted
+
+    def _call(self, args: tuple, kwargs: dict) -> Any:
+        kl = self._key_and_leaves(args, kwargs)
+        entry = self._entry(args, kwargs, kl)
+        out, written = self._compiled(entry)(_core.gather(entry.states), *kl[1])
+        _core.scatter(entry.write_states, written, _ALL_WRITTEN)
+        return out
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.jaxpr_call_auto(*args, **kwargs)
+
+    def jaxpr_call_auto(self, *args: Any, **kwargs: Any) -> Any:
+        """Compile if needed, feed the tracked states' values, write back, return the output."""
+        if jax.config.jax_disable_jit:
+            return self.fun(*args, **kwargs)
+        return self._call(args, kwargs)
+
+    def jaxpr_call(self, state_vals: Sequence, *args: Any, **kwargs: Any):
+        """Evaluate the traced jaxpr on explicit state values; returns ``(new_state_vals, out)``."""
+        entry = self._entry(args, kwargs)
+        if len(state_vals) != len(entry.states):
+            raise ValueError(
+                f"State length mismatch: expected {len(entry.states)} states, "
+                f"got {len(state_vals)}"
+            )
+        missing = [i for i, v in enumerate(state_vals) if v is None]
+        if missing:
+            raise ValueError(f"State values at indices {missing} are None; every tracked "
+                             "state needs a value.")
+        _, leaves, _ = self._key_and_leaves(args, kwargs)
+        flat_states = jax.tree_util.tree_leaves(list(state_vals))
+        flat = jaxpr_as_fun(entry.jaxpr)(*leaves, *flat_states)
+        out, new_vals = jax.tree_util.tree_unflatten(entry.out_treedef, flat)
+        new_vals = [nv if w else v for nv, v, w in zip(new_vals, state_vals, entry.written)]
+        return new_vals, out
+
+    # --- accessors ---
+
+    def _by_cache(self, key: CacheKey) -> _Entry:
+        with self._lock:
+            entry = self._cache.get(key)
+            if entry is None:
+                raise ValueError(
+                    f"No traced computation for this call.\nRequested key: {key}\n"
+                    f"Available keys: {list(self._cache)}\n"
+                    "Call make_jaxpr() with these arguments first."
+                )
+            return entry
+
+    def get_jaxpr(self, *args, compile_if_miss: bool = True, **kwargs):
+        return self._get(args, kwargs, compile_if_miss).jaxpr
+
+    def get_jaxpr_by_cache(self, key: CacheKey):
+        return self._by_cache(key).jaxpr
+
+    def get_out_shapes(self, *args, compile_if_miss: bool = True, **kwargs):
+        return self._get(args, kwargs, compile_if_miss).out_shapes
+
+    def get_out_shapes_by_cache(self, key: CacheKey):
+        return self._by_cache(key).out_shapes
+
+    def get_out_treedef(self, *args, compile_if_miss: bool = True, **kwargs):
+        return self._get(args, kwargs, compile_if_miss).out_treedef
+
+    def get_out_treedef_by_cache(self, key: CacheKey):
+        return self._by_cache(key).out_treedef
+
+    def get_state_trace(self, *args, compile_if_miss: bool = True, **kwargs):
+        return self._get(args, kwargs, compile_if_miss).trace
+
+    def get_state_trace_by_cache(self, key: CacheKey):
+        return self._by_cache(key).trace
+
+    def get_states(self, *args, compile_if_miss: bool = True, **kwargs) -> tuple:
+        return self._get(args, kwargs, compile_if_miss).states
+
+    def get_states_by_cache(self, key: CacheKey) -> tuple:
+        return self._by_cache(key).states
+
+    def get_read_states(self, *args, compile_if_miss: bool = True, **kwargs) -> tuple:
+        e = self._get(args, kwargs, compile_if_miss)
+        return tuple(s for s, w in zip(e.states, e.written) if not w)
+
+    def get_read_states_by_cache(self, key: CacheKey) -> tuple:
+        e = self._by_cache(key)
+        return tuple(s for s, w in zip(e.states, e.written) if not w)
+
+    def get_write_states(self, *args, compile_if_miss: bool = True, **kwargs) -> tuple:
+        return self._get(args, kwargs, compile_if_miss).write_states
+
+    def get_write_states_by_cache(self, key: CacheKey) -> tuple:
+        return self._by_cache(key).write_states
+
+    def _get(self, args, kwargs, compile_if_miss: bool) -> _Entry:
+        if compile_if_miss:
+            return self._entry(args, kwargs)
+        return self._by_cache(self._key_and_leaves(args, kwargs)[0])
+
+    def validate_states(self, key: CacheKey) -> bool:
+        """Whether the tracked states of ``key``'s entry still have their traced signatures."""
+        e = self._by_cache(key)
+        return all(st._signature == sig for st, sig in zip(e.states, e.state_sigs))
+
+    def validate_all_states(self) -> dict:
+        with self._lock:
+            keys = list(self._cache)
+        return {k: self.validate_states(k) for k in keys}
+
+    def clear_cache(self) -> None:
+        """Drop every traced computation."""
+        with self._lock:
+            self._cache.clear()
+
+    def get_cache_stats(self) -> dict:
+        with self._lock:
+            total = self._hits + self._misses
+            return {"compilation_cache": {
+                "size": len(self._cache), "maxsize": _MAX_CACHE, "hits": self._hits,
+                "misses": self._misses, "hit_rate": self._hits / total if total else 0.0,
+            }}
+
+
+def _refuse_states(tree: Any) -> None:
+    for leaf in jax.tree_util.tree_leaves(tree):
+        if isinstance(leaf, State):
+            raise ValueError(_STATE_IN_ARGS)
+
+
+def _rollback(stack: StateTraceStack) -> None:
+    """Put every recorded state back to its value before the trace (no hooks fire)."""
+    for st, v in zip(stack.states, stack._original_state_values):
+        st._restore_silent(v)
+
+
+def _poison(catcher: Any) -> None:
+    """States created during the trace whose value is a tracer become unusable (tracing.md §4b)."""
+    for st in catcher.get_states():
+        if any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(st._value)):
+            st._invalidate_trace_value()
+
+
+def make_jaxpr(fun: Callable, static_argnums: Any = (), static_argnames: Any = (),
+               axis_env: Any = None, return_shape: bool = False,
+               return_only_write: bool = False) -> Callable:
+    """Return ``f(*args, **kw) -> (ClosedJaxpr, states[, out_shapes])`` for a stateful ``fun``."""
+    sf = StatefulFunction(fun, static_argnums, static_argnames, axis_env,
+                          return_only_write=return_only_write)
+
+    def wrapper(*args: Any, **kwargs: Any):
+        entry = sf._entry(args, kwargs)
+        if return_shape:
+            return entry.jaxpr, entry.states, entry.out_shapes[0]
+        return entry.jaxpr, entry.states
+
+    wrapper.__name__ = f"make_jaxpr({getattr(fun, '__name__', 'fun')})"
+    return wrapper
