@@ -220,16 +220,28 @@ def test_mapped_arrays_survive_a_new_save_to_the_same_path(tmp_path):
 
 def test_numpy_only_reader_from_the_docstring_works(tmp_path):
     code = textwrap.dedent(fmt.__doc__.split("complex as float pairs)::\n")[1].split("\n\n")[0])
-    assert code.count("\n") <= 7 and "brainstate" not in code.replace('"brainstate"', "")
+    code = code.strip("\n")
+    assert code.count("\n") <= 7  # import, a two-line dtype table, five lines of reading
     arrays_in = {"f": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.array(True),
                  "h": random_array("bfloat16", (4,), 1), "i4": random_array("int4", (2, 2), 2),
                  "c": np.array([1 + 2j, 3 - 4j], np.complex64), "e": np.zeros((0, 3), np.int64),
                  "f8": random_array("float8_e4m3fn", (3,), 3), "k": jax.random.key(0)}
     p = tmp_path / "r.ckpt"
     write_checkpoint(p, [(k, v, {"class": "C"}) for k, v in arrays_in.items()], {"step": 2})
-    ns = {"path": str(p)}
-    exec(code, ns)
-    arrays, info = ns["arrays"], ns["brainstate"]
+    # A fresh interpreter proves the snippet needs neither brainstate nor jax nor ml_dtypes.
+    runner = code + textwrap.dedent("""
+        import sys
+        assert not {"brainstate", "jax", "ml_dtypes"} & set(sys.modules), sorted(sys.modules)
+        np.savez(sys.argv[2], **arrays)
+        print(json.dumps(brainstate))
+    """)
+    out = tmp_path / "out.npz"
+    proc = subprocess.run([sys.executable, "-I", "-c", f"path = __import__('sys').argv[1]\n{runner}",
+                           str(p), str(out)], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    with np.load(out) as z:
+        arrays = dict(z)
     assert info["metadata"] == {"step": 2} and [r["key"] for r in info["records"]] == list(arrays_in)
     assert same_bits(arrays["f"], arrays_in["f"]) and same_bits(arrays["b"], arrays_in["b"])
     assert same_bits(arrays["h"].view(ml_dtypes.bfloat16), arrays_in["h"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import pickle
+import copy
 
 import jax
 import jax.numpy as jnp
@@ -533,8 +533,8 @@ def test_chain_range_walks_the_steps_backwards():
     assert "ChainT(SoftplusT(lower=0.0), AffineT(scale=2.0, shift=1.0))" in msg
     # A shape-changing step collapses the flags to all-or-nothing.
     s = ChainT(SimplexT(), AffineT(2.0, 0.0))
-    assert np.asarray(s.check_in_range(f32([0.4, 0.6]))).tolist() == [True, True]
-    assert np.asarray(s.check_in_range(f32([0.4, 0.4]))).tolist() == [False, False]
+    assert np.asarray(s.check_in_range(f32([0.8, 1.2]))).tolist() == [True, True]
+    assert np.asarray(s.check_in_range(f32([0.8, 0.8]))).tolist() == [False, False]
 
 
 def test_masked_range_only_restricts_masked_entries():
@@ -684,14 +684,14 @@ ALL_TRANSFORMS = [
 
 
 @pytest.mark.parametrize("t", ALL_TRANSFORMS, ids=repr)
-def test_jit_matches_eager_and_pickles(t):
+def test_jit_matches_eager_and_copies(t):
     x = f32([0.3, 1.7, 2.5])
     eager = t.forward(x)
     np.testing.assert_allclose(jax.jit(t.forward)(x), eager, rtol=1e-6)
     y = t.forward(x)
     np.testing.assert_allclose(jax.jit(t.inverse)(y), t.inverse(y), rtol=1e-6, atol=1e-7)
     # Calling inside jit first must not cache a tracer that later eager calls would hit.
-    fresh = pickle.loads(pickle.dumps(t))
+    fresh = copy.deepcopy(t)
     jax.jit(fresh.forward)(x)
     np.testing.assert_allclose(fresh.forward(x), eager, rtol=1e-6)
     assert repr(fresh) == repr(t)

@@ -204,21 +204,20 @@ def _cast(v: Any, dtype: Any) -> Any:
 
 
 def _above(bound: Any, dtype: Any) -> jax.Array:
-    """Smallest *normal* float of ``dtype`` strictly above ``bound``."""
-    # XLA on CPU flushes subnormals to zero, so the float right after 0.0 would compare equal
-    # to 0.0; the normal ``tiny`` is the first value that stays strictly positive.
+    """Smallest float of ``dtype`` above ``bound`` whose distance to ``bound`` is normal."""
+    # XLA on CPU flushes subnormals to zero: the float right after ``bound`` can sit a
+    # subnormal distance away, and ``y - bound`` (what every inverse takes a log of) would
+    # flush to 0. Stepping at least ``tiny`` keeps that distance a normal number.
     b = jnp.asarray(bound, dtype)
     tiny = jnp.asarray(jnp.finfo(dtype).tiny, dtype)
-    nxt = jnp.nextafter(b, jnp.asarray(jnp.inf, dtype))
-    return jnp.where(jnp.abs(nxt) < tiny, tiny, nxt)
+    return jnp.maximum(jnp.nextafter(b, jnp.asarray(jnp.inf, dtype)), b + tiny)
 
 
 def _below(bound: Any, dtype: Any) -> jax.Array:
-    """Largest *normal* float of ``dtype`` strictly below ``bound``."""
+    """Largest float of ``dtype`` below ``bound`` whose distance to ``bound`` is normal."""
     b = jnp.asarray(bound, dtype)
     tiny = jnp.asarray(jnp.finfo(dtype).tiny, dtype)
-    nxt = jnp.nextafter(b, jnp.asarray(-jnp.inf, dtype))
-    return jnp.where(jnp.abs(nxt) < tiny, -tiny, nxt)
+    return jnp.minimum(jnp.nextafter(b, jnp.asarray(-jnp.inf, dtype)), b - tiny)
 
 
 def _edge(owner: Any, name: str, bound: Any, dtype: Any, fn: Any) -> jax.Array:
@@ -237,6 +236,13 @@ def _edge(owner: Any, name: str, bound: Any, dtype: Any, fn: Any) -> jax.Array:
         value = fn(bound, dtype)
     cache[(name, dtype)] = (bound, value)
     return value
+
+
+def _exp_cap(lower: Any, dtype: Any) -> jax.Array:
+    """Largest value the exponential transforms produce, ``lower + exp(20)``, plus slack."""
+    # A few ulps of slack so exp(20) rounded by another library (numpy, a literal) passes.
+    cap = lower + save_exp(jnp.asarray(_EXP_MAX, dtype))
+    return cap + 8 * jnp.finfo(dtype).eps * jnp.abs(cap)
 
 
 def _softplus_inv(z: Any) -> jax.Array:
@@ -694,10 +700,8 @@ class _ExpBase(Transform):
         """See :meth:`Transform.check_in_range`; the range is ``(lower, lower + exp(20)]``."""
         y = _as_float(y)
         lower = _cast(self.lower, y.dtype)
-        # Same arithmetic as forward(20), so the saturated output itself passes.
-        cap = lower + save_exp(jnp.asarray(_EXP_MAX, y.dtype))
         above = (y > lower) if strict else (y >= lower)
-        return above & (y <= cap)
+        return above & (y <= _exp_cap(lower, y.dtype))
 
 
 class ExpT(_ExpBase):
@@ -821,8 +825,7 @@ class PositiveT(Transform):
     def check_in_range(self, y: Any, *, strict: bool = False) -> jax.Array:
         """See :meth:`Transform.check_in_range`; the range is ``(0, exp(20)]``."""
         y = _as_float(y)
-        cap = save_exp(jnp.asarray(_EXP_MAX, y.dtype))
-        return ((y > 0) if strict else (y >= 0)) & (y <= cap)
+        return ((y > 0) if strict else (y >= 0)) & (y <= _exp_cap(0.0, y.dtype))
 
 
 class NegativeT(Transform):
