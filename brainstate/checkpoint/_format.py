@@ -197,8 +197,8 @@ def _build_codecs() -> dict[str, _Codec]:
     codecs["complex64"] = _Codec("complex64", np.dtype(np.complex64), "F32", (2,), 4)
     codecs["complex128"] = _Codec("complex128", np.dtype(np.complex128), "F64", (2,), 8)
     codecs["bfloat16"] = _Codec("bfloat16", np.dtype(ml_dtypes.bfloat16), "BF16", (), 2)
-    codecs["float8_e5m2"] = _Codec("float8_e5m2", np.dtype(ml_dtypes.float8_e5m2), "F8_E5M2", (), 1)
-    codecs["float8_e4m3fn"] = _Codec("float8_e4m3fn", np.dtype(ml_dtypes.float8_e4m3fn), "F8_E4M3", (), 1)
+    for name, code in (("float8_e5m2", "F8_E5M2"), ("float8_e4m3fn", "F8_E4M3")):
+        codecs[name] = _Codec(name, np.dtype(getattr(ml_dtypes, name)), code, (), 1)
     # One byte per element in numpy and in the file; getattr keeps older ml_dtypes working.
     for name in (
         "int1", "int2", "int4", "uint1", "uint2", "uint4", "float4_e2m1fn", "float6_e2m3fn",
@@ -231,7 +231,6 @@ def _is_prng_key(dtype) -> bool:
 class _Plan(NamedTuple):
     key: str
     source: Any  # a jax.Array, or a numpy array in its final (contiguous little-endian) form
-    kind: str  # "array", "prng" or "float0"
     dtype_name: str
     shape: tuple
     code: str
@@ -297,10 +296,10 @@ def _plan_entry(index: int, entry, seen: set) -> _Plan:
                     "supported; only unsigned integer key data is."
                 )
             item = np.dtype(data.dtype).itemsize
-            return _Plan(key, data, "prng", str(dtype), shape, code, tuple(data.shape),
+            return _Plan(key, data, str(dtype), shape, code, tuple(data.shape),
                          math.prod(data.shape) * item, item, info, str(impl))
         if dtype == _FLOAT0:
-            return _Plan(key, None, "float0", "float0", shape, "U8", (0,), 0, 1, info, None)
+            return _Plan(key, None, "float0", shape, "U8", (0,), 0, 1, info, None)
         if dtype.byteorder == ">":  # big-endian numpy input: the file is little-endian
             codec = _CODEC_BY_DTYPE.get(dtype.newbyteorder("<"))
             if codec is not None:
@@ -314,7 +313,7 @@ def _plan_entry(index: int, entry, seen: set) -> _Plan:
     if isinstance(source, np.ndarray) and not source.flags.c_contiguous:
         source = np.ascontiguousarray(source)
     nbytes = math.prod(shape) * codec.dtype.itemsize
-    return _Plan(key, source, "array", codec.name, shape, codec.code, shape + codec.trailing,
+    return _Plan(key, source, codec.name, shape, codec.code, shape + codec.trailing,
                  nbytes, codec.align, info, None)
 
 
@@ -386,7 +385,11 @@ def _describe_os_error(exc: OSError, path: str, action: str) -> OSError:
         "PermissionError": "choose a folder you may write to",
         "IsADirectoryError": "the path is a folder; give a file name inside it",
     }.get(type(exc).__name__, "check the path and free disk space")
-    err = type(exc)(exc.errno, f"cannot {action} checkpoint {path!r}: {exc.strerror}; {hint}")
+    msg = f"cannot {action} checkpoint {path!r}: {exc.strerror or exc}; {hint}"
+    try:
+        err = type(exc)(exc.errno, msg)
+    except TypeError:  # an OSError subclass with its own constructor
+        err = OSError(exc.errno, msg)
     err.filename = path
     return err
 
@@ -604,22 +607,7 @@ def read_checkpoint(path, *, mmap: bool = True, verify: bool = True, as_jax: boo
                 f"{path!r} is {what}: the header describes {end} data bytes after byte "
                 f"{data_start}, the file holds {data_size}. Restore the file from a complete copy."
             )
-        if data_size == 0:
-            buf = np.empty(0, np.uint8)
-        elif mmap:
-            buf = np.frombuffer(_mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_READ),
-                                np.uint8, data_size, data_start)
-        else:
-            buf = np.empty(data_size, np.uint8)
-            view = memoryview(buf)
-            got = 0
-            while got < data_size:  # readinto may stop short (2 GiB per call on Linux)
-                k = f.readinto(view[got:])
-                if not k:
-                    raise CheckpointFormatError(
-                        f"{path!r} is truncated: read {got} of {data_size} data bytes."
-                    )
-                got += k
+        buf = _load_data(path, f, data_start, data_size, mmap)
 
     records = []
     for rec, (kind, view_dtype, stored_shape, begin, stop) in zip(meta["records"], specs):
@@ -644,6 +632,28 @@ def read_checkpoint(path, *, mmap: bool = True, verify: bool = True, as_jax: boo
 
 
 _KEY_DATA_DTYPES = {code: np.dtype(name) for name, code in _KEY_DATA_CODES.items()}
+
+
+def _load_data(path, f, start: int, size: int, use_mmap: bool) -> np.ndarray:
+    """The data section as one uint8 array: a read-only mapping, or a fresh writable copy."""
+    if size == 0:
+        return np.empty(0, np.uint8)
+    if use_mmap:
+        try:
+            return np.frombuffer(_mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_READ),
+                                 np.uint8, size, start)
+        except (OSError, ValueError):  # a file system or special file without mmap support
+            pass
+    buf = np.empty(size, np.uint8)
+    view = memoryview(buf)
+    f.seek(start)
+    got = 0
+    while got < size:  # readinto may stop short (at most ~2 GiB per call on Linux)
+        k = f.readinto(view[got:])
+        if not k:
+            raise CheckpointFormatError(f"{path!r} is truncated: read {got} of {size} data bytes.")
+        got += k
+    return buf
 
 
 def _wrap_key(path, rec, data):
