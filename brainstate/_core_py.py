@@ -213,8 +213,21 @@ def pop_catcher(catcher: Any) -> None:
 
 
 def _rebinding() -> bool:
-    # Innermost check_state_value_tree(False) turns checks into re-binds.
-    return _n_tree != 0 and not _ctx.tree_check[-1]
+    # Innermost check_state_value_tree(False) turns checks into re-binds. The counter is
+    # process-wide, so this thread must have an entry of its own above the base [False].
+    if _n_tree == 0:
+        return False
+    tc = _ctx.tree_check
+    return len(tc) > 1 and not tc[-1]
+
+
+def _same_structure(a: Signature, b: Signature) -> bool:
+    # the single-array form stands for the leaf treedef
+    if a.treedef is None:
+        return b.treedef is None or (b.treedef.num_nodes == 1 and b.treedef.num_leaves == 1)
+    if b.treedef is None:
+        return a.treedef.num_nodes == 1 and a.treedef.num_leaves == 1
+    return a.treedef == b.treedef
 
 
 def is_rebinding() -> bool:
@@ -248,9 +261,12 @@ class Signature:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Signature):
             return NotImplemented
-        if self.treedef is None and other.treedef is None:
-            return self.shape == other.shape and self.dtype == other.dtype
-        return self._full() == other._full()
+        if self.treedef is None or other.treedef is None:
+            # PyTreeDef.__eq__ raises TypeError on None; one single-array form and one full
+            # form never match (a full form never describes exactly one array leaf)
+            return (self.treedef is None and other.treedef is None
+                    and self.shape == other.shape and self.dtype == other.dtype)
+        return self.treedef == other.treedef and self.specs == other.specs
 
     def __hash__(self) -> int:
         return hash(self._full())
@@ -515,7 +531,7 @@ class StateCore:
             # Under a transform's view the stored shape may be per-lane: compare with the held value.
             held, _ = _analyse(self._value)
             got, has_tracer = _analyse(v)
-            same = held == got if op == 0 else held.treedef == got.treedef
+            same = held == got if op == 0 else _same_structure(held, got)
             return (1 if same else -1), has_tracer
         ok, has_tracer = _matches(self._sig, v)
         return (1 if ok else -1), has_tracer

@@ -192,8 +192,12 @@ def pop_catcher(catcher):
 
 # mirrors _core_py._rebinding
 cdef inline bint _rebinding():
-    # Innermost check_state_value_tree(False) turns checks into re-binds.
-    return _n_tree != 0 and not (<list>_ctx.tree_check)[-1]
+    # Innermost check_state_value_tree(False) turns checks into re-binds. The counter is
+    # process-wide, so this thread must have an entry of its own above the base [False].
+    if _n_tree == 0:
+        return False
+    cdef list tc = _ctx.tree_check
+    return len(tc) > 1 and not tc[-1]
 
 
 def is_rebinding():
@@ -264,9 +268,12 @@ cdef class Signature:
         if not isinstance(other, Signature):
             return NotImplemented
         cdef Signature o = <Signature>other
-        if self.treedef is None and o.treedef is None:
-            return self.shape == o.shape and self.dtype == o.dtype
-        return self._full() == o._full()
+        if self.treedef is None or o.treedef is None:
+            # PyTreeDef.__eq__ raises TypeError on None; one single-array form and one full
+            # form never match (a full form never describes exactly one array leaf)
+            return (self.treedef is None and o.treedef is None
+                    and self.shape == o.shape and self.dtype == o.dtype)
+        return self.treedef == o.treedef and self.specs == o.specs
 
     def __hash__(self):
         return hash(self._full())
@@ -305,6 +312,16 @@ def make_signature(value):
     """The abstract signature of ``value``."""
     cdef bint t
     return _analyse(value, &t)
+
+
+# mirrors _core_py._same_structure
+cdef bint _same_structure(Signature a, Signature b) except -1:
+    # the single-array form stands for the leaf treedef
+    if a.treedef is None:
+        return b.treedef is None or (b.treedef.num_nodes == 1 and b.treedef.num_leaves == 1)
+    if b.treedef is None:
+        return a.treedef.num_nodes == 1 and a.treedef.num_leaves == 1
+    return a.treedef == b.treedef
 
 
 cdef inline bint _same_dtype(object a, object b):
@@ -588,7 +605,7 @@ cdef class StateCore:
             if op == 0:
                 same = held == got
             else:
-                same = held.treedef == got.treedef
+                same = _same_structure(held, got)
             return 1 if same else -1
         if self._sigobj is None and type(v) is _array_type:
             if v.shape == self._sig_shape and _same_dtype(v.dtype, self._sig_dtype):

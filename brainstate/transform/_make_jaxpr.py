@@ -192,22 +192,25 @@ class StatefulFunction:
         return static_args, dyn_args, static_kwargs, dyn_kwargs
 
     def _key_and_leaves(self, args: tuple, kwargs: dict):
+        """(hashable key, flat dynamic leaves, their treedef) of one call: the per-call path."""
         if self.static_argnums or self.static_argnames:
             sa, da, sk, dk = self._split_args(args, kwargs)
+            leaves, treedef = jax.tree_util.tree_flatten((tuple(da), dk))
+            static = (tuple(_hashable(a) for a in sa),
+                      tuple(sorted((k, _hashable(v)) for k, v in sk.items())))
+            if static == ((), ()):
+                static = None
         else:
-            sa, da, sk, dk = (), args, {}, kwargs
-        leaves, treedef = jax.tree_util.tree_flatten((tuple(da), dk))
-        dyn = (treedef, tuple(map(_leaf_key, leaves)))
-        static = tuple(_hashable(a) for a in sa)
-        static_kw = tuple(sorted((k, _hashable(v)) for k, v in sk.items()))
-        return CacheKey(static, dyn, static_kw, ()), leaves, treedef
+            leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
+            static = None
+        return (treedef, tuple(map(_leaf_key, leaves)), static), leaves, treedef
 
     def get_arg_cache_key(self, *args: Any, compile_if_miss: bool = False, **kwargs: Any):
         """The cache key of a call with ``args`` (traced first when ``compile_if_miss``)."""
         key = self._key_and_leaves(args, kwargs)[0]
         if compile_if_miss:
             self._entry(args, kwargs)
-        return key
+        return _public_key(key)
 
     # --- tracing ---
 
@@ -265,6 +268,10 @@ class StatefulFunction:
 
     def _entry(self, args: tuple, kwargs: dict, key_leaves: Any = None) -> _Entry:
         key, leaves, treedef = key_leaves or self._key_and_leaves(args, kwargs)
+        entry = self._cache.get(key)  # lock-free hit: dict reads are atomic under the GIL
+        if entry is not None and entry.epoch == _core.rebind_epoch():
+            self._hits += 1
+            return entry
         with self._lock:
             entry = self._cache.get(key)
             if entry is not None and entry.epoch != _core.rebind_epoch():
@@ -357,11 +364,11 @@ class StatefulFunction:
 
     def _by_cache(self, key: CacheKey) -> _Entry:
         with self._lock:
-            entry = self._cache.get(key)
+            entry = self._cache.get(_private_key(key))
             if entry is None:
                 raise ValueError(
                     f"No traced computation for this call.\nRequested key: {key}\n"
-                    f"Available keys: {list(self._cache)}\n"
+                    f"Available keys: {[_public_key(k) for k in self._cache]}\n"
                     "Call make_jaxpr() with these arguments first."
                 )
             return entry
@@ -413,7 +420,7 @@ class StatefulFunction:
     def _get(self, args, kwargs, compile_if_miss: bool) -> _Entry:
         if compile_if_miss:
             return self._entry(args, kwargs)
-        return self._by_cache(self._key_and_leaves(args, kwargs)[0])
+        return self._by_cache(_public_key(self._key_and_leaves(args, kwargs)[0]))
 
     def validate_states(self, key: CacheKey) -> bool:
         """Whether the tracked states of ``key``'s entry still have their traced signatures."""
@@ -422,7 +429,7 @@ class StatefulFunction:
 
     def validate_all_states(self) -> dict:
         with self._lock:
-            keys = list(self._cache)
+            keys = [_public_key(k) for k in self._cache]
         return {k: self.validate_states(k) for k in keys}
 
     def clear_cache(self) -> None:
@@ -437,6 +444,18 @@ class StatefulFunction:
                 "size": len(self._cache), "maxsize": _MAX_CACHE, "hits": self._hits,
                 "misses": self._misses, "hit_rate": self._hits / total if total else 0.0,
             }}
+
+
+def _public_key(key: tuple) -> CacheKey:
+    treedef, leaf_keys, static = key
+    static_args, static_kwargs = static if static is not None else ((), ())
+    return CacheKey(static_args, (treedef, leaf_keys), static_kwargs, ())
+
+
+def _private_key(key: CacheKey) -> tuple:
+    static = None if not (key.static_args or key.static_kwargs) else \
+        (key.static_args, key.static_kwargs)
+    return (key.dyn_args[0], key.dyn_args[1], static)
 
 
 def _refuse_states(tree: Any) -> None:
