@@ -549,7 +549,9 @@ class StateCore:
         sa(self, "_value", v)
         sa(self, "_flags", (self._flags & _VIEW) | (_TRACER if has_tracer else 0))
         if code == 0:
+            global _epoch
             sa(self, "_sig", _analyse(v)[0])
+            _epoch += 1  # a re-bind: caches keyed on signatures must revalidate
 
     def restore_value(self, v: Any) -> None:
         """Replace the value without the write path: no tracer guard, no write hooks.

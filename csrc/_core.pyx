@@ -630,8 +630,10 @@ cdef class StateCore:
             self._value = v
             self._flags = view | (_TRACER if has_tracer else 0)
         else:
+            global _epoch
             self._bind(v)
             self._flags |= view
+            _epoch += 1  # a re-bind: caches keyed on signatures must revalidate
 
     def restore_value(self, v):
         """Replace the value without the write path: no tracer guard, no write hooks.

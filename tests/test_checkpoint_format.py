@@ -236,13 +236,15 @@ def test_numpy_only_reader_from_the_docstring_works(tmp_path):
         print(json.dumps(brainstate))
     """)
     out = tmp_path / "out.npz"
-    proc = subprocess.run([sys.executable, "-I", "-c", f"path = __import__('sys').argv[1]\n{runner}",
-                           str(p), str(out)], capture_output=True, text=True, cwd=tmp_path)
+    script = f"path = __import__('sys').argv[1]\n{runner}"
+    proc = subprocess.run([sys.executable, "-I", "-c", script, str(p), str(out)],
+                          capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
     with np.load(out) as z:
         arrays = dict(z)
-    assert info["metadata"] == {"step": 2} and [r["key"] for r in info["records"]] == list(arrays_in)
+    assert info["metadata"] == {"step": 2}
+    assert [r["key"] for r in info["records"]] == list(arrays_in)
     assert same_bits(arrays["f"], arrays_in["f"]) and same_bits(arrays["b"], arrays_in["b"])
     assert same_bits(arrays["h"].view(ml_dtypes.bfloat16), arrays_in["h"])
     assert same_bits(arrays["i4"].view(ml_dtypes.int4), arrays_in["i4"])

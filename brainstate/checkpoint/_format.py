@@ -123,6 +123,7 @@ import mmap as _mmap
 import os
 import secrets
 import struct
+import sys
 import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
@@ -473,7 +474,7 @@ def write_checkpoint(path, entries: Iterable, metadata: Mapping | None = None) -
             f.seek(8)
             f.write(final)
             f.flush()
-            os.fsync(f.fileno())
+            _fsync_file(f.fileno())
         os.replace(tmp, target)
     except BaseException as exc:
         try:
@@ -510,6 +511,18 @@ def _write_data(f, plans, order, crcs) -> None:
 
 
 _GROUP_BYTES = 8 << 20
+
+
+def _fsync_file(fd: int) -> None:
+    if sys.platform == "darwin":  # macOS fsync leaves data in the drive cache; this flushes it
+        import fcntl
+
+        try:
+            fcntl.fcntl(fd, fcntl.F_FULLFSYNC)
+            return
+        except OSError:  # not supported by this file system: plain fsync below
+            pass
+    os.fsync(fd)
 
 
 def _fsync_dir(folder: str) -> None:

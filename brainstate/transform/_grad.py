@@ -30,7 +30,7 @@ def _check_argnums(argnums: Any, has_states: bool) -> tuple[tuple, bool]:
     """(argnums as a tuple, whether a single int was given)."""
     if argnums is None:
         return ((), False) if has_states else ((0,), True)
-    single = isinstance(argnums, int) and not isinstance(argnums, bool)
+    single = not isinstance(argnums, (tuple, list))
     nums = (argnums,) if single else tuple(argnums)
     for n in nums:
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:

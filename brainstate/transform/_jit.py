@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import jax
 
-from brainstate.transform._make_jaxpr import StatefulFunction
+from brainstate.transform._make_jaxpr import StatefulFunction, outer_frames_untouched
 
 __all__ = ["jit"]
 
@@ -103,14 +103,15 @@ class JittedFunction:
     def _aot_args(self, args: tuple, kwargs: dict):
         sf = self.stateful_fun
         key, leaves, treedef = sf._key_and_leaves(args, kwargs)
-        entry = sf._entry(args, kwargs, (key, leaves, treedef))
+        with outer_frames_untouched():
+            entry = sf._entry(args, kwargs, (key, leaves, treedef))
         vals = [st._value for st in entry.states]
         return sf._compiled(entry), vals, leaves
 
     def eval_shape(self, *args: Any, **kwargs: Any) -> Any:
         """The output's shapes and dtypes (``jax.ShapeDtypeStruct``s); states untouched."""
-        sf = self.stateful_fun
-        entry = sf._entry(args, kwargs)
+        with outer_frames_untouched():
+            entry = self.stateful_fun._entry(args, kwargs)
         return entry.out_shapes[0]
 
     def lower(self, *args: Any, **kwargs: Any) -> Any:

@@ -446,6 +446,28 @@ class StatefulFunction:
             }}
 
 
+class outer_frames_untouched:
+    """Undo, on exit, what a trace recorded into the enclosing trace frames.
+
+    Ahead-of-time paths (``lower``, ``compile``, ...) trace but never run, so the enclosing
+    frames must not see their reads and writes: entries appended meanwhile are dropped (their
+    states put back to the value the frame first saw) and written flags restored.
+    """
+
+    def __enter__(self) -> "outer_frames_untouched":
+        self.frames = list(_core.get_context().state_stack)
+        self.marks = [(len(f.states), list(f.been_writen)) for f in self.frames]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for frame, (n, written) in zip(self.frames, self.marks):
+            for st, orig in zip(frame.states[n:], frame._original_state_values[n:]):
+                st._restore_silent(orig)
+                del frame._id2index[id(st)]
+            del frame.states[n:], frame._original_state_values[n:]
+            frame.been_writen[:] = written
+
+
 def _public_key(key: tuple) -> CacheKey:
     treedef, leaf_keys, static = key
     static_args, static_kwargs = static if static is not None else ((), ())

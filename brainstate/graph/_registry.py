@@ -1,0 +1,309 @@
+"""Node-type registry, value classification, ``Static`` and one-level pytree flattening.
+
+Every value met while walking a graph is classified by its type (memoised per type), first match
+wins: a registered *graph node*, a *pytree* container, a ``State``, a bare ``TreefyState`` leaf,
+else a *static* value. ``None`` is a pytree without children; it gets a kind of its own so the
+walkers can skip it (and flatten can store it as a static) without a second test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Generic, TypeVar
+
+import jax
+import numpy as np
+from jax import tree_util as jtu
+
+from brainstate._state import State, TreefyState
+
+__all__ = ["register_graph_node_type", "Static", "MAX_INT"]
+
+#: Default upper bound of ``allowed_hierarchy`` (upstream uses int32's maximum).
+MAX_INT = int(np.iinfo(np.int32).max)
+
+A = TypeVar("A")
+
+# Kinds. Small ints compared with ``is``/``==`` in the hot loops.
+GRAPH_NODE, PYTREE, STATE, STATE_LEAF, STATIC, NONE = range(6)
+
+_KIND: dict = {type(None): NONE, list: PYTREE, tuple: PYTREE, dict: PYTREE}
+
+
+class GraphNodeImpl:
+    """How the graph engine reads and rebuilds one registered mutable node type."""
+
+    __slots__ = ("type", "flatten", "set_key", "pop_key", "create_empty", "clear", "fast")
+
+    def __init__(self, type, flatten, set_key, pop_key, create_empty, clear, fast=False):
+        self.type = type
+        self.flatten = flatten
+        self.set_key = set_key
+        self.pop_key = pop_key
+        self.create_empty = create_empty
+        self.clear = clear
+        # ``fast``: a plain Node: children are ``vars(node)`` (sorted, minus the class's
+        # ``graph_invisible_attrs``), a fresh shell is ``object.__new__(cls)`` and is filled by
+        # one ``vars(shell).update``. Set only by Node.__init_subclass__ for classes without a
+        # custom ``__setattr__``.
+        self.fast = fast
+
+    def node_items(self, node: Any) -> list:
+        """The node's ``(key, value)`` children, checked for duplicate keys."""
+        items, _ = self.flatten(node)
+        items = list(items)
+        if len({k for k, _ in items}) != len(items):
+            keys = [k for k, _ in items]
+            dups = sorted({repr(k) for k in keys if keys.count(k) > 1})
+            raise ValueError(
+                f"The flatten function registered for {self.type.__qualname__} returned "
+                f"duplicate child keys {', '.join(dups)}; every child key of a graph node must "
+                "be unique."
+            )
+        return items
+
+
+_NODE_IMPLS: dict = {}
+
+
+def register_graph_node_type(
+    type: type,
+    flatten: Callable[[Any], tuple],
+    set_key: Callable[[Any, Any, Any], None],
+    pop_key: Callable[[Any, Any], Any],
+    create_empty: Callable[[Any], Any],
+    clear: Callable[[Any], None],
+) -> None:
+    """Register a mutable container type as a graph node.
+
+    Graph nodes are walked by identity: a node reached twice is recorded once and rebuilt as
+    one shared object, cycles included. Every :class:`~brainstate.graph.Node` subclass is
+    registered automatically.
+
+    Parameters
+    ----------
+    type : type
+        The class to register.
+    flatten : callable
+        ``flatten(node) -> (items, metadata)``: ``items`` is an ordered sequence of
+        ``(key, value)`` children with unique keys; ``metadata`` is hashable and is handed to
+        ``create_empty``.
+    set_key : callable
+        ``set_key(node, key, value)`` sets one child in place.
+    pop_key : callable
+        ``pop_key(node, key) -> value`` removes one child.
+    create_empty : callable
+        ``create_empty(metadata) -> node`` builds an empty instance.
+    clear : callable
+        ``clear(node)`` removes every child in place.
+
+    Examples
+    --------
+    >>> import brainstate
+    >>> class Bag:
+    ...     def __init__(self):
+    ...         self.items = {}
+    >>> brainstate.graph.register_graph_node_type(
+    ...     Bag,
+    ...     flatten=lambda b: (sorted(b.items.items()), None),
+    ...     set_key=lambda b, k, v: b.items.__setitem__(k, v),
+    ...     pop_key=lambda b, k: b.items.pop(k),
+    ...     create_empty=lambda metadata: Bag(),
+    ...     clear=lambda b: b.items.clear(),
+    ... )
+    """
+    _register(GraphNodeImpl(type, flatten, set_key, pop_key, create_empty, clear))
+
+
+def _register(impl: GraphNodeImpl) -> None:
+    _NODE_IMPLS[impl.type] = impl
+    # A type may change kind (e.g. a pytree class registered as a graph node): start over.
+    _KIND.clear()
+    _KIND.update({type(None): NONE, list: PYTREE, tuple: PYTREE, dict: PYTREE})
+
+
+def get_node_impl(t: type) -> GraphNodeImpl:
+    """The registered implementation of graph-node type ``t``."""
+    try:
+        return _NODE_IMPLS[t]
+    except KeyError:
+        raise ValueError(
+            f"Unknown graph node type {t!r}. Register it with "
+            "brainstate.graph.register_graph_node_type (or subclass brainstate.graph.Node) "
+            "before flattening or unflattening graphs that contain it."
+        ) from None
+
+
+def classify(x: Any) -> int:
+    """The kind of ``x`` (GRAPH_NODE, PYTREE, STATE, STATE_LEAF, STATIC or NONE)."""
+    t = type(x)
+    k = _KIND.get(t)
+    if k is None:
+        if t in _NODE_IMPLS:
+            k = GRAPH_NODE
+        elif not jtu.all_leaves((x,)):
+            k = PYTREE
+        elif issubclass(t, State):
+            k = STATE
+        elif issubclass(t, TreefyState):
+            k = STATE_LEAF
+        else:
+            k = STATIC
+        _KIND[t] = k
+    return k
+
+
+def is_graph_node(x: Any) -> bool:
+    """Whether ``x``'s type is a registered graph node type."""
+    return type(x) in _NODE_IMPLS
+
+
+def is_node(x: Any) -> bool:
+    """Whether ``x`` is a container the engine descends into (graph node or pytree)."""
+    k = classify(x)
+    return k == GRAPH_NODE or k == PYTREE or k == NONE
+
+
+# --- Static -----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Static(Generic[A]):
+    """A pytree without leaves that carries ``value`` as static metadata.
+
+    JAX transforms treat a ``Static`` as structure (it never becomes a tracer); the graph
+    engine stores it verbatim in the ``GraphDef``. Equality and hash are by value, so
+    ``value`` must be hashable for the ``GraphDef`` to be hashable.
+
+    Parameters
+    ----------
+    value : Any
+        The static payload.
+
+    Examples
+    --------
+    >>> import jax
+    >>> from brainstate.graph import Static
+    >>> jax.tree.leaves(Static(3))
+    []
+    >>> Static((1, 2)) == Static((1, 2))
+    True
+    """
+
+    __module__ = "brainstate.graph"
+    value: A
+
+
+jax.tree_util.register_static(Static)
+
+
+# --- one-level pytree flattening ----------------------------------------------------------------
+
+# One-level treedefs of the built-in containers, cached so flatten does not rebuild them and
+# unflatten can rebuild these containers directly. Values: (treedef, rebuild kind).
+_SEQ_TREEDEFS: dict = {}
+_DICT_TREEDEFS: dict = {}
+_TREEDEF_KIND: dict = {}
+_MAX_CACHED_DICT_TREEDEFS = 4096
+LIST_KIND, TUPLE_KIND, DICT_KIND = 1, 2, 3
+
+
+def seq_treedef(t: type, n: int) -> Any:
+    key = (t, n)
+    td = _SEQ_TREEDEFS.get(key)
+    if td is None:
+        td = jtu.tree_structure(t([0] * n))
+        _SEQ_TREEDEFS[key] = td
+        _TREEDEF_KIND[td] = LIST_KIND if t is list else TUPLE_KIND
+    return td
+
+
+def dict_treedef(keys: tuple) -> Any:
+    td = _DICT_TREEDEFS.get(keys)
+    if td is None:
+        if len(_DICT_TREEDEFS) >= _MAX_CACHED_DICT_TREEDEFS:
+            _DICT_TREEDEFS.clear()
+        td = jtu.tree_structure(dict.fromkeys(keys, 0))
+        _DICT_TREEDEFS[keys] = td
+        _TREEDEF_KIND[td] = DICT_KIND
+    return td
+
+
+def treedef_kind(td: Any) -> int:
+    """LIST_KIND/TUPLE_KIND/DICT_KIND for cached built-in treedefs, 0 for any other."""
+    try:
+        return _TREEDEF_KIND.get(td, 0)
+    except TypeError:
+        return 0
+
+
+def sorted_dict_keys(d: dict, path: tuple) -> list:
+    """``sorted(d)``, or a ValueError naming ``path`` when the keys cannot be ordered."""
+    try:
+        return sorted(d)
+    except TypeError:
+        kinds = sorted({type(k).__name__ for k in d})
+        raise ValueError(
+            f"Cannot walk the dict at path {format_path(path)}: its keys are not mutually "
+            f"sortable (key types: {', '.join(kinds)}). JAX orders dict children by key, so "
+            "use keys of one comparable type (e.g. all strings) in dicts held by a graph."
+        ) from None
+
+
+def _key_to_part(key: Any) -> Any:
+    if isinstance(key, jtu.SequenceKey):
+        return key.idx
+    if isinstance(key, (jtu.DictKey, jtu.FlattenedIndexKey)):
+        return key.key
+    if isinstance(key, jtu.GetAttrKey):
+        return key.name
+    return str(key)
+
+
+def flatten_pytree(x: Any, path: tuple) -> tuple:
+    """One level of pytree ``x``: ``(keys, children, treedef)``; errors name ``path``."""
+    t = type(x)
+    if t is list or t is tuple:
+        n = len(x)
+        return tuple(range(n)), x, seq_treedef(t, n)
+    if t is dict:
+        keys = tuple(sorted_dict_keys(x, path))
+        return keys, [x[k] for k in keys], dict_treedef(keys)
+    try:
+        pairs, treedef = jtu.tree_flatten_with_path(x, is_leaf=lambda y: y is not x)
+    except Exception as exc:
+        raise ValueError(
+            f"Cannot walk the {t.__qualname__} at path {format_path(path)}: flattening it as a "
+            f"pytree failed ({type(exc).__name__}: {exc})."
+        ) from exc
+    keys = tuple(_key_to_part(kp[0]) for kp, _ in pairs)
+    if len(set(keys)) != len(keys):
+        # Some pytree types report the same key twice; positional keys keep paths unique.
+        keys = tuple(range(len(keys)))
+    return keys, [v for _, v in pairs], treedef
+
+
+def unflatten_pytree(treedef: Any, keys: tuple, children: list) -> Any:
+    kind = treedef_kind(treedef)
+    if kind == LIST_KIND:
+        return children
+    if kind == TUPLE_KIND:
+        return tuple(children)
+    if kind == DICT_KIND:
+        return dict(zip(keys, children))
+    return treedef.unflatten(children)
+
+
+def hashable_by_value(x: Any) -> bool:
+    """Whether ``type(x)`` defines a value-based hash (so equal statics compare equal)."""
+    h = type(x).__hash__
+    return h is not None and h is not object.__hash__
+
+
+def format_path(path: Any) -> str:
+    """A path as a dotted string (``<root>`` for the empty path)."""
+    if path is None:
+        return "<unknown>"
+    if not path:
+        return "<root>"
+    return ".".join(str(p) for p in path)

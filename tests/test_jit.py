@@ -1,0 +1,352 @@
+"""StatefulFunction, make_jaxpr and jit (spec transforms.md §1-§2, tracing.md §4-§5)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import brainstate
+from brainstate.transform import StatefulFunction, jit, make_jaxpr
+
+
+def f32(*xs):
+    return jnp.asarray(xs, jnp.float32)
+
+
+class TestJitBasics:
+    def test_reads_and_writes_are_threaded_through(self):
+        a, b = brainstate.State(f32(0, 0)), brainstate.State(f32(1, 2))
+
+        @jit
+        def step(x):
+            a.value = a.value + x * b.value
+            return a.value.sum()
+
+        assert float(step(1.0)) == 3.0
+        assert a.value.tolist() == [1.0, 2.0]
+        assert float(step(1.0)) == 6.0
+        assert b.value.tolist() == [1.0, 2.0]
+
+    def test_traces_once_per_signature(self):
+        a = brainstate.State(f32(0))
+        calls = []
+
+        @jit
+        def step(x):
+            calls.append(1)
+            a.value = a.value + x
+            return x
+
+        step(jnp.float32(1))
+        step(jnp.float32(2))
+        assert len(calls) == 1
+        step(f32(1, 2)[:1] * 0 + 1)  # same abstract signature again (shape (1,))
+        assert len(calls) == 2
+        stats = step.stateful_fun.get_cache_stats()["compilation_cache"]
+        assert stats["size"] == 2 and stats["hits"] >= 1
+
+    def test_static_argnums_retrace_on_new_value(self):
+        a = brainstate.State(f32(0))
+
+        @jit(static_argnums=1)
+        def step(x, k):
+            a.value = a.value + x * k
+            return a.value
+
+        step(1.0, 2)
+        step(1.0, 3)
+        assert a.value.tolist() == [5.0]
+
+    def test_negative_static_or_donate_argnums_are_refused(self):
+        with pytest.raises(ValueError):
+            jit(lambda x: x, static_argnums=-1)
+        with pytest.raises(ValueError):
+            jit(lambda x: x, donate_argnums=(-1,))
+
+    def test_in_shardings_must_be_a_sequence(self):
+        with pytest.raises(NotImplementedError):
+            jit(lambda x: x, in_shardings=object())
+
+    def test_donation_does_not_touch_state_buffers(self):
+        a = brainstate.State(jnp.ones(4))
+
+        @jit(donate_argnums=0)
+        def step(x):
+            a.value = a.value + x
+            return x * 2
+
+        out = step(jnp.ones(4))
+        assert out.tolist() == [2.0] * 4
+        assert a.value.tolist() == [2.0] * 4
+
+    def test_disable_jit_runs_python(self):
+        a = brainstate.State(f32(0))
+        seen = []
+
+        @jit
+        def step(x):
+            seen.append(type(x))
+            a.value = a.value + x
+            return a.value
+
+        with jax.disable_jit():
+            step(jnp.float32(1))
+        assert seen == [type(jnp.float32(1))]
+        assert a.value.tolist() == [1.0]
+
+    def test_nesting(self):
+        a = brainstate.State(f32(1))
+
+        @jit
+        def inner(x):
+            a.value = a.value * x
+            return a.value
+
+        outer = jit(jit(lambda x: inner(x) + 1))
+        assert outer(2.0).tolist() == [3.0]
+        assert a.value.tolist() == [2.0]
+        trace = outer.stateful_fun.get_state_trace(2.0)
+        assert trace.states == [a] and trace.been_writen == [True]
+
+    def test_clear_cache_retraces(self):
+        calls = []
+        a = brainstate.State(f32(0))
+
+        @jit
+        def step(x):
+            calls.append(1)
+            a.value = a.value + x
+            return x
+
+        step(1.0)
+        step.clear_cache()
+        step(1.0)
+        assert len(calls) == 2
+
+
+class TestTraceSafety:
+    def test_signature_checked_at_trace_time_and_state_untouched(self):
+        a = brainstate.State(f32(1, 2))
+
+        @jit
+        def bad(x):
+            a.value = jnp.zeros(3)
+            return x
+
+        with pytest.raises(brainstate.StateSignatureError, match="shape=\\(2,\\)"):
+            bad(1.0)
+        assert a.value.tolist() == [1.0, 2.0]
+
+    def test_failed_trace_rolls_back_and_recovers(self):
+        a = brainstate.State(f32(1))
+        fail = [True]
+
+        @jit
+        def step(x):
+            a.value = a.value + x
+            if fail[0]:
+                raise RuntimeError("boom")
+            return a.value
+
+        with pytest.raises(RuntimeError, match="boom"):
+            step(1.0)
+        assert a.value.tolist() == [1.0]
+        assert not isinstance(a.value, jax.core.Tracer)
+        fail[0] = False
+        assert step(1.0).tolist() == [2.0]
+
+    def test_states_created_inside_are_not_tracked_and_get_poisoned(self):
+        kept = []
+
+        @jit
+        def step(x):
+            st = brainstate.State(x * 2)
+            kept.append(st)
+            return st.value
+
+        assert float(step(1.0)) == 2.0
+        assert step.stateful_fun.get_states(1.0) == ()
+        with pytest.raises(brainstate.TraceContextError, match="created inside a traced"):
+            kept[0].value
+        repr(kept[0])  # never raises
+        kept[0].value = jnp.float32(1.0)  # a concrete write un-poisons
+        assert float(kept[0].value) == 1.0
+
+    def test_temporary_state_inside_is_harmless(self):
+        @jit
+        def step(x):
+            tmp = brainstate.State(x)
+            tmp.value = tmp.value + 1
+            return tmp.value
+
+        assert float(step(1.0)) == 2.0
+
+    def test_state_in_args_or_result_refused(self):
+        a = brainstate.State(f32(1))
+        f = jit(lambda x: x)
+        with pytest.raises(ValueError, match="cannot be an instance of State"):
+            f(a)
+        with pytest.raises(ValueError, match="cannot be an instance of State"):
+            f({"k": [a]})
+        with pytest.raises(ValueError, match="cannot be an instance of State"):
+            jit(lambda x: a)(1.0)
+        with pytest.raises(ValueError, match="cannot be an instance of State"):
+            jit(lambda x, y=None: x)(1.0, y=a)
+
+    def test_state_as_static_argument_is_allowed(self):
+        a = brainstate.State(f32(1))
+
+        @jit(static_argnums=0)
+        def step(st, x):
+            st.value = st.value + x
+            return st.value
+
+        assert step(a, 1.0).tolist() == [2.0]
+
+    def test_raw_jax_jit_write_still_refused(self):
+        a = brainstate.State(f32(1))
+        with pytest.raises(brainstate.TraceContextError):
+            jax.jit(lambda x: setattr(a, "value", a.value + x))(1.0)
+        assert a.value.tolist() == [1.0]
+
+    def test_rebound_signature_retraces(self):
+        a = brainstate.State(f32(1))
+        calls = []
+
+        @jit
+        def step(x):
+            calls.append(1)
+            return a.value.sum() + x
+
+        step(1.0)
+        with brainstate.check_state_value_tree(False):
+            a.value = f32(1, 2, 3)
+        assert float(step(1.0)) == 7.0
+        assert len(calls) == 2
+
+
+class TestAot:
+    def test_aot_methods_do_not_write_states(self):
+        a = brainstate.State(f32(1))
+
+        @jit
+        def step(x):
+            a.value = a.value + x
+            return a.value * 2
+
+        with brainstate.StateTraceStack() as outer:
+            step.lower(1.0)
+            step.compile(1.0)
+            step.trace(1.0)
+            shapes = step.eval_shape(1.0)
+        assert outer.get_write_states() == ()
+        assert shapes.shape == (1,)
+        assert a.value.tolist() == [1.0]
+        assert step.lower(1.0).compile() is not None
+
+
+class TestStatefulFunction:
+    def test_accessors_and_return_only_write(self):
+        a, b = brainstate.State(f32(1)), brainstate.State(f32(2))
+
+        def f(x):
+            a.value = a.value + b.value * x
+            return x
+
+        sf = StatefulFunction(f).make_jaxpr(1.0)
+        assert sf.get_states(1.0) == (a, b)
+        assert sf.get_write_states(1.0) == (a,)
+        assert sf.get_read_states(1.0) == (b,)
+        out_shapes, state_shapes = sf.get_out_shapes(1.0)
+        assert state_shapes[1] is None  # read-only slot
+        key = sf.get_arg_cache_key(1.0)
+        assert sf.get_states_by_cache(key) == (a, b)
+        assert sf.get_jaxpr_by_cache(key) is sf.get_jaxpr(1.0)
+
+    def test_by_cache_miss_message(self):
+        sf = StatefulFunction(lambda x: x)
+        key = sf.get_arg_cache_key(1.0)
+        with pytest.raises(ValueError) as info:
+            sf.get_jaxpr_by_cache(key)
+        msg = str(info.value)
+        assert "Requested key:" in msg and "Available" in msg and "make_jaxpr()" in msg
+
+    def test_static_argnums_beyond_args(self):
+        sf = StatefulFunction(lambda x, k: x, static_argnums=(1,))
+        with pytest.raises(ValueError, match="static_argnums contains index 1"):
+            sf.make_jaxpr(1.0)
+
+    def test_static_argnames_must_be_strings(self):
+        with pytest.raises(TypeError, match="argument is not a string"):
+            StatefulFunction(lambda x: x, static_argnames=(1,))
+
+    def test_unhashable_static_argument(self):
+        class Unhashable:
+            __hash__ = None
+
+        sf = StatefulFunction(lambda x, k: x, static_argnums=1)
+        with pytest.raises(TypeError, match="tatic argument"):
+            sf.make_jaxpr(1.0, Unhashable())
+
+    def test_jaxpr_call(self):
+        a = brainstate.State(f32(1))
+
+        def f(x):
+            a.value = a.value + x
+            return a.value * 10
+
+        sf = StatefulFunction(f).make_jaxpr(1.0)
+        new_vals, out = sf.jaxpr_call([f32(5)], 1.0)
+        assert new_vals[0].tolist() == [6.0] and out.tolist() == [60.0]
+        assert a.value.tolist() == [1.0]
+        with pytest.raises(ValueError, match="State length mismatch"):
+            sf.jaxpr_call([], 1.0)
+        with pytest.raises(ValueError, match="None"):
+            sf.jaxpr_call([None], 1.0)
+
+    def test_make_jaxpr_function(self):
+        a = brainstate.State(f32(1))
+
+        def f(x):
+            a.value = a.value + x
+            return x * 2
+
+        jaxpr, states = make_jaxpr(f)(1.0)
+        assert states == (a,)
+        assert len(jaxpr.jaxpr.invars) == 2
+        jaxpr, states, shapes = make_jaxpr(f, return_shape=True)(1.0)
+        assert shapes.shape == ()
+        assert make_jaxpr(f).__name__ == "make_jaxpr(f)"
+
+
+class TestHooksUnderJit:
+    def test_write_before_applied_once(self):
+        a = brainstate.State(f32(1))
+        a.register_hook("write_before", lambda ctx: setattr(ctx, "transformed_value",
+                                                            ctx.value + 10))
+
+        @jit
+        def step(x):
+            a.value = a.value + x
+            return a.value
+
+        out = step(1.0)
+        assert out.tolist() == [12.0]
+        assert a.value.tolist() == [12.0]  # upstream: 22 (the hook applied twice)
+
+    def test_write_after_fires_once_per_call_with_concrete_value(self):
+        a = brainstate.State(f32(1))
+        seen = []
+        a.register_hook("write_after", lambda ctx: seen.append(ctx.value))
+
+        @jit
+        def step(x):
+            a.value = a.value + x
+            return x
+
+        step(1.0)
+        seen.clear()
+        step(1.0)
+        assert len(seen) == 1 and not isinstance(seen[0], jax.core.Tracer)
+        assert seen[0].tolist() == [3.0]
