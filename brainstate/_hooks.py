@@ -671,7 +671,7 @@ class HookManager:
 
     def __init__(self, config: Optional[HookConfig] = None):
         self.mask = 0
-        self._lock = threading.RLock()
+        self._lock = _new_lock()
         self._lists: tuple[list[Hook], ...] = ([], [], [], [], [])
         self._config = config
         self._retired = False
@@ -880,6 +880,29 @@ class HookManager:
 #   (HookContext.__getattr__), since most hooks never touch it.
 
 
+def _new_lock() -> Any:
+    """The manager lock: the compiled core's ``FastRLock`` when available (its dispatch takes
+    it from C), else ``threading.RLock``."""
+    from brainstate._impl import core
+
+    cls = getattr(core, "FastRLock", None)
+    return cls() if cls is not None else threading.RLock()
+
+
+def _cancel_error(hook: Hook, ctx: MutableWriteHookContext) -> HookCancellationError:
+    """The error a ``write_before`` hook's veto (``ctx.cancel = True``) raises."""
+    reason = ctx.cancel_reason or "Hook cancelled the operation"
+    return HookCancellationError(f"{hook.name}: {reason}")
+
+
+def _publish_global(registry: Optional[GlobalHookRegistry]) -> None:
+    """Tell every configured core which registry holds the global hooks."""
+    from brainstate import _impl
+
+    for mod in _impl._CONFIGURED:
+        mod.set_global_hook_registry(registry)
+
+
 def _handle_error(mgr: HookManager, hook: Hook, exc: Exception, ctx: HookContext) -> None:
     """Apply ``mgr.config`` to ``exc`` raised by ``hook``; the caller holds ``mgr._lock``."""
     error = _wrap_error(hook, exc)
@@ -957,8 +980,7 @@ def _run_write_before(mgr: HookManager, new: Any, old: Any, state_ref: weakref.r
                 _handle_error(mgr, hook, exc, ctx)
                 continue
             if ctx.cancel:
-                reason = ctx.cancel_reason or "Hook cancelled the operation"
-                raise HookCancellationError(f"{hook.name}: {reason}")
+                raise _cancel_error(hook, ctx)
             if ctx.transformed_value is not None:
                 result = transformed = ctx.transformed_value
         return result
@@ -1052,6 +1074,7 @@ class GlobalHookRegistry(HookManager):
                 inst = super().__new__(cls)
                 HookManager.__init__(inst, config)
                 GlobalHookRegistry._instance = _global = inst
+                _publish_global(inst)
         return inst
 
     def __init__(self, config: Optional[HookConfig] = None):
@@ -1074,6 +1097,7 @@ class GlobalHookRegistry(HookManager):
         with _global_lock:
             old = GlobalHookRegistry._instance
             GlobalHookRegistry._instance = _global = None
+            _publish_global(None)
         if old is not None:
             with old._lock:
                 old._retired = True

@@ -457,7 +457,8 @@ def test_on_error_log_warns_and_continues():
     mgr, log = HookManager(HookConfig(on_error="log")), []
     mgr.register_hook("read", boom, priority=10, name="bad")
     mgr.register_hook("read", lambda ctx: log.append("ok"), priority=5)
-    with pytest.warns(HookWarning, match=r"Hook 'bad' error #1: Hook 'bad' execution failed: ValueError: boom"):
+    expected = r"Hook 'bad' error #1: Hook 'bad' execution failed: ValueError: boom"
+    with pytest.warns(HookWarning, match=expected):
         mgr.execute_read_hooks(value=42, state_ref=weakref.ref(DummyState()))
     assert log == ["ok"]
 

@@ -48,20 +48,6 @@ class GraphNodeImpl:
         # custom ``__setattr__``.
         self.fast = fast
 
-    def node_items(self, node: Any) -> list:
-        """The node's ``(key, value)`` children, checked for duplicate keys."""
-        items, _ = self.flatten(node)
-        items = list(items)
-        if len({k for k, _ in items}) != len(items):
-            keys = [k for k, _ in items]
-            dups = sorted({repr(k) for k in keys if keys.count(k) > 1})
-            raise ValueError(
-                f"The flatten function registered for {self.type.__qualname__} returned "
-                f"duplicate child keys {', '.join(dups)}; every child key of a graph node must "
-                "be unique."
-            )
-        return items
-
 
 _NODE_IMPLS: dict = {}
 
@@ -120,6 +106,42 @@ def _register(impl: GraphNodeImpl) -> None:
     # A type may change kind (e.g. a pytree class registered as a graph node): start over.
     _KIND.clear()
     _KIND.update({type(None): NONE, list: PYTREE, tuple: PYTREE, dict: PYTREE})
+
+
+def node_children(impl: GraphNodeImpl, node: Any, path: tuple) -> tuple:
+    """``(keys, values, metadata)`` of a graph node; errors name ``path``."""
+    t = type(node)
+    if impl.fast:
+        d = node.__dict__
+        invisible = t.graph_invisible_attrs
+        keys = sorted(d) if not invisible else sorted(k for k in d if k not in invisible)
+        return keys, [d[k] for k in keys], (t,)
+    try:
+        items, metadata = impl.flatten(node)
+        items = list(items)
+        keys = [k for k, _ in items]
+        values = [v for _, v in items]
+    except Exception as exc:
+        raise ValueError(
+            f"Cannot walk the graph node of type {t.__qualname__} at path {format_path(path)}: "
+            f"its registered flatten function failed ({type(exc).__name__}: {exc}). It must "
+            "return (sequence of (key, value) pairs, hashable metadata)."
+        ) from exc
+    try:
+        unique = len(set(keys)) == len(keys)
+    except TypeError:
+        raise ValueError(
+            f"The flatten function registered for {t.__qualname__} returned an unhashable child "
+            f"key at path {format_path(path)} (keys: {keys!r}); child keys must be hashable."
+        ) from None
+    if not unique:
+        dups = sorted({repr(k) for k in keys if keys.count(k) > 1})
+        raise ValueError(
+            f"The flatten function registered for {t.__qualname__} returned duplicate child "
+            f"keys {', '.join(dups)} at path {format_path(path)}; every child key of a graph "
+            "node must be unique."
+        )
+    return keys, values, metadata
 
 
 def get_node_impl(t: type) -> GraphNodeImpl:

@@ -221,20 +221,25 @@ def _below(bound: Any, dtype: Any) -> jax.Array:
 
 
 def _edge(owner: Any, name: str, bound: Any, dtype: Any, fn: Any) -> jax.Array:
-    """``fn(bound, dtype)`` (``_above``/``_below``), cached per transform, bound and dtype."""
-    # Eager forward() would otherwise pay ~5 extra dispatches per call for a constant.
-    if _is_tracer(bound):
-        return fn(bound, dtype)
+    """``fn(*bounds, dtype)`` (``bound`` is one value or a tuple), cached per transform.
+
+    The cache entry is keyed by ``name`` and dtype and is reused only while the bound
+    objects are the very ones it was computed from, so rebinding an attribute refreshes it.
+    """
+    bounds = bound if isinstance(bound, tuple) else (bound,)
+    if any(_is_tracer(b) for b in bounds):
+        return fn(*bounds, dtype)
     dtype = jnp.dtype(dtype)
+    # Eager forward() would otherwise pay ~5 extra dispatches per call for a constant.
     cache = owner.__dict__.setdefault("_edge_cache", {})
     hit = cache.get((name, dtype))
-    if hit is not None and hit[0] is bound:
+    if hit is not None and all(a is b for a, b in zip(hit[0], bounds)):
         return hit[1]
     # Evaluated outside any surrounding trace so a jit-time call caches a concrete constant,
     # not a tracer that would leak into later calls.
     with jax.ensure_compile_time_eval():
-        value = fn(bound, dtype)
-    cache[(name, dtype)] = (bound, value)
+        value = fn(*bounds, dtype)
+    cache[(name, dtype)] = (bounds, value)
     return value
 
 
@@ -1076,6 +1081,24 @@ class SoftsignT(_Interval):
     """
 
     __module__ = "brainstate.nn"
+
+    def _clip_open(self, y: jax.Array) -> jax.Array:
+        # Softsign approaches its bounds like 1/|x|: the pre-image of a value one ``tiny``
+        # from a bound is ~width/tiny, which overflows. Keeping width/max(float) away makes
+        # every output's inverse finite.
+        def lo(lower, width, dtype):
+            step = jnp.asarray(width, dtype) / jnp.finfo(dtype).max
+            return jnp.maximum(_above(lower, dtype), jnp.asarray(lower, dtype) + step)
+
+        def hi(upper, width, dtype):
+            step = jnp.asarray(width, dtype) / jnp.finfo(dtype).max
+            return jnp.minimum(_below(upper, dtype), jnp.asarray(upper, dtype) - step)
+
+        return jnp.clip(
+            y,
+            _edge(self, "soft_lo", (self.lower, self.width), y.dtype, lo),
+            _edge(self, "soft_hi", (self.upper, self.width), y.dtype, hi),
+        )
 
     def forward(self, x: Any) -> jax.Array:
         """Return ``lower + width * (x / (1 + |x|) + 1) / 2``, strictly inside the interval."""

@@ -1,0 +1,202 @@
+"""Depth-first traversal: ``iter_leaf``, ``iter_node`` and the collectors behind ``states``/``nodes``.
+
+The order is the flatten order (node attributes sorted by name, pytree children in JAX order),
+every container (graph node or pytree) is entered once by identity, so cycles terminate, and a
+``State`` is reported once, at its first pre-order path. Depth (``allowed_hierarchy``) starts at
+0 at the root and grows by one only when entering a graph node: states held by the root are at
+level 0, a submodule and the states it holds directly are at level 1. Traversal stops below the
+upper bound.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from . import _registry as R
+
+__all__ = ["iter_leaf", "iter_node"]
+
+
+def _check_hierarchy(allowed_hierarchy: Any) -> tuple:
+    try:
+        lo, hi = allowed_hierarchy
+        lo, hi = int(lo), int(hi)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"allowed_hierarchy must be a pair (lo, hi) of ints, got {allowed_hierarchy!r}."
+        ) from None
+    return lo, hi
+
+
+def _children(x: Any, kind: int, path: tuple) -> tuple:
+    """``(keys, values)`` of a container."""
+    if kind == R.GRAPH_NODE:
+        keys, values, _ = R.node_children(R._NODE_IMPLS[type(x)], x, path)
+        return keys, values
+    if kind == R.NONE:
+        return (), ()
+    keys, values, _ = R.flatten_pytree(x, path)
+    return keys, values
+
+
+def _walk(root: Any, lo: int, hi: int, want_leaves: bool) -> Iterator[tuple]:
+    """Shared generator: leaves (states and statics) or graph nodes (post-order)."""
+    visited: set = set()
+    yielded_states: set = set()
+    classify = R.classify
+
+    def visit(value, path, level, kind):
+        if level > hi:
+            return
+        if kind == R.GRAPH_NODE or kind == R.PYTREE or kind == R.NONE:
+            if id(value) in visited:
+                return
+            visited.add(id(value))
+            keys, values = _children(value, kind, path)
+            for k, v in zip(keys, values):
+                child_kind = classify(v)
+                child_level = level + 1 if child_kind == R.GRAPH_NODE else level
+                yield from visit(v, (*path, k), child_level, child_kind)
+            if not want_leaves and kind == R.GRAPH_NODE and level >= lo:
+                yield path, value
+        elif want_leaves and level >= lo:
+            if kind == R.STATE:
+                if id(value) in yielded_states:
+                    return
+                yielded_states.add(id(value))
+            yield path, value
+
+    yield from visit(root, (), 0, classify(root))
+
+
+def iter_leaf(node: Any, allowed_hierarchy: tuple = (0, R.MAX_INT)) -> Iterator[tuple]:
+    """Yield ``(path, value)`` for every leaf of a graph: each state and each static value.
+
+    Depth first in flatten order; every container is entered once (so cycles terminate) and a
+    state shared by several slots is yielded once, at its first path. ``None`` and empty
+    containers yield nothing.
+
+    Parameters
+    ----------
+    node : graph node or pytree
+        The root.
+    allowed_hierarchy : (int, int), default (0, MAX_INT)
+        Only leaves whose depth ``level`` satisfies ``lo <= level <= hi``; depth grows by one
+        per graph node entered (pytree nesting does not count).
+
+    Yields
+    ------
+    (tuple, Any)
+        The path and the value.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp, brainstate
+    >>> class Cell(brainstate.graph.Node):
+    ...     def __init__(self):
+    ...         self.w = brainstate.ParamState(jnp.ones(2))
+    ...         self.n = 3
+    >>> [path for path, _ in brainstate.graph.iter_leaf(Cell())]
+    [('n',), ('w',)]
+    """
+    lo, hi = _check_hierarchy(allowed_hierarchy)
+    yield from _walk(node, lo, hi, True)
+
+
+def iter_node(node: Any, allowed_hierarchy: tuple = (0, R.MAX_INT)) -> Iterator[tuple]:
+    """Yield ``(path, graph_node)`` for every graph node, children before parents (root last).
+
+    Each node is yielded once, however many slots hold it.
+
+    Parameters
+    ----------
+    node : graph node or pytree
+        The root.
+    allowed_hierarchy : (int, int), default (0, MAX_INT)
+        Only nodes at depth ``lo <= level <= hi`` (the root is at depth 0).
+
+    Yields
+    ------
+    (tuple, Any)
+        The path (``()`` for the root) and the node.
+    """
+    lo, hi = _check_hierarchy(allowed_hierarchy)
+    yield from _walk(node, lo, hi, False)
+
+
+# --- the collectors behind states() and nodes() ---------------------------------------------------
+
+
+def collect_states(root: Any, lo: int, hi: int, accept: Any = None) -> dict:
+    """``{path: state}`` in iter_leaf order (first path of each state), as a plain dict.
+
+    With ``accept`` (a callable ``state class -> bool``, memoised here per class) only states
+    whose class it accepts are kept.
+
+    This is ``iter_leaf`` without generators, statics or per-item calls: the loop below is the
+    hot path of ``Module.states()``.
+    """
+    out: dict = {}
+    seen: set = set()  # ids of entered containers and of reported states
+    kind_get = R._KIND.get
+    classify = R.classify
+    impls = R._NODE_IMPLS
+    K_STATE, K_NODE, K_PYTREE = R.STATE, R.GRAPH_NODE, R.PYTREE
+    memo: dict | None = None if accept is None else {}
+
+    def items(keys, values, path, level):
+        for k, v in zip(keys, values):
+            t = type(v)
+            kind = kind_get(t)
+            if kind is None:
+                kind = classify(v)
+            if kind == K_STATE:
+                if level >= lo and id(v) not in seen:
+                    if memo is not None:
+                        keep = memo.get(t)
+                        if keep is None:
+                            keep = memo[t] = bool(accept(t))
+                        if not keep:
+                            continue
+                    seen.add(id(v))
+                    out[(*path, k)] = v
+            elif kind == K_NODE:
+                if level < hi and id(v) not in seen:
+                    seen.add(id(v))
+                    node(v, (*path, k), level + 1)
+            elif kind == K_PYTREE:
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    ks, vs, _ = R.flatten_pytree(v, (*path, k))
+                    items(ks, vs, (*path, k), level)
+
+    def node(n, path, level):
+        impl = impls[type(n)]
+        if impl.fast:
+            d = n.__dict__
+            invisible = type(n).graph_invisible_attrs
+            keys = sorted(d) if not invisible else sorted(k for k in d if k not in invisible)
+            items(keys, [d[k] for k in keys], path, level)
+        else:
+            keys, values, _ = R.node_children(impl, n, path)
+            items(keys, values, path, level)
+
+    kind = R.classify(root)
+    if hi < 0:
+        return out
+    if kind == K_STATE:
+        if lo <= 0 and (accept is None or accept(type(root))):
+            out[()] = root
+    elif kind == K_NODE:
+        seen.add(id(root))
+        node(root, (), 0)
+    elif kind == K_PYTREE:
+        seen.add(id(root))
+        ks, vs, _ = R.flatten_pytree(root, ())
+        items(ks, vs, (), 0)
+    return out
+
+
+def collect_nodes(root: Any, lo: int, hi: int) -> dict:
+    """``{path: graph_node}`` in iter_node order (post-order, root last)."""
+    return dict(_walk(root, lo, hi, False))

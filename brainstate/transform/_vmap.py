@@ -1,0 +1,700 @@
+"""``vmap`` and ``vmap_new_states``: vectorise functions that read, write and create states.
+
+Engine. The function is traced once *per lane* by a ``StatefulFunction`` on the per-lane
+abstract arguments (mapped axes removed), with every state declared in ``in_states`` showing
+a per-lane view (installed through ``_set_view``, so writes inside are checked against the
+per-lane shape). The resulting pure jaxpr of ``(args, state values)`` is then evaluated under
+one ``jax.vmap`` whose ``in_axes``/``out_axes`` come from the declarations, and compiled with
+``jax.jit``. Which undeclared written states depend on the mapped axis is learnt once, on a cold
+call, by an abstract evaluation of the same ``jax.vmap`` that looks at the batching tracers of
+the written values (only when some written state is undeclared).
+
+A cold call therefore runs the Python function once (plus one abstract evaluation of its
+jaxpr); a warm call (same abstract arguments, no state re-bound since) traces nothing: it
+gathers the touched states' values, runs the compiled computation and scatters the results.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable, Hashable, Sequence
+
+import jax
+from jax._src import core as _jax_core  # internal: trace_ctx (also used by _make_jaxpr)
+from jax._src.interpreters import batching as _batching  # internal: BatchTracer (probe only)
+from jax.api_util import flatten_axes
+from jax.extend.core import jaxpr_as_fun
+
+from brainstate._error import BatchAxisError, StateSignatureError
+from brainstate._impl import core as _core
+from brainstate._messages import describe_state
+from brainstate._state import NonBatchState, State, catch_new_states
+from brainstate.transform._make_jaxpr import StatefulFunction, _leaf_key
+
+__all__ = ["vmap", "vmap_new_states", "VmappedFunction", "INIT_NO_BATCHING"]
+
+#: Tag of states that ``vmap_new_states`` replicates instead of batching.
+INIT_NO_BATCHING = "INIT_NO_BATCHING"
+
+_MAX_CACHE = 128
+_ALL_TRUE = itertools.repeat(True)
+
+
+class _Missing:
+    pass
+
+
+# --- declarations ----------------------------------------------------------------------------
+
+
+def _collect_states(obj: Any, what: str, out: list) -> None:
+    """Append every State in ``obj`` (a State, a pytree, a mapping or an iterable of them)."""
+    if isinstance(obj, State):
+        out.append(obj)
+        return
+    leaves = jax.tree_util.tree_leaves(obj)
+    if len(leaves) == 1 and leaves[0] is obj:
+        # Not a registered container: accept plain mappings and iterables of States too.
+        if isinstance(obj, Mapping):
+            for v in obj.values():
+                _collect_states(v, what, out)
+            return
+        if isinstance(obj, Iterable) and not isinstance(obj, (str, bytes)) \
+                and not hasattr(obj, "shape"):
+            for v in obj:
+                _collect_states(v, what, out)
+            return
+        raise TypeError(
+            f"vmap {what} must hold State instances only, got a {type(obj).__name__}. Declare "
+            f"states by instance: {what}={{axis: {{name: state}}}}, a single State, or any "
+            "pytree/iterable of States (e.g. model.states())."
+        )
+    for leaf in leaves:
+        _collect_states(leaf, what, out)
+
+
+def _flatten_declaration(spec: Any, what: str) -> list:
+    """``[(state, axis), ...]`` in declaration order for one ``in_states``/``out_states``."""
+    if spec is None:
+        return []
+    if (isinstance(spec, dict) and spec
+            and all(type(k) is int for k in spec)
+            and all(isinstance(v, dict) for v in spec.values())):
+        groups = list(spec.items())
+    else:
+        groups = [(0, spec)]
+    pairs: list = []
+    seen: dict = {}
+    for axis, group in groups:
+        states: list = []
+        _collect_states(group, what, states)
+        for st in states:
+            prev = seen.get(id(st))
+            if prev is None:
+                seen[id(st)] = axis
+                pairs.append((st, axis))
+            elif prev != axis:
+                raise BatchAxisError(
+                    f"{describe_state(st)} is declared twice in {what}, at axis {prev} and at "
+                    f"axis {axis}. Declare each state at one axis."
+                )
+    return pairs
+
+
+def _format_states(in_states: Any, out_states: Any) -> tuple[list, list]:
+    """(in pairs, out-only pairs); a state in both must use the same axis."""
+    ins = _flatten_declaration(in_states, "in_states")
+    outs = _flatten_declaration(out_states, "out_states")
+    in_axis = {id(st): a for st, a in ins}
+    out_only = []
+    for st, b in outs:
+        a = in_axis.get(id(st))
+        if a is None:
+            out_only.append((st, b))
+        elif a != b:
+            raise BatchAxisError(
+                f"{describe_state(st)} is mapped to axis {a} in in_states but to axis {b} in "
+                "out_states. A state in in_states is written back at the same axis; declare "
+                f"it at one axis (e.g. only in_states={{{a}: ...}})."
+            )
+    return ins, out_only
+
+
+def _check_in_axes(in_axes: Any) -> Any:
+    if isinstance(in_axes, list):
+        # as jax.vmap: a list is read as the per-argument tuple
+        in_axes = tuple(in_axes)
+    if not (in_axes is None or isinstance(in_axes, tuple)
+            or (isinstance(in_axes, int) and not isinstance(in_axes, bool))):
+        raise TypeError(
+            "vmap in_axes must be an int, None, or a tuple with one entry per positional "
+            f"argument, got {in_axes!r}."
+        )
+    return in_axes
+
+
+# --- per-leaf helpers ------------------------------------------------------------------------
+
+
+def _is_array(x: Any) -> bool:
+    return hasattr(x, "shape") and hasattr(x, "dtype")
+
+
+def _sds(x: Any) -> Any:
+    """Abstract stand-in of one leaf (Python scalars stay as they are: weak-typed)."""
+    if _is_array(x):
+        return jax.ShapeDtypeStruct(tuple(x.shape), x.dtype,
+                                    weak_type=getattr(jax.typeof(x), "weak_type", False))
+    return x
+
+
+def _lane(x: Any, axis: int, where: Callable[[], str]) -> tuple[Any, int, int]:
+    """(per-lane abstract value, normalised axis, size) of a mapped leaf; ValueError if unmappable."""
+    if not _is_array(x):
+        raise ValueError(
+            f"vmap cannot map axis {axis} of {where()}: it is a {type(x).__name__}, not an "
+            "array. Only arrays can be mapped; give it an in_axes entry of None to broadcast it."
+        )
+    shape = tuple(x.shape)
+    a = axis + len(shape) if axis < 0 else axis
+    if not 0 <= a < len(shape):
+        raise ValueError(
+            f"vmap cannot map axis {axis} of {where()}: it has shape {shape} (rank "
+            f"{len(shape)}), so the axis must lie in [{-len(shape)}, {len(shape)}). Fix in_axes "
+            "(or the state's declared axis)."
+        )
+    lane = jax.ShapeDtypeStruct(shape[:a] + shape[a + 1:], x.dtype,
+                                weak_type=getattr(jax.typeof(x), "weak_type", False))
+    return lane, a, shape[a]
+
+
+def _arg_path(args: tuple, index: int) -> str:
+    """``args[0]['w']``-style path of the ``index``-th flat leaf of ``args`` (error messages)."""
+    paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(args)[0]]
+    return "args" + jax.tree_util.keystr(paths[index]) if index < len(paths) else "an argument"
+
+
+def _is_batched(x: Any, trace: Any) -> bool:
+    return (isinstance(x, _batching.BatchTracer) and x._trace is trace
+            and x.batch_dim is not None)
+
+
+def _no_batching(st: State) -> bool:
+    return isinstance(st, NonBatchState) or (st.tag is not None and INIT_NO_BATCHING in st.tag)
+
+
+class _Mapping:
+    """The argument side of one call: flat leaves, their axes, sizes and per-lane abstractions."""
+
+    __slots__ = ("dyn_axes", "lane_args", "n", "in_vals", "in_views")
+
+    def __init__(self, owner: Any, args: tuple, leaves: list, treedef: Any,
+                 in_pairs: Sequence) -> None:
+        in_axes = owner.in_axes
+        if isinstance(in_axes, tuple):
+            if len(in_axes) != len(args):
+                raise ValueError(
+                    f"vmap in_axes has {len(in_axes)} entries but the function was called with "
+                    f"{len(args)} positional arguments; give one in_axes entry per argument "
+                    "(None to broadcast one)."
+                )
+            axes = flatten_axes("vmap in_axes", treedef, in_axes)
+        else:
+            axes = [in_axes] * len(leaves)
+        sizes: list = []
+        dyn_axes: list = []
+        lane_leaves: list = []
+        for i, (leaf, ax) in enumerate(zip(leaves, axes)):
+            if ax is None:
+                dyn_axes.append(None)
+                lane_leaves.append(_sds(leaf))
+                continue
+            if not isinstance(ax, int) or isinstance(ax, bool):
+                raise ValueError(
+                    f"vmap in_axes entries must be int or None, got {ax!r} for "
+                    f"{_arg_path(args, i)}."
+                )
+            lane, a, size = _lane(leaf, ax, lambda i=i: _arg_path(args, i))
+            dyn_axes.append(a)
+            lane_leaves.append(lane)
+            sizes.append((size, lambda i=i, a=a: f"{_arg_path(args, i)} (axis {a})"))
+        # Reading the declared states through gather records them in enclosing traces first,
+        # so an outer transform substitutes its own tracer before any view is installed here.
+        in_vals = _core.gather([st for st, _ in in_pairs]) if in_pairs else []
+        in_views = []
+        for (st, ax), val in zip(in_pairs, in_vals):
+            lanes = []
+            for leaf in jax.tree_util.tree_leaves(val):
+                lane, a, size = _lane(leaf, ax, lambda st=st: describe_state(st))
+                lanes.append(lane)
+                sizes.append((size, lambda st=st, a=a: f"{describe_state(st)} (axis {a})"))
+            in_views.append(jax.tree_util.tree_unflatten(
+                jax.tree_util.tree_structure(val), lanes))
+        self.dyn_axes = dyn_axes
+        self.lane_args = jax.tree_util.tree_unflatten(treedef, lane_leaves)
+        self.n = _axis_size(sizes, owner.axis_size)
+        self.in_vals = in_vals
+        self.in_views = in_views
+
+
+def _axis_size(sizes: list, axis_size: int | None) -> int:
+    if not sizes:
+        if axis_size is None:
+            raise ValueError(
+                "Unable to determine the mapped axis size: no argument is mapped (every in_axes "
+                "entry is None or there are no arguments) and no state is declared in "
+                "in_states. Specify axis_size."
+            )
+        return axis_size
+    distinct = {s for s, _ in sizes}
+    if len(distinct) > 1:
+        detail = ", ".join(f"{where()} has size {s}" for s, where in sizes)
+        raise ValueError(
+            f"vmap got inconsistent sizes for the mapped axis: {detail}. Every mapped argument "
+            "and every state in in_states must have the same size along its mapped axis."
+        )
+    n = sizes[0][0]
+    if axis_size is not None and axis_size != n:
+        raise ValueError(
+            f"vmap axis_size={axis_size} contradicts the mapped axis size {n} of "
+            f"{sizes[0][1]()}. Omit axis_size or make it match the mapped inputs."
+        )
+    return n
+
+
+def _undeclared_error(st: State, new_states: bool) -> BatchAxisError:
+    if new_states:
+        fix = ("vmap_new_states only batches the states it creates; write this state in a "
+               "brainstate.transform.vmap that declares it in out_states instead")
+    else:
+        fix = ("declare it in out_states (the state then gains the mapped axis, one value per "
+               "lane) or in in_states (mapped on input and written back along the same axis)")
+    return BatchAxisError(
+        f"{describe_state(st)} was written inside vmap with a value that differs across the "
+        f"mapped axis, but it is not declared in out_states, so one value cannot be kept for "
+        f"it. To keep one value per lane, {fix}."
+    )
+
+
+# --- the engine ------------------------------------------------------------------------------
+
+
+class _Plan:
+    """Everything a warm call needs: the touched states and the compiled computation."""
+
+    __slots__ = ("states", "write_states", "rebind", "compiled", "watch", "sigs", "epoch")
+
+    def __init__(self, states, write_states, rebind, compiled, watch):
+        self.states = tuple(states)
+        self.write_states = tuple(write_states)
+        self.rebind = tuple(rebind)
+        self.compiled = compiled
+        self.watch = tuple(watch)
+        self.sigs = tuple(st._signature for st in self.watch)
+        self.epoch = _core.rebind_epoch()
+
+    def still_valid(self) -> bool:
+        # Some signature was re-bound since planning: stale only if one we depend on was.
+        if all(st._signature == sig for st, sig in zip(self.watch, self.sigs)):
+            self.epoch = _core.rebind_epoch()
+            return True
+        return False
+
+
+def _build(owner: Any, entry: Any, mapping: _Mapping, leaves: list, state_in_axes: list,
+           probe: bool, extra_out: bool):
+    """``jax.jit(jax.vmap(pure))`` for ``entry`` plus, if ``probe``, which outputs are batched.
+
+    ``pure(dyn_leaves, state_vals) -> (out, written[, new])`` evaluates the per-lane jaxpr.
+    The probe evaluates the same ``jax.vmap`` abstractly and reports, for each written value
+    (and each new-state value), whether it depends on the mapped axis.
+    """
+    fn = jaxpr_as_fun(entry.jaxpr)
+    out_treedef, widx = entry.out_treedef, entry.write_idx
+
+    def pure(dyn_leaves, state_vals):
+        flat = fn(*dyn_leaves, *jax.tree_util.tree_leaves(state_vals))
+        out, svals = jax.tree_util.tree_unflatten(out_treedef, flat)
+        written = [svals[i] for i in widx]
+        if extra_out:
+            return out[0], written, out[1]
+        return out, written
+
+    vkw = dict(axis_name=owner.axis_name, axis_size=mapping.n,
+               spmd_axis_name=owner.spmd_axis_name)
+    in_axes = (mapping.dyn_axes, state_in_axes)
+    flags = None
+    if probe:
+        box: dict = {}
+
+        def probe_fn(dyn_leaves, state_vals):
+            res = pure(dyn_leaves, state_vals)
+            trace = _jax_core.trace_ctx.trace
+            tail = res[1:]
+            box["flags"] = [[any(_is_batched(x, trace) for x in jax.tree_util.tree_leaves(v))
+                             for v in group] for group in tail]
+            return tail
+
+        dyn_abs = [_sds(x) for x in leaves]
+        st_abs = [jax.tree_util.tree_map(_sds, st._value) for st in entry.states]
+        jax.eval_shape(jax.vmap(probe_fn, in_axes=in_axes, out_axes=0, **vkw),
+                       dyn_abs, st_abs)
+        flags = box["flags"]
+    return pure, in_axes, vkw, flags
+
+
+class _Engine:
+    """Shared configuration and per-lane tracing of ``vmap`` and ``vmap_new_states``."""
+
+    def __init__(self, fun: Callable, in_axes: Any, out_axes: Any, axis_name: Any,
+                 axis_size: Any, spmd_axis_name: Any, name: str) -> None:
+        if not callable(fun):
+            raise TypeError(f"{name} needs a callable, got {type(fun).__name__}.")
+        self.origin_fun = fun
+        self.in_axes = _check_in_axes(in_axes)
+        self.out_axes = tuple(out_axes) if isinstance(out_axes, list) else out_axes
+        self.axis_name = axis_name
+        if axis_size is not None and (not isinstance(axis_size, int)
+                                      or isinstance(axis_size, bool) or axis_size < 0):
+            raise ValueError(f"{name} axis_size must be a non-negative int or None, got "
+                             f"{axis_size!r}.")
+        self.axis_size = axis_size
+        self.spmd_axis_name = spmd_axis_name
+        self._name = name
+
+    def _axis_env(self, n: int) -> Any:
+        return None if self.axis_name is None else [(self.axis_name, n)]
+
+
+class VmappedFunction(_Engine):
+    """The callable ``vmap`` returns: traced per lane once per call signature, compiled once."""
+
+    __module__ = "brainstate.transform"
+
+    def __init__(self, fun: Callable, *, in_axes: Any, out_axes: Any, axis_name: Any,
+                 axis_size: Any, spmd_axis_name: Any, in_states: Any, out_states: Any) -> None:
+        super().__init__(fun, in_axes, out_axes, axis_name, axis_size, spmd_axis_name, "vmap")
+        self._in_pairs, self._out_only = _format_states(in_states, out_states)
+        self._in_axis = {id(st): a for st, a in self._in_pairs}
+        self._out_axis = {id(st): a for st, a in self._out_only}
+        self._sfs: dict = {}  # mapped axis size (or None without axis_name) -> StatefulFunction
+        self._cache: OrderedDict = OrderedDict()
+        self._lock = threading.RLock()
+        functools.update_wrapper(self, fun, updated=())
+
+    def __repr__(self) -> str:
+        return f"VmappedFunction({getattr(self.origin_fun, '__name__', self.origin_fun)!r})"
+
+    def clear_cache(self) -> None:
+        """Drop every traced and compiled computation."""
+        with self._lock:
+            self._cache.clear()
+            self._sfs.clear()
+
+    def _stateful(self, n: int) -> StatefulFunction:
+        # The per-lane trace depends on the axis size only through named-axis collectives.
+        k = None if self.axis_name is None else n
+        with self._lock:
+            sf = self._sfs.get(k)
+            if sf is None:
+                sf = self._sfs[k] = StatefulFunction(self.origin_fun, name="vmap",
+                                                     axis_env=self._axis_env(n))
+        return sf
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs:
+            raise NotImplementedError(
+                f"brainstate.transform.vmap does not support keyword arguments at call time "
+                f"(got {sorted(kwargs)}). Pass them positionally (with an in_axes entry each) "
+                "or bind them with functools.partial before mapping."
+            )
+        leaves, treedef = jax.tree_util.tree_flatten(args)
+        key = (treedef, tuple(map(_leaf_key, leaves)))
+        with self._lock:
+            plan = self._cache.get(key)
+            if plan is not None:
+                if plan.epoch != _core.rebind_epoch() and not plan.still_valid():
+                    del self._cache[key]
+                    plan = None
+                else:
+                    self._cache.move_to_end(key)
+        if plan is None:
+            plan = self._plan(args, leaves, treedef)
+            with self._lock:
+                self._cache[key] = plan
+                if len(self._cache) > _MAX_CACHE:
+                    self._cache.popitem(last=False)
+        out, written = plan.compiled(leaves, _core.gather(plan.states))
+        if plan.write_states:
+            _core.scatter(plan.write_states, written, _ALL_TRUE)
+            for i in plan.rebind:
+                # Declared only in out_states: the value gained the mapped axis on purpose.
+                plan.write_states[i]._restore_rebind(written[i])
+        return out
+
+    def _trace_lane(self, mapping: _Mapping, n: int) -> Any:
+        sf = self._stateful(n)
+        states = [st for st, _ in self._in_pairs]
+        for st, view in zip(states, mapping.in_views):
+            st._set_view(view)
+        try:
+            return sf._entry(mapping.lane_args, {})
+        except StateSignatureError as exc:
+            if self._out_only:
+                exc.add_note(
+                    "Inside vmap, states declared only in out_states are read unmapped (whole) "
+                    "and gain the mapped axis when written back; once batched, declare them in "
+                    "in_states as well to map them on input."
+                )
+            raise
+        finally:
+            for st, val in zip(states, mapping.in_vals):
+                st._restore_silent(val)
+
+    def _plan(self, args: tuple, leaves: list, treedef: Any) -> _Plan:
+        mapping = _Mapping(self, args, leaves, treedef, self._in_pairs)
+        entry = self._trace_lane(mapping, mapping.n)
+        states = entry.states
+        state_in_axes = [self._in_axis.get(id(st)) for st in states]
+        w_axes, rebind, undeclared = [], [], []
+        for j, i in enumerate(entry.write_idx):
+            st = states[i]
+            if id(st) in self._in_axis:
+                w_axes.append(self._in_axis[id(st)])
+            elif id(st) in self._out_axis:
+                w_axes.append(self._out_axis[id(st)])
+                rebind.append(j)
+            else:
+                w_axes.append(None)
+                undeclared.append(j)
+        pure, in_axes, vkw, flags = _build(self, entry, mapping, leaves, state_in_axes,
+                                           probe=bool(undeclared), extra_out=False)
+        if undeclared:
+            for j in undeclared:
+                if flags[0][j]:
+                    raise _undeclared_error(entry.write_states[j], new_states=False)
+        compiled = jax.jit(jax.vmap(pure, in_axes=in_axes, out_axes=(self.out_axes, w_axes),
+                                    **vkw))
+        watch = list(states) + [st for st, _ in self._in_pairs]
+        return _Plan(states, entry.write_states, rebind, compiled, watch)
+
+
+def vmap(fn: Any = _Missing, *, in_axes: Any = 0, out_axes: Any = 0,
+         axis_name: Hashable | None = None, axis_size: int | None = None,
+         spmd_axis_name: Any = None, in_states: Any = None, out_states: Any = None) -> Any:
+    """Vectorise a function that reads and writes states over a mapped axis.
+
+    Arguments are mapped as by :func:`jax.vmap`. States take part by declaration:
+
+    - a state in ``in_states`` (at axis ``a``) reads as its per-lane slice inside the function
+      (axis ``a`` removed) and, if written, is written back stacked along axis ``a``;
+    - a state only in ``out_states`` (at axis ``b``) reads whole and, if written, gains the
+      mapped axis at ``b`` (its signature is re-bound to the batched shape);
+    - an undeclared state that is only read is broadcast to every lane; one written with a value
+      that is the same in every lane keeps that value; one written with a value that differs
+      across lanes raises :class:`BatchAxisError`.
+
+    The function is traced once per abstract call signature (per lane); later calls run one
+    compiled computation.
+
+    Parameters
+    ----------
+    fn : callable
+        The function. Call-time keyword arguments are not supported.
+    in_axes : int, None or tuple
+        As :func:`jax.vmap`: one entry (or pytree prefix) per positional argument.
+    out_axes : int, None or pytree
+        Where the mapped axis goes in the output (as :func:`jax.vmap`).
+    axis_name : hashable, optional
+        Name of the mapped axis for collectives (``jax.lax.psum`` ...).
+    axis_size : int, optional
+        The mapped axis size; required when nothing is mapped.
+    spmd_axis_name : optional
+        Passed to :func:`jax.vmap`.
+    in_states, out_states : optional
+        ``{axis: {name: State}}``, a single State, or any pytree/iterable of States (all at
+        axis 0), e.g. ``model.states()``. A state in both must use the same axis.
+
+    Returns
+    -------
+    VmappedFunction or decorator
+        The mapped function (a decorator when ``fn`` is omitted).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp, brainstate
+    >>> counter = brainstate.State(jnp.zeros(3))
+    >>> @brainstate.transform.vmap(in_states=counter)
+    ... def add(x):
+    ...     counter.value = counter.value + x
+    ...     return counter.value * 2
+    >>> add(jnp.asarray([1., 2., 3.]))
+    Array([2., 4., 6.], dtype=float32)
+    >>> counter.value
+    Array([1., 2., 3.], dtype=float32)
+    """
+    def make(f: Callable) -> VmappedFunction:
+        return VmappedFunction(f, in_axes=in_axes, out_axes=out_axes, axis_name=axis_name,
+                               axis_size=axis_size, spmd_axis_name=spmd_axis_name,
+                               in_states=in_states, out_states=out_states)
+
+    return make if fn is _Missing else make(fn)
+
+
+# --- vmap_new_states -------------------------------------------------------------------------
+
+
+class VmapNewStatesFunction(_Engine):
+    """The callable ``vmap_new_states`` returns (every call traces: it creates new states)."""
+
+    __module__ = "brainstate.transform"
+
+    def __init__(self, fun: Callable, *, in_axes: Any, out_axes: Any, axis_name: Any,
+                 axis_size: Any, spmd_axis_name: Any, state_tag: str | None,
+                 state_to_exclude: Any) -> None:
+        super().__init__(fun, in_axes, out_axes, axis_name, axis_size, spmd_axis_name,
+                         "vmap_new_states")
+        self.state_tag = state_tag
+        self.state_to_exclude = state_to_exclude
+        functools.update_wrapper(self, fun, updated=())
+
+    def __repr__(self) -> str:
+        return f"VmapNewStatesFunction({getattr(self.origin_fun, '__name__', self.origin_fun)!r})"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs:
+            raise NotImplementedError(
+                "brainstate.transform.vmap_new_states does not support keyword arguments at "
+                f"call time (got {sorted(kwargs)}). Pass them positionally or bind them with "
+                "functools.partial."
+            )
+        leaves, treedef = jax.tree_util.tree_flatten(args)
+        for leaf in leaves:
+            _leaf_key(leaf)  # refuses States in the arguments
+        mapping = _Mapping(self, args, leaves, treedef, ())
+        box: dict = {}
+        fun, tag, exclude = self.origin_fun, self.state_tag, self.state_to_exclude
+
+        def per_lane(*a):
+            with catch_new_states() as every, \
+                    catch_new_states(tag, exclude) as caught:
+                out = fun(*a)
+            new = [st for st in every.get_states() if st._value is not _core.INVALID]
+            box["new"] = new
+            box["excluded"] = [st not in caught for st in new]
+            return out, [st._value for st in new]
+
+        # A fresh trace every call: the states it creates are new each time, never cached.
+        sf = StatefulFunction(per_lane, name="vmap_new_states",
+                              axis_env=self._axis_env(mapping.n))
+        _, lane_leaves, lane_tree = sf._key_and_leaves(mapping.lane_args, {})
+        try:
+            entry = sf._trace(mapping.lane_args, {}, lane_leaves, lane_tree)
+        except BaseException:
+            for st in box.get("new", ()):
+                st._recapture_trace()
+            raise
+        new, excluded = box["new"], box["excluded"]
+        states = entry.states
+        w_axes = [None] * len(entry.write_idx)  # pre-existing states are never batched here
+        new_axes = [None if (ex or _no_batching(st)) else 0 for st, ex in zip(new, excluded)]
+        need_probe = bool(entry.write_idx) or any(a is None for a in new_axes)
+        try:
+            pure, in_axes, vkw, flags = _build(self, entry, mapping, leaves,
+                                               [None] * len(states), probe=need_probe,
+                                               extra_out=True)
+            if need_probe:
+                w_flags, new_flags = flags
+                for st, batched in zip(entry.write_states, w_flags):
+                    if batched:
+                        raise _undeclared_error(st, new_states=True)
+                for j, (st, ex) in enumerate(zip(new, excluded)):
+                    if new_flags[j] and new_axes[j] is None:
+                        if ex:
+                            new_axes[j] = 0  # computed but dropped: the state stays poisoned
+                        else:
+                            raise BatchAxisError(
+                                f"{describe_state(st)} is created inside vmap_new_states with a "
+                                "value that differs across the mapped axis, but it is a "
+                                "NonBatchState or tagged 'INIT_NO_BATCHING', so it must hold "
+                                "one value for all lanes. Make its value independent of the "
+                                "mapped inputs, or use a batched state type."
+                            )
+            compiled = jax.jit(jax.vmap(pure, in_axes=in_axes,
+                                        out_axes=(self.out_axes, w_axes, new_axes), **vkw))
+            out, written, new_vals = compiled(leaves, _core.gather(states))
+        except BaseException:
+            for st in new:
+                st._recapture_trace()
+            raise
+        if entry.write_states:
+            _core.scatter(entry.write_states, written, _ALL_TRUE)
+        for j, (st, v) in enumerate(zip(new, new_vals)):
+            if not (excluded[j] and new_axes[j] is not None):
+                st._restore_rebind(v)
+            # Unwind: created inside our trace, they are ordinary outer-scope states now.
+            st._recapture_trace()
+        return out
+
+
+def vmap_new_states(fun: Any = _Missing, *, in_axes: Any = 0, out_axes: Any = 0,
+                    axis_name: Hashable | None = None, axis_size: int | None = None,
+                    spmd_axis_name: Any = None, state_tag: str | None = None,
+                    state_to_exclude: Any = None, in_states: Any = None,
+                    out_states: Any = None) -> Any:
+    """Vectorise *state creation*: states created inside get a leading batch axis.
+
+    Each call runs ``fun`` once per lane (as :func:`vmap`); every state it creates ends up
+    holding the stacked per-lane values, shape ``(n, *per_lane)`` (its signature is re-bound),
+    except :class:`~brainstate._state.NonBatchState`\\ s and states tagged
+    ``'INIT_NO_BATCHING'``, which keep one (lane-independent) value. New states are ordinary
+    outer-scope states after the call. Pre-existing states follow :func:`vmap`'s rules for
+    undeclared states.
+
+    Parameters
+    ----------
+    fun : callable
+        The function creating states. Call-time keyword arguments are not supported.
+    in_axes, out_axes, axis_name, axis_size, spmd_axis_name
+        As :func:`vmap`; ``axis_size`` must be positive.
+    state_tag : str, optional
+        Tag added to every new state.
+    state_to_exclude : filter, optional
+        New states matching it are left out: they keep their per-lane value when it is the
+        same in every lane, and are otherwise unusable after the call (as states created inside
+        any traced function).
+    in_states, out_states
+        Not supported here (``ValueError``): use :func:`vmap` for existing states.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp, brainstate
+    >>> made = []
+    >>> @brainstate.transform.vmap_new_states(axis_size=4)
+    ... def init():
+    ...     made.append(brainstate.HiddenState(jnp.zeros(2)))
+    >>> init()
+    >>> made[0].value.shape
+    (4, 2)
+    """
+    if in_states is not None or out_states is not None:
+        raise ValueError(
+            "vmap_new_states does not take in_states/out_states: it batches the states the "
+            "function creates. Map existing states with brainstate.transform.vmap(in_states=..., "
+            "out_states=...)."
+        )
+    if axis_size is not None and (isinstance(axis_size, bool) or not isinstance(axis_size, int)
+                                  or axis_size <= 0):
+        raise ValueError(f"vmap_new_states axis_size must be a positive int, got {axis_size!r}.")
+
+    def make(f: Callable) -> VmapNewStatesFunction:
+        return VmapNewStatesFunction(f, in_axes=in_axes, out_axes=out_axes,
+                                     axis_name=axis_name, axis_size=axis_size,
+                                     spmd_axis_name=spmd_axis_name, state_tag=state_tag,
+                                     state_to_exclude=state_to_exclude)
+
+    return make if fun is _Missing else make(fun)

@@ -1,0 +1,323 @@
+# Hook dispatch in C (included by _core.pyx).
+#
+# Mirrors brainstate._hooks.dispatch_* (the pure reference, used by the pure core). The public
+# hook classes stay the Python ones of brainstate/_hooks.py (slotted dataclasses and slotted
+# classes); this file reads and writes their slots through the member offsets CPython gives
+# each __slots__ entry, so a context costs one allocation and a few pointer stores instead of
+# a Python-level construction (measured: ~230 ns per context in Python).
+
+from cpython.weakref cimport PyWeakref_NewRef
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDef:
+        Py_ssize_t offset
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+    object PyType_GenericAlloc(type t, Py_ssize_t nitems)
+    ctypedef void* PyThread_type_lock
+    PyThread_type_lock PyThread_allocate_lock()
+    void PyThread_free_lock(PyThread_type_lock)
+    int PyThread_acquire_lock(PyThread_type_lock, int waitflag) nogil
+    void PyThread_release_lock(PyThread_type_lock) nogil
+    unsigned long PyThread_get_thread_ident()
+    double PyFloat_AS_DOUBLE(object)
+
+cdef extern from "time.h":
+    cdef struct timespec:
+        long tv_sec
+        long tv_nsec
+    int timespec_get(timespec* ts, int base)
+    int TIME_UTC
+
+# --- a re-entrant lock with a C fast path --------------------------------------------------
+
+cdef class FastRLock:
+    """A re-entrant lock; uncontended acquire/release cost a few C operations.
+
+    Used as each hook manager's lock: dispatch holds it for a whole chain (hooks of one
+    manager never run concurrently), registration holds it while rebuilding the chains.
+    """
+
+    cdef PyThread_type_lock _lk
+    cdef unsigned long _owner
+    cdef long _count
+    cdef long _waiting
+
+    def __cinit__(self):
+        self._lk = PyThread_allocate_lock()
+        if self._lk == NULL:
+            raise MemoryError("cannot allocate a lock")
+
+    def __dealloc__(self):
+        if self._lk != NULL:
+            PyThread_free_lock(self._lk)
+
+    cdef inline int _acquire(self) except -1:
+        cdef unsigned long me = PyThread_get_thread_ident()
+        cdef int got
+        if self._count and self._owner == me:
+            self._count += 1
+            return 0
+        # Under the GIL, test-and-set of _owner/_count is atomic; _lk is only waited on when
+        # another thread holds the lock.
+        got = PyThread_acquire_lock(self._lk, 0)
+        if not got:
+            self._waiting += 1
+            with nogil:
+                PyThread_acquire_lock(self._lk, 1)
+            self._waiting -= 1
+        self._owner = me
+        self._count = 1
+        return 0
+
+    cdef inline int _release(self) except -1:
+        if self._count == 0 or self._owner != PyThread_get_thread_ident():
+            raise RuntimeError("cannot release un-acquired lock")
+        self._count -= 1
+        if self._count == 0:
+            self._owner = 0
+            PyThread_release_lock(self._lk)
+        return 0
+
+    def acquire(self, blocking=True, timeout=-1):
+        """Acquire the lock (blocking only; ``timeout`` is not supported)."""
+        if not blocking:
+            if self._count and self._owner != PyThread_get_thread_ident():
+                return False
+        self._acquire()
+        return True
+
+    def release(self):
+        self._release()
+
+    def __enter__(self):
+        self._acquire()
+        return True
+
+    def __exit__(self, *exc):
+        self._release()
+
+    def _is_owned(self):
+        return self._count > 0 and self._owner == PyThread_get_thread_ident()
+
+
+# --- slot access ------------------------------------------------------------------------
+
+cdef inline PyObject* _slot(object obj, Py_ssize_t off):
+    # borrowed, may be NULL when the slot was never set
+    return (<PyObject**>((<char*><PyObject*>obj) + off))[0]
+
+
+cdef inline void _set_slot(object obj, Py_ssize_t off, object value):
+    cdef PyObject** p = <PyObject**>((<char*><PyObject*>obj) + off)
+    cdef PyObject* old = p[0]
+    Py_INCREF(value)
+    p[0] = <PyObject*>value
+    Py_XDECREF(old)
+
+
+cdef Py_ssize_t _offset(type cls, str name) except -1:
+    descr = None
+    for klass in cls.__mro__:
+        descr = klass.__dict__.get(name)
+        if descr is not None:
+            break
+    if type(descr).__name__ != "member_descriptor":
+        raise TypeError(f"{cls.__name__}.{name} is not a __slots__ member")
+    return (<PyMemberDescrObject*><PyObject*>descr).d_member.offset
+
+
+cdef extern from *:
+    """
+    #define bs_incref(o) Py_INCREF(o)
+    """
+    void Py_INCREF(object)
+
+# offsets, filled by configure_hooks()
+cdef Py_ssize_t _O_CTX_OPERATION, _O_CTX_REF, _O_CTX_TIME, _O_CTX_VALUE, _O_CTX_OLD
+cdef Py_ssize_t _O_CTX_TRANSFORMED, _O_CTX_CANCEL, _O_CTX_REASON, _O_CTX_INITMD
+cdef Py_ssize_t _O_HOOK_CALLBACK, _O_HOOK_ENABLED
+cdef Py_ssize_t _O_MGR_MASK, _O_MGR_LOCK
+cdef Py_ssize_t _O_CHAIN[5]
+cdef type _ReadCtx = None, _WriteCtx = None, _MutableCtx = None, _RestoreCtx = None, _InitCtx = None
+cdef object _handle_error = None
+cdef object _cancel_error = None
+cdef object _global_mgr = None
+cdef bint _hooks_ready = False
+
+
+def configure_hooks(hooks):
+    """Learn the slot layout of brainstate._hooks' classes (contexts, Hook, HookManager)."""
+    global _O_CTX_OPERATION, _O_CTX_REF, _O_CTX_TIME, _O_CTX_VALUE, _O_CTX_OLD
+    global _O_CTX_TRANSFORMED, _O_CTX_CANCEL, _O_CTX_REASON, _O_CTX_INITMD
+    global _O_HOOK_CALLBACK, _O_HOOK_ENABLED, _O_MGR_MASK, _O_MGR_LOCK
+    global _ReadCtx, _WriteCtx, _MutableCtx, _RestoreCtx, _InitCtx
+    global _handle_error, _cancel_error, _hooks_ready
+    _ReadCtx, _WriteCtx = hooks.ReadHookContext, hooks.WriteHookContext
+    _MutableCtx, _RestoreCtx = hooks.MutableWriteHookContext, hooks.RestoreHookContext
+    _InitCtx = hooks.InitHookContext
+    # Every context class must share the base offsets (they inherit the slots).
+    for cls in (_ReadCtx, _WriteCtx, _MutableCtx, _RestoreCtx, _InitCtx):
+        if _offset(cls, "operation") != _offset(hooks.HookContext, "operation"):
+            raise TypeError("context classes do not share their base slots")
+    _O_CTX_OPERATION = _offset(hooks.HookContext, "operation")
+    _O_CTX_REF = _offset(hooks.HookContext, "state_ref")
+    _O_CTX_TIME = _offset(hooks.HookContext, "timestamp")
+    _O_CTX_VALUE = _offset(_WriteCtx, "value")
+    if _offset(_ReadCtx, "value") != _O_CTX_VALUE or _offset(_InitCtx, "value") != _O_CTX_VALUE:
+        raise TypeError("context classes do not share the 'value' slot offset")
+    _O_CTX_OLD = _offset(_WriteCtx, "old_value")
+    _O_CTX_TRANSFORMED = _offset(_MutableCtx, "transformed_value")
+    _O_CTX_CANCEL = _offset(_MutableCtx, "cancel")
+    _O_CTX_REASON = _offset(_MutableCtx, "cancel_reason")
+    _O_CTX_INITMD = _offset(_InitCtx, "init_metadata")
+    _O_HOOK_CALLBACK = _offset(hooks.Hook, "callback")
+    _O_HOOK_ENABLED = _offset(hooks.Hook, "_enabled")
+    _O_MGR_MASK = _offset(hooks.HookManager, "mask")
+    _O_MGR_LOCK = _offset(hooks.HookManager, "_lock")
+    for i, name in enumerate(("_read_chain", "_write_before_chain", "_write_after_chain",
+                              "_restore_chain", "_init_chain")):
+        _O_CHAIN[i] = _offset(hooks.HookManager, name)
+    _handle_error = hooks._handle_error
+    _cancel_error = hooks._cancel_error
+    _hooks_ready = True
+
+
+def set_global_hook_registry(registry):
+    """Tell the core which manager holds the global hooks (None: no registry)."""
+    global _global_mgr
+    _global_mgr = registry
+
+
+cdef inline long _mask(object mgr):
+    cdef PyObject* m = _slot(mgr, _O_MGR_MASK)
+    return 0 if m == NULL else PyLong_AsLong(<object>m)
+
+
+cdef inline object _now():
+    cdef timespec ts
+    timespec_get(&ts, TIME_UTC)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+cdef inline FastRLock _lock_of(object mgr):
+    return <FastRLock>(<object>_slot(mgr, _O_MGR_LOCK))
+
+
+cdef inline object _new_ctx(type cls, str op, object ref, object value):
+    ctx = PyType_GenericAlloc(cls, 0)
+    _set_slot(ctx, _O_CTX_OPERATION, op)
+    _set_slot(ctx, _O_CTX_REF, ref)
+    _set_slot(ctx, _O_CTX_TIME, _now())
+    _set_slot(ctx, _O_CTX_VALUE, value)
+    return ctx
+
+
+cdef int _run_shared(object mgr, Py_ssize_t chain_index, object ctx) except -1:
+    # mirrors brainstate._hooks._run_shared
+    cdef tuple chain = <tuple>(<object>_slot(mgr, _O_CHAIN[chain_index]))
+    for hook in chain:
+        if _slot(hook, _O_HOOK_ENABLED) != <PyObject*>True:
+            continue
+        try:
+            (<object>_slot(hook, _O_HOOK_CALLBACK))(ctx)
+        except Exception as exc:
+            _handle_error(mgr, hook, exc, ctx)
+    return 0
+
+
+cdef int _run_observe(object mgr, Py_ssize_t idx, type cls, str op, object ref, object new,
+                      object old, object init_md) except -1:
+    # mirrors brainstate._hooks._run_read / _run_write_after / _run_restore / _run_init
+    cdef FastRLock lock = _lock_of(mgr)
+    lock._acquire()
+    try:
+        if len(<tuple>(<object>_slot(mgr, _O_CHAIN[idx]))):
+            ctx = _new_ctx(cls, op, ref, new)
+            if cls is _InitCtx:
+                _set_slot(ctx, _O_CTX_INITMD, {} if init_md is None else init_md)
+            elif cls is not _ReadCtx:
+                _set_slot(ctx, _O_CTX_OLD, old)
+            _run_shared(mgr, idx, ctx)
+    finally:
+        lock._release()
+    return 0
+
+
+cdef object _run_write_before(object mgr, object new, object old, object ref):
+    # mirrors brainstate._hooks._run_write_before
+    cdef FastRLock lock = _lock_of(mgr)
+    cdef object result = new
+    cdef object transformed = None
+    cdef PyObject* p
+    lock._acquire()
+    try:
+        for hook in <tuple>(<object>_slot(mgr, _O_CHAIN[1])):
+            if _slot(hook, _O_HOOK_ENABLED) != <PyObject*>True:
+                continue
+            ctx = _new_ctx(_MutableCtx, "write_before", ref, new)
+            _set_slot(ctx, _O_CTX_OLD, old)
+            _set_slot(ctx, _O_CTX_TRANSFORMED, transformed)
+            _set_slot(ctx, _O_CTX_CANCEL, False)
+            _set_slot(ctx, _O_CTX_REASON, None)
+            try:
+                (<object>_slot(hook, _O_HOOK_CALLBACK))(ctx)
+            except Exception as exc:
+                _handle_error(mgr, hook, exc, ctx)
+                continue
+            p = _slot(ctx, _O_CTX_CANCEL)
+            if p != NULL and <object>p:
+                raise _cancel_error(hook, ctx)
+            p = _slot(ctx, _O_CTX_TRANSFORMED)
+            if p != NULL and <object>p is not None:
+                result = transformed = <object>p
+        return result
+    finally:
+        lock._release()
+
+
+# --- the entry points the state core calls (only while _n_hooks > 0) ---------------------
+
+cdef inline object _ref_of(object state):
+    return PyWeakref_NewRef(state, None)
+
+
+cdef int _dispatch_observe(StateCore state, long bit, Py_ssize_t idx, type cls, str op,
+                           object new, object old, object init_md) except -1:
+    cdef object ref = None
+    g = _global_mgr
+    if g is not None and _mask(g) & bit:
+        ref = _ref_of(state)
+        _run_observe(g, idx, cls, op, ref, new, old, init_md)
+    m = state._hooks_mgr_or_none
+    if m is not None and _mask(m) & bit:
+        _run_observe(m, idx, cls, op, _ref_of(state) if ref is None else ref, new, old, init_md)
+    return 0
+
+
+cdef inline int _dispatch_read(StateCore state, object value) except -1:
+    return _dispatch_observe(state, 1, 0, _ReadCtx, "read", value, None, None)
+
+
+cdef object _dispatch_write_before(StateCore state, object new, object old):
+    cdef object ref = None
+    g = _global_mgr
+    if g is not None and _mask(g) & 2:
+        ref = _ref_of(state)
+        new = _run_write_before(g, new, old, ref)
+    m = state._hooks_mgr_or_none
+    if m is not None and _mask(m) & 2:
+        new = _run_write_before(m, new, old, _ref_of(state) if ref is None else ref)
+    return new
+
+
+cdef inline int _dispatch_write_after(StateCore state, object new, object old) except -1:
+    return _dispatch_observe(state, 4, 2, _WriteCtx, "write_after", new, old, None)
+
+
+cdef inline int _dispatch_restore(StateCore state, object new, object old) except -1:
+    return _dispatch_observe(state, 8, 3, _RestoreCtx, "restore", new, old, None)
+
+
+cdef inline int _dispatch_init(StateCore state, object value, object init_md) except -1:
+    return _dispatch_observe(state, 16, 4, _InitCtx, "init", value, None, init_md)
