@@ -143,6 +143,14 @@ class State(_core.StateCore):
         """Raise ``error`` with the state's creation site attached."""
         raise attach_site(error, self)
 
+    def _check_value_tree(self, v: Any) -> None:
+        """Raise ``StateSignatureError`` if ``v`` does not match the stored signature.
+
+        Changes nothing; inside ``check_state_value_tree(False)`` every value passes.
+        """
+        if not _core.is_rebinding() and _core.make_signature(v) != self._signature:
+            raise _impl_error_signature(self, "check", v)
+
     def value_call(self, func: Callable) -> Any:
         """``jax.tree.map(func, self.value)``."""
         return jax.tree.map(func, self.value)

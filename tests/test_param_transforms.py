@@ -712,3 +712,19 @@ def test_inputs_are_promoted_to_float_and_keep_their_dtype():
     assert np.all(np.asarray(y16) > np.asarray([0.0, 1.0], dtype=np.float16))
     assert PositiveT().forward(jnp.full(2, -1e4, dtype=jnp.float16)).dtype == jnp.float16
     assert np.all(np.asarray(PositiveT().forward(jnp.full(2, -1e4, dtype=jnp.float16))) > 0)
+
+
+def test_rebinding_a_bound_takes_effect():
+    t = SoftplusT(0.0)
+    assert float(t.forward(f32(-200.0))) > 0.0  # populates the cached kernel arguments
+    t.lower = 5.0
+    assert float(t.forward(f32(-200.0))) > 5.0
+    np.testing.assert_allclose(t.inverse(t.forward(f32(1.0))), 1.0, rtol=1e-5)
+
+
+def test_sequences_and_vmap_are_accepted():
+    t = SigmoidT(f32([0.0, 1.0]), 3.0)
+    np.testing.assert_allclose(t.forward([0.0, 0.0]), [1.5, 2.0])
+    batch = jnp.zeros((4, 2), dtype=F32)
+    np.testing.assert_allclose(jax.vmap(t.forward)(batch), np.tile([1.5, 2.0], (4, 1)))
+    np.testing.assert_allclose(SimplexT().forward([[0.0], [0.0]]), [[0.5, 0.5]] * 2)

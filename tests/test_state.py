@@ -112,6 +112,34 @@ class TestConstruction:
         assert (st.name, st.tag, st._been_writen, st.stack_level) == ("m", {"u"}, True, 3)
         assert st.value is new
 
+    def test_trace_state_source_info_hooks_manager_are_swappable(self):
+        a, b = State(0.0), State(1.0)
+        assert a._trace_state == b._trace_state and a._trace_state.is_valid()
+        a._trace_state = b._trace_state
+        assert a._trace_ref is b._trace_ref
+        a._source_info = b._source_info
+        assert a.source_info is b.source_info
+        mgr = brainstate.HookManager(brainstate.HookConfig())
+        a._hooks_manager = mgr
+        assert a.hooks is mgr and a._hooks_manager is mgr
+
+    def test_read_write_value_and_check_value_tree(self):
+        st = State({"a": jnp.zeros(2)})
+        v = {"a": jnp.ones(2)}
+        st._write_value(v)
+        assert st._read_value() is v and st._been_writen is False
+        st._check_value_tree({"a": np.zeros(2)})
+        with pytest.raises(StateSignatureError, match="Cannot check State"):
+            st._check_value_tree({"b": jnp.zeros(2)})
+        with brainstate.check_state_value_tree(False):
+            st._check_value_tree({"b": jnp.zeros(2)})
+        st.value = {"a": jnp.zeros(2)}  # _check_value_tree changed nothing
+
+    def test_init_classmethod(self):
+        p = brainstate.ParamState.init(jnp.zeros, 3, batch_size=2, tag="w")
+        assert type(p) is brainstate.ParamState and p.value.shape == (2, 3) and p.tag == {"w"}
+        assert State.init(jnp.ones, (4, 1)).value.shape == (4, 1)
+
     def test_level_is_the_trace_depth_at_creation(self):
         assert State(0.0)._level == 0
         with StateTraceStack(), StateTraceStack():

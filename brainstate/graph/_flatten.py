@@ -227,12 +227,14 @@ def _encode(root: Any, root_kind: int, table: dict, treefy: bool) -> tuple:
     base = len(table)
     prepass = False
 
-    def enc_items(keys, values, path, pos):
+    def enc_items(keys, src, path, pos):
+        # ``src[k]`` is the child under key ``k`` (a node's __dict__, a list, a dict...).
         nonlocal prepass
         codes = []
         sub = {}
         all_static = True
-        for k, v in zip(keys, values):
+        for k in keys:
+            v = src[k]
             t = type(v)
             kind = kind_get(t)
             if kind is None:
@@ -302,25 +304,26 @@ def _encode(root: Any, root_kind: int, table: dict, treefy: bool) -> tuple:
         pos = len(records)
         records.append(None)
         if impl.fast:
-            d = node.__dict__
+            src = node.__dict__
             invisible = t.graph_invisible_attrs
             if invisible:
-                keys = sorted(k for k in d if k not in invisible)
+                keys = tuple(sorted(k for k in src if k not in invisible))
             else:
-                keys = sorted(d)
-            values = [d[k] for k in keys]
+                keys = tuple(sorted(src))
             metadata = (t,)
         else:
             keys, values, metadata = R.node_children(impl, node, path)
-        codes, sub, _ = enc_items(keys, values, path, pos)
-        records[pos] = (t, index, metadata, tuple(keys), codes)
+            keys = tuple(keys)
+            src = dict(zip(keys, values))
+        codes, sub, _ = enc_items(keys, src, path, pos)
+        records[pos] = (t, index, metadata, keys, codes)
         return sub
 
     def enc_pytree(x, path, pos):
         if x is None:
             return none_code, None
-        keys, children, treedef = R.flatten_pytree(x, path)
-        codes, sub, all_static = enc_items(keys, children, path, pos)
+        keys, src, treedef = R.flatten_pytree(x, path)
+        codes, sub, all_static = enc_items(keys, src, path, pos)
         if all_static and R.hashable_by_value(x):
             return (STATIC, x), None
         return (PYTREE, treedef, keys, codes), sub

@@ -50,6 +50,8 @@ class GraphNodeImpl:
 
 
 _NODE_IMPLS: dict = {}
+# Fast node types without graph_invisible_attrs: children are exactly ``vars(node)``.
+_PLAIN_NODES: set = set()
 
 
 def register_graph_node_type(
@@ -103,6 +105,10 @@ def register_graph_node_type(
 
 def _register(impl: GraphNodeImpl) -> None:
     _NODE_IMPLS[impl.type] = impl
+    if impl.fast and not getattr(impl.type, "graph_invisible_attrs", ()):
+        _PLAIN_NODES.add(impl.type)
+    else:
+        _PLAIN_NODES.discard(impl.type)
     # A type may change kind (e.g. a pytree class registered as a graph node): start over.
     _KIND.clear()
     _KIND.update({type(None): NONE, list: PYTREE, tuple: PYTREE, dict: PYTREE})
@@ -230,6 +236,10 @@ _MAX_CACHED_DICT_TREEDEFS = 4096
 LIST_KIND, TUPLE_KIND, DICT_KIND = 1, 2, 3
 
 
+_N_RANGES = 64
+_RANGES = [tuple(range(n)) for n in range(_N_RANGES)]
+
+
 def seq_treedef(t: type, n: int) -> Any:
     key = (t, n)
     td = _SEQ_TREEDEFS.get(key)
@@ -283,14 +293,18 @@ def _key_to_part(key: Any) -> Any:
 
 
 def flatten_pytree(x: Any, path: tuple) -> tuple:
-    """One level of pytree ``x``: ``(keys, children, treedef)``; errors name ``path``."""
+    """One level of pytree ``x``: ``(keys, src, treedef)`` with ``src[key]`` the child.
+
+    ``src`` is ``x`` itself for lists, tuples and dicts, else a dict built from the children.
+    Errors name ``path``.
+    """
     t = type(x)
     if t is list or t is tuple:
         n = len(x)
-        return tuple(range(n)), x, seq_treedef(t, n)
+        return _RANGES[n] if n < _N_RANGES else tuple(range(n)), x, seq_treedef(t, n)
     if t is dict:
         keys = tuple(sorted_dict_keys(x, path))
-        return keys, [x[k] for k in keys], dict_treedef(keys)
+        return keys, x, dict_treedef(keys)
     try:
         pairs, treedef = jtu.tree_flatten_with_path(x, is_leaf=lambda y: y is not x)
     except Exception as exc:
@@ -299,10 +313,20 @@ def flatten_pytree(x: Any, path: tuple) -> tuple:
             f"pytree failed ({type(exc).__name__}: {exc})."
         ) from exc
     keys = tuple(_key_to_part(kp[0]) for kp, _ in pairs)
-    if len(set(keys)) != len(keys):
+    try:
+        unique = len(set(keys)) == len(keys)
+    except TypeError:
+        unique = False
+    if not unique:
         # Some pytree types report the same key twice; positional keys keep paths unique.
         keys = tuple(range(len(keys)))
-    return keys, [v for _, v in pairs], treedef
+    return keys, dict(zip(keys, (v for _, v in pairs))), treedef
+
+
+def pytree_children(x: Any, path: tuple) -> tuple:
+    """``(keys, values)`` of one pytree level."""
+    keys, src, _ = flatten_pytree(x, path)
+    return keys, [src[k] for k in keys]
 
 
 def unflatten_pytree(treedef: Any, keys: tuple, children: list) -> Any:

@@ -35,8 +35,7 @@ def _children(x: Any, kind: int, path: tuple) -> tuple:
         return keys, values
     if kind == R.NONE:
         return (), ()
-    keys, values, _ = R.flatten_pytree(x, path)
-    return keys, values
+    return R.pytree_children(x, path)
 
 
 def _walk(root: Any, lo: int, hi: int, want_leaves: bool) -> Iterator[tuple]:
@@ -138,62 +137,72 @@ def collect_states(root: Any, lo: int, hi: int, accept: Any = None) -> dict:
     """
     out: dict = {}
     seen: set = set()  # ids of entered containers and of reported states
+    seen_add = seen.add
     kind_get = R._KIND.get
     classify = R.classify
-    impls = R._NODE_IMPLS
+    plain = R._PLAIN_NODES
     K_STATE, K_NODE, K_PYTREE = R.STATE, R.GRAPH_NODE, R.PYTREE
     memo: dict | None = None if accept is None else {}
 
-    def items(keys, values, path, level):
-        for k, v in zip(keys, values):
+    def items(keys, src, path, level):
+        # ``src[k]`` is the child under ``k`` (a node's __dict__, a list, a dict...).
+        for k in keys:
+            v = src[k]
             t = type(v)
             kind = kind_get(t)
             if kind is None:
                 kind = classify(v)
             if kind == K_STATE:
-                if level >= lo and id(v) not in seen:
-                    if memo is not None:
-                        keep = memo.get(t)
-                        if keep is None:
-                            keep = memo[t] = bool(accept(t))
-                        if not keep:
-                            continue
-                    seen.add(id(v))
-                    out[(*path, k)] = v
+                if level >= lo:
+                    i = id(v)
+                    if i not in seen:
+                        if memo is not None:
+                            keep = memo.get(t)
+                            if keep is None:
+                                keep = memo[t] = bool(accept(t))
+                            if not keep:
+                                continue
+                        seen_add(i)
+                        out[(*path, k)] = v
             elif kind == K_NODE:
-                if level < hi and id(v) not in seen:
-                    seen.add(id(v))
-                    node(v, (*path, k), level + 1)
+                i = id(v)
+                if level < hi and i not in seen:
+                    seen_add(i)
+                    if t in plain:
+                        d = v.__dict__
+                        items(sorted(d), d, (*path, k), level + 1)
+                    else:
+                        node(v, (*path, k), level + 1)
             elif kind == K_PYTREE:
-                if id(v) not in seen:
-                    seen.add(id(v))
-                    ks, vs, _ = R.flatten_pytree(v, (*path, k))
-                    items(ks, vs, (*path, k), level)
+                i = id(v)
+                if i not in seen:
+                    seen_add(i)
+                    p = (*path, k)
+                    ks, sv, _ = R.flatten_pytree(v, p)
+                    items(ks, sv, p, level)
 
     def node(n, path, level):
-        impl = impls[type(n)]
-        if impl.fast:
+        t = type(n)
+        if t in plain:
             d = n.__dict__
-            invisible = type(n).graph_invisible_attrs
-            keys = sorted(d) if not invisible else sorted(k for k in d if k not in invisible)
-            items(keys, [d[k] for k in keys], path, level)
+            items(sorted(d), d, path, level)
         else:
-            keys, values, _ = R.node_children(impl, n, path)
-            items(keys, values, path, level)
+            keys, values, _ = R.node_children(R._NODE_IMPLS[t], n, path)
+            items(keys, dict(zip(keys, values)), path, level)
 
-    kind = R.classify(root)
+    kind = classify(root)
     if hi < 0:
         return out
     if kind == K_STATE:
         if lo <= 0 and (accept is None or accept(type(root))):
             out[()] = root
     elif kind == K_NODE:
-        seen.add(id(root))
+        seen_add(id(root))
         node(root, (), 0)
     elif kind == K_PYTREE:
-        seen.add(id(root))
-        ks, vs, _ = R.flatten_pytree(root, ())
-        items(ks, vs, (), 0)
+        seen_add(id(root))
+        ks, sv, _ = R.flatten_pytree(root, ())
+        items(ks, sv, (), 0)
     return out
 
 

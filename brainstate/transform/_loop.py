@@ -22,7 +22,7 @@ import numpy as np
 from jax.extend.core import jaxpr_as_fun
 
 from brainstate._impl import core as _core
-from brainstate._messages import make_error
+from brainstate._messages import describe_state, make_error
 from brainstate._trace import StateTraceStack
 from brainstate.transform._error_if import unvmap_any
 from brainstate.transform._make_jaxpr import _ALL_WRITTEN, StatefulFunction, _rollback
@@ -365,7 +365,7 @@ def for_loop(f: Callable, *xs: Any, length: int | None = None, reverse: bool = F
 def _trace_while(cond_fun: Callable, body_fun: Callable, init_val: Any, where: str) -> _Union:
     cond_entry = trace_fn(cond_fun, (init_val,), f"{where}:cond")
     if cond_entry.write_states:
-        names = ", ".join(repr(st) for st in cond_entry.write_states)
+        names = ", ".join(describe_state(st) for st in cond_entry.write_states)
         raise ValueError(f"while_loop: cond_fun should not have any write states. It wrote "
                          f"{names}; move the write into body_fun.")
     body_entry = trace_fn(body_fun, (init_val,), f"{where}:body")

@@ -147,8 +147,9 @@ def _is_array(x: Any) -> bool:
 def _sds(x: Any) -> Any:
     """Abstract stand-in of one leaf (Python scalars stay as they are: weak-typed)."""
     if _is_array(x):
-        return jax.ShapeDtypeStruct(tuple(x.shape), x.dtype,
-                                    weak_type=getattr(jax.typeof(x), "weak_type", False))
+        aval = jax.typeof(x)  # canonical dtype (numpy float64 -> float32 without x64)
+        return jax.ShapeDtypeStruct(aval.shape, aval.dtype,
+                                    weak_type=getattr(aval, "weak_type", False))
     return x
 
 
@@ -167,8 +168,9 @@ def _lane(x: Any, axis: int, where: Callable[[], str]) -> tuple[Any, int, int]:
             f"{len(shape)}), so the axis must lie in [{-len(shape)}, {len(shape)}). Fix in_axes "
             "(or the state's declared axis)."
         )
-    lane = jax.ShapeDtypeStruct(shape[:a] + shape[a + 1:], x.dtype,
-                                weak_type=getattr(jax.typeof(x), "weak_type", False))
+    aval = jax.typeof(x)
+    lane = jax.ShapeDtypeStruct(shape[:a] + shape[a + 1:], aval.dtype,
+                                weak_type=getattr(aval, "weak_type", False))
     return lane, a, shape[a]
 
 
@@ -176,6 +178,17 @@ def _arg_path(args: tuple, index: int) -> str:
     """``args[0]['w']``-style path of the ``index``-th flat leaf of ``args`` (error messages)."""
     paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(args)[0]]
     return "args" + jax.tree_util.keystr(paths[index]) if index < len(paths) else "an argument"
+
+
+def _key(x: Any) -> Any:
+    """Cache key of one argument leaf; a leaf JAX cannot type keys by its Python type.
+
+    Such a leaf then fails on the cold path with a message about mapping or typing it.
+    """
+    try:
+        return _leaf_key(x)
+    except TypeError:
+        return ("opaque", type(x))
 
 
 def _is_batched(x: Any, trace: Any) -> bool:
@@ -273,8 +286,9 @@ def _undeclared_error(st: State, new_states: bool) -> BatchAxisError:
     else:
         fix = ("declare it in out_states (the state then gains the mapped axis, one value per "
                "lane) or in in_states (mapped on input and written back along the same axis)")
+    where = "vmap_new_states" if new_states else "vmap"
     return BatchAxisError(
-        f"{describe_state(st)} was written inside vmap with a value that differs across the "
+        f"{describe_state(st)} was written inside {where} with a value that differs across the "
         f"mapped axis, but it is not declared in out_states, so one value cannot be kept for "
         f"it. To keep one value per lane, {fix}."
     )
@@ -307,11 +321,12 @@ class _Plan:
 
 def _build(owner: Any, entry: Any, mapping: _Mapping, leaves: list, state_in_axes: list,
            probe: bool, extra_out: bool):
-    """``jax.jit(jax.vmap(pure))`` for ``entry`` plus, if ``probe``, which outputs are batched.
+    """The per-lane function of ``entry``, its ``jax.vmap`` arguments and (``probe``) batching.
 
-    ``pure(dyn_leaves, state_vals) -> (out, written[, new])`` evaluates the per-lane jaxpr.
-    The probe evaluates the same ``jax.vmap`` abstractly and reports, for each written value
-    (and each new-state value), whether it depends on the mapped axis.
+    Returns ``(pure, in_axes, vmap_kwargs, flags)``. ``pure(dyn_leaves, state_vals) -> (out,
+    written[, new])`` evaluates the per-lane jaxpr. With ``probe`` the same ``jax.vmap`` is
+    evaluated abstractly once and ``flags`` says, for each written value (and each new-state
+    value), whether it depends on the mapped axis; otherwise ``flags`` is None.
     """
     fn = jaxpr_as_fun(entry.jaxpr)
     out_treedef, widx = entry.out_treedef, entry.write_idx
@@ -413,7 +428,7 @@ class VmappedFunction(_Engine):
                 "or bind them with functools.partial before mapping."
             )
         leaves, treedef = jax.tree_util.tree_flatten(args)
-        key = (treedef, tuple(map(_leaf_key, leaves)))
+        key = (treedef, tuple(map(_key, leaves)))
         with self._lock:
             plan = self._cache.get(key)
             if plan is not None:
@@ -574,7 +589,7 @@ class VmapNewStatesFunction(_Engine):
             )
         leaves, treedef = jax.tree_util.tree_flatten(args)
         for leaf in leaves:
-            _leaf_key(leaf)  # refuses States in the arguments
+            _key(leaf)  # refuses States in the arguments
         mapping = _Mapping(self, args, leaves, treedef, ())
         box: dict = {}
         fun, tag, exclude = self.origin_fun, self.state_tag, self.state_to_exclude

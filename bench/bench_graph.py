@@ -1,0 +1,195 @@
+"""Graph split/merge/query speed against JAX's own pytree flatten and a plain Python walk.
+
+Models of 1,000 and 10,000 state slots: a ``Module`` holding a list of sub-modules with two
+states each (``w``: ``ParamState``, ``h``: ``ShortTermState``); every tenth sub-module ties its
+``w`` to the previous one's (shared state). Baselines, in the same pytest-benchmark group as the
+operation they bound:
+
+- ``jax.tree.flatten`` / ``jax.tree.unflatten`` of the equivalent nested dict of arrays
+  ``{'layers': {i: {'h': array, 'w': array}}}`` (targets: split <= 3x, merge <= 3x);
+- a plain recursive Python walk over ``vars()`` collecting states (target: ``model.states()``
+  and ``model.states(ParamState)`` <= 1x).
+
+Run ``pytest bench/bench_graph.py`` (pytest-benchmark), or ``python bench/bench_graph.py`` for a
+table of ratios.
+"""
+
+from __future__ import annotations
+
+import sys
+import timeit
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import brainstate
+from brainstate import graph
+from brainstate._state import ParamState, ShortTermState, State
+from brainstate.nn import Module
+
+SIZES = (1_000, 10_000)
+SHARE_EVERY = 10
+
+
+class Block(Module):
+    def __init__(self, w, h):
+        super().__init__()
+        self.w = w
+        self.h = h
+
+
+class Net(Module):
+    def __init__(self, n_states: int):
+        super().__init__()
+        arrays = [jnp.full((4,), float(i)) for i in range(8)]
+        layers = []
+        for i in range(n_states // 2):
+            if i % SHARE_EVERY == SHARE_EVERY - 1:
+                w = layers[-1].w  # tied to the previous block
+            else:
+                w = ParamState(arrays[i % 8])
+            layers.append(Block(w, ShortTermState(arrays[(i + 1) % 8])))
+        self.layers = layers
+
+
+def equivalent_tree(n_states: int) -> dict:
+    arrays = [jnp.full((4,), float(i)) for i in range(8)]
+    return {"layers": {i: {"h": arrays[(i + 1) % 8], "w": arrays[i % 8]}
+                       for i in range(n_states // 2)}}
+
+
+def plain_walk(obj, path=(), out=None, cls=State):
+    """What one writes without a library: recurse through vars(), lists and tuples."""
+    if out is None:
+        out = {}
+    for k, v in vars(obj).items():
+        p = path + (k,)
+        if isinstance(v, State):
+            if isinstance(v, cls):
+                out[p] = v
+        elif isinstance(v, graph.Node):
+            plain_walk(v, p, out, cls)
+        elif isinstance(v, (list, tuple)):
+            for i, x in enumerate(v):
+                q = p + (i,)
+                if isinstance(x, State):
+                    if isinstance(x, cls):
+                        out[q] = x
+                elif isinstance(x, graph.Node):
+                    plain_walk(x, q, out, cls)
+    return out
+
+
+_CACHE: dict = {}
+
+
+def setup(n: int):
+    if n not in _CACHE:
+        model = Net(n)
+        tree = equivalent_tree(n)
+        leaves, treedef = jax.tree.flatten(tree)
+        graphdef, mapping = graph.treefy_split(model)
+        _CACHE[n] = (model, tree, leaves, treedef, graphdef, mapping)
+    return _CACHE[n]
+
+
+# --- pytest-benchmark -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", SIZES)
+def bench_split_baseline_jax_flatten(benchmark, n):
+    _, tree, *_ = setup(n)
+    benchmark.group = f"split-{n}"
+    benchmark(jax.tree.flatten, tree)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def bench_split_treefy_split(benchmark, n):
+    model, *_ = setup(n)
+    benchmark.group = f"split-{n}"
+    benchmark(graph.treefy_split, model)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def bench_merge_baseline_jax_unflatten(benchmark, n):
+    _, _, leaves, treedef, *_ = setup(n)
+    benchmark.group = f"merge-{n}"
+    benchmark(jax.tree.unflatten, treedef, leaves)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def bench_merge_treefy_merge(benchmark, n):
+    *_, graphdef, mapping = setup(n)
+    benchmark.group = f"merge-{n}"
+    benchmark(graph.treefy_merge, graphdef, mapping)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def bench_states_baseline_plain_walk(benchmark, n):
+    model, *_ = setup(n)
+    benchmark.group = f"states-{n}"
+    benchmark(plain_walk, model)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def bench_states_all(benchmark, n):
+    model, *_ = setup(n)
+    benchmark.group = f"states-{n}"
+    benchmark(model.states)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def bench_states_param_baseline_plain_walk(benchmark, n):
+    model, *_ = setup(n)
+    benchmark.group = f"states-param-{n}"
+    benchmark(plain_walk, model, cls=ParamState)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def bench_states_param(benchmark, n):
+    model, *_ = setup(n)
+    benchmark.group = f"states-param-{n}"
+    benchmark(model.states, ParamState)
+
+
+# --- a table of ratios ------------------------------------------------------------------------------
+
+
+def _best(fn, *args, **kwargs) -> float:
+    number = max(1, int(0.05 / max(_once(fn, *args, **kwargs), 1e-7)))
+    return min(timeit.repeat(lambda: fn(*args, **kwargs), number=number, repeat=7)) / number
+
+
+def _once(fn, *args, **kwargs) -> float:
+    t = timeit.default_timer()
+    fn(*args, **kwargs)
+    return timeit.default_timer() - t
+
+
+def main() -> None:
+    from brainstate import _impl
+
+    print(f"core: {_impl.IMPLEMENTATION}  python {sys.version.split()[0]}  jax {jax.__version__}")
+    rows = []
+    for n in SIZES:
+        model, tree, leaves, treedef, graphdef, mapping = setup(n)
+        flat = _best(jax.tree.flatten, tree)
+        unflat = _best(jax.tree.unflatten, treedef, leaves)
+        walk = _best(plain_walk, model)
+        walk_p = _best(plain_walk, model, cls=ParamState)
+        rows += [
+            (n, "treefy_split", _best(graph.treefy_split, model), flat, 3.0),
+            (n, "treefy_merge", _best(graph.treefy_merge, graphdef, mapping), unflat, 3.0),
+            (n, "model.states()", _best(model.states), walk, 1.0),
+            (n, "model.states(ParamState)", _best(model.states, ParamState), walk_p, 1.0),
+        ]
+    print(f"{'states':>7} {'operation':<26} {'time':>10} {'baseline':>10} {'ratio':>7} {'target':>7}")
+    for n, name, t, base, target in rows:
+        ok = "ok" if t / base <= target else "MISSED"
+        print(f"{n:>7} {name:<26} {t * 1e3:>8.3f}ms {base * 1e3:>8.3f}ms {t / base:>6.2f}x "
+              f"{target:>6.1f}x {ok}")
+
+
+if __name__ == "__main__":
+    main()
