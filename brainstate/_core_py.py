@@ -42,6 +42,8 @@ __all__ = [
     "gather",
     "scatter",
     "rebind_epoch",
+    "configure_hooks",
+    "set_global_hook_registry",
 ]
 
 CORE_ABI = 3
@@ -118,6 +120,15 @@ def rebind_epoch() -> int:
     """A counter bumped whenever a state's signature is re-bound (caches compare it)."""
     return _epoch
 _counter_lock = threading.Lock()
+
+
+def configure_hooks(hooks: Any) -> None:
+    """The compiled core learns the hook classes' slot layout here; the pure core dispatches
+    through ``brainstate._hooks.dispatch_*`` and needs nothing."""
+
+
+def set_global_hook_registry(registry: Any) -> None:
+    """The compiled core reads the global registry directly; the pure core asks ``_hooks``."""
 
 
 def set_hooks_active(n: int) -> None:

@@ -68,6 +68,8 @@ def configure_core(mod=None, *, metadata_type: type) -> None:
         pkg_prefix=pkg,
         source_site=_messages.SourceSite,
     )
+    mod.configure_hooks(_hooks)
+    mod.set_global_hook_registry(_hooks._global)
     _CONFIGURED.append(mod)
     mod.set_hooks_active(_hooks.active_count())
     _hooks.set_activity_listener(_broadcast_hook_activity)

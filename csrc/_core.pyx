@@ -101,8 +101,13 @@ def hooks_active():
 
 # --- thread-local trace context -------------------------------------------------------------
 
-class ThreadContext(threading.local):
+cdef class ThreadContext:
     """The per-thread stacks of ``spec/state.md`` §1."""
+
+    cdef public list state_stack
+    cdef public list tree_check
+    cdef public list jax_tracer_check
+    cdef public list new_state_catcher
 
     def __init__(self):
         self.state_stack = []
@@ -111,19 +116,49 @@ class ThreadContext(threading.local):
         self.new_state_catcher = []
 
 
-cdef object _ctx = ThreadContext()
+cdef extern from "Python.h":
+    PyObject* PyThreadState_GetDict()
+
+# Per-thread contexts live in the thread state's dict; the last one found is cached with that
+# dict, so a lookup from the same thread is one pointer compare (a threading.local attribute
+# costs ~40 ns, paid on every recorded access: bench_trace.py). The cache holds the dict
+# alive, so a new thread can never reuse its address while it is cached.
+cdef object _CTX_KEY = "brainstate._core.ThreadContext"
+cdef object _cached_tdict = None
+cdef ThreadContext _cached_ctx = None
+
+
+cdef ThreadContext _ctx_slow():
+    global _cached_tdict, _cached_ctx
+    cdef PyObject* d = PyThreadState_GetDict()
+    if d == NULL:
+        raise RuntimeError("no thread state dict")
+    tdict = <dict><object>d
+    ctx = tdict.get(_CTX_KEY)
+    if ctx is None:
+        ctx = ThreadContext()
+        tdict[_CTX_KEY] = ctx
+    _cached_tdict = tdict
+    _cached_ctx = <ThreadContext>ctx
+    return _cached_ctx
+
+
+cdef inline ThreadContext _get_ctx():
+    if <PyObject*>_cached_tdict == PyThreadState_GetDict():
+        return _cached_ctx
+    return _ctx_slow()
 
 
 def get_context():
     """This thread's trace context."""
-    return _ctx
+    return _get_ctx()
 
 
 # mirrors _core_py.stack_level
 cdef inline Py_ssize_t _stack_level():
     if _n_frames == 0:
         return 0
-    return len(<list>_ctx.state_stack)
+    return len(<list>_get_ctx().state_stack)
 
 
 def stack_level():
@@ -134,14 +169,14 @@ def stack_level():
 def push_frame(TraceFrame frame):
     """Make ``frame`` the innermost active frame of this thread."""
     global _n_frames
-    (<list>_ctx.state_stack).append(frame)
+    (<list>_get_ctx().state_stack).append(frame)
     _n_frames += 1
 
 
 def pop_frame(TraceFrame frame):
     """Pop ``frame`` if it is innermost; return False (stack untouched) otherwise."""
     global _n_frames
-    cdef list stack = _ctx.state_stack
+    cdef list stack = _get_ctx().state_stack
     if not stack or stack[-1] is not frame:
         return False
     stack.pop()
@@ -151,37 +186,37 @@ def pop_frame(TraceFrame frame):
 
 def push_tree_check(val):
     global _n_tree
-    (<list>_ctx.tree_check).append(bool(val))
+    (<list>_get_ctx().tree_check).append(bool(val))
     _n_tree += 1
 
 
 def pop_tree_check():
     global _n_tree
-    (<list>_ctx.tree_check).pop()
+    (<list>_get_ctx().tree_check).pop()
     _n_tree -= 1
 
 
 def push_tracer_check(val):
     global _n_tracer_check
-    (<list>_ctx.jax_tracer_check).append(bool(val))
+    (<list>_get_ctx().jax_tracer_check).append(bool(val))
     _n_tracer_check += 1
 
 
 def pop_tracer_check():
     global _n_tracer_check
-    (<list>_ctx.jax_tracer_check).pop()
+    (<list>_get_ctx().jax_tracer_check).pop()
     _n_tracer_check -= 1
 
 
 def push_catcher(catcher):
     global _n_catchers
-    (<list>_ctx.new_state_catcher).append(catcher)
+    (<list>_get_ctx().new_state_catcher).append(catcher)
     _n_catchers += 1
 
 
 def pop_catcher(catcher):
     global _n_catchers
-    cdef list cs = _ctx.new_state_catcher
+    cdef list cs = _get_ctx().new_state_catcher
     cdef Py_ssize_t i
     for i in range(len(cs) - 1, -1, -1):
         if cs[i] is catcher:
@@ -196,7 +231,7 @@ cdef inline bint _rebinding():
     # process-wide, so this thread must have an entry of its own above the base [False].
     if _n_tree == 0:
         return False
-    cdef list tc = _ctx.tree_check
+    cdef list tc = _get_ctx().tree_check
     return len(tc) > 1 and not tc[-1]
 
 
@@ -385,7 +420,7 @@ cdef class TraceFrame:
 
 # mirrors _core_py._record_read
 cdef int _record_read(StateCore st) except -1:
-    cdef list stack = _ctx.state_stack
+    cdef list stack = _get_ctx().state_stack
     cdef Py_ssize_t i
     for i in range(st._level, len(stack)):
         (<TraceFrame>stack[i])._read(st)
@@ -394,7 +429,7 @@ cdef int _record_read(StateCore st) except -1:
 
 # mirrors _core_py._record_write
 cdef int _record_write(StateCore st) except -1:
-    cdef list stack = _ctx.state_stack
+    cdef list stack = _get_ctx().state_stack
     cdef Py_ssize_t i
     for i in range(st._level, len(stack)):
         (<TraceFrame>stack[i])._write(st)
@@ -410,7 +445,7 @@ cdef enum:
 
 # mirrors _core_py._strict_guard
 cdef int _strict_guard(StateCore st) except -1:
-    if (<list>_ctx.jax_tracer_check)[-1] and st._trace_ref is not _current_trace_ref():
+    if (<list>_get_ctx().jax_tracer_check)[-1] and st._trace_ref is not _current_trace_ref():
         raise _make_error("strict_attr", st)
     return 0
 
@@ -465,12 +500,12 @@ cdef class StateCore:
         if metadata:
             getattr(self, "__dict__").update(metadata)
         if _n_catchers:
-            for catcher in tuple(_ctx.new_state_catcher):
+            for catcher in tuple(_get_ctx().new_state_catcher):
                 catcher.append(self)
         if _n_hooks:
             init_md = {"_name": name, "tag": tag}
             init_md.update(metadata)
-            _hooks.dispatch_init(self, value, init_md)
+            _dispatch_init(self, value, init_md)
 
     # mirrors the value/signature part of _core_py.StateCore._init_from
     cdef inline void _bind(self, object value) except *:
@@ -548,7 +583,7 @@ cdef class StateCore:
             _record_read(self)
         v = self._value
         if _n_hooks:
-            _hooks.dispatch_read(self, v)
+            _dispatch_read(self, v)
         return v
 
     @value.setter
@@ -564,7 +599,7 @@ cdef class StateCore:
         if isinstance(v, StateCore):
             raise _make_error("set_state", self, v)
         code = self._check(0, v, &has_tracer)
-        if has_tracer and not (_n_frames and len(<list>_ctx.state_stack)):
+        if has_tracer and not (_n_frames and len(<list>_get_ctx().state_stack)):
             if self._trace_ref is not _current_trace_ref():
                 raise _make_error("tracer_write", self)
         if code < 0:
@@ -573,7 +608,7 @@ cdef class StateCore:
             _strict_guard(self)
         old = self._value
         if _n_hooks and fire_before:
-            nv = _hooks.dispatch_write_before(self, v, old)
+            nv = _dispatch_write_before(self, v, old)
             if nv is not v:
                 code = self._check(0, nv, &has_tracer)
                 if code < 0:
@@ -584,7 +619,7 @@ cdef class StateCore:
         self._store(v, has_tracer, code)
         self._been_writen = True
         if _n_hooks:
-            _hooks.dispatch_write_after(self, v, old)
+            _dispatch_write_after(self, v, old)
         return 0
 
     # mirrors _core_py.StateCore._check
@@ -655,7 +690,7 @@ cdef class StateCore:
         self._store(v, has_tracer, code)
         self._flags &= ~_VIEW
         if _n_hooks:
-            _hooks.dispatch_restore(self, v, old)
+            _dispatch_restore(self, v, old)
 
     # -- internal paths used by transforms --
     def _write_no_before(self, v):
@@ -674,7 +709,7 @@ cdef class StateCore:
         self._bind(v)
         _epoch += 1
         if _n_hooks:
-            _hooks.dispatch_restore(self, v, old)
+            _dispatch_restore(self, v, old)
 
     def _restore_silent(self, v):
         """Put back a value this state held before (a transform's rollback): no check, no hooks."""
@@ -749,6 +784,11 @@ cdef class StateCore:
         self._level = _stack_level()
 
 
+# --- hook dispatch ---------------------------------------------------------------------------
+
+include "_core_hooks.pxi"
+
+
 # --- per-call paths of transforms -----------------------------------------------------------
 
 def gather(states):
@@ -781,4 +821,4 @@ def scatter(states, values, written):
         st._value = v  # flags kept: a traced call returns what it was given (tracer or not)
         st._been_writen = True
         if _n_hooks:
-            _hooks.dispatch_write_after(st, v, old)
+            _dispatch_write_after(st, v, old)

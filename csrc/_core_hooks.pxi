@@ -6,6 +6,8 @@
 # each __slots__ entry, so a context costs one allocation and a few pointer stores instead of
 # a Python-level construction (measured: ~230 ns per context in Python).
 
+from cpython.long cimport PyLong_AsLong
+from cpython.ref cimport Py_INCREF
 from cpython.weakref cimport PyWeakref_NewRef
 
 cdef extern from "Python.h":
@@ -103,6 +105,10 @@ cdef class FastRLock:
 
 # --- slot access ------------------------------------------------------------------------
 
+cdef object _TRUE_OBJ = True
+cdef PyObject* _PY_TRUE = <PyObject*>_TRUE_OBJ  # (a bare `True` would be the C integer 1)
+
+
 cdef inline PyObject* _slot(object obj, Py_ssize_t off):
     # borrowed, may be NULL when the slot was never set
     return (<PyObject**>((<char*><PyObject*>obj) + off))[0]
@@ -127,15 +133,10 @@ cdef Py_ssize_t _offset(type cls, str name) except -1:
     return (<PyMemberDescrObject*><PyObject*>descr).d_member.offset
 
 
-cdef extern from *:
-    """
-    #define bs_incref(o) Py_INCREF(o)
-    """
-    void Py_INCREF(object)
-
 # offsets, filled by configure_hooks()
 cdef Py_ssize_t _O_CTX_OPERATION, _O_CTX_REF, _O_CTX_TIME, _O_CTX_VALUE, _O_CTX_OLD
 cdef Py_ssize_t _O_CTX_TRANSFORMED, _O_CTX_CANCEL, _O_CTX_REASON, _O_CTX_INITMD
+cdef Py_ssize_t _O_READ_VALUE, _O_INIT_VALUE
 cdef Py_ssize_t _O_HOOK_CALLBACK, _O_HOOK_ENABLED
 cdef Py_ssize_t _O_MGR_MASK, _O_MGR_LOCK
 cdef Py_ssize_t _O_CHAIN[5]
@@ -143,6 +144,7 @@ cdef type _ReadCtx = None, _WriteCtx = None, _MutableCtx = None, _RestoreCtx = N
 cdef object _handle_error = None
 cdef object _cancel_error = None
 cdef object _global_mgr = None
+cdef type _MgrType = None
 cdef bint _hooks_ready = False
 
 
@@ -150,9 +152,10 @@ def configure_hooks(hooks):
     """Learn the slot layout of brainstate._hooks' classes (contexts, Hook, HookManager)."""
     global _O_CTX_OPERATION, _O_CTX_REF, _O_CTX_TIME, _O_CTX_VALUE, _O_CTX_OLD
     global _O_CTX_TRANSFORMED, _O_CTX_CANCEL, _O_CTX_REASON, _O_CTX_INITMD
+    global _O_READ_VALUE, _O_INIT_VALUE
     global _O_HOOK_CALLBACK, _O_HOOK_ENABLED, _O_MGR_MASK, _O_MGR_LOCK
     global _ReadCtx, _WriteCtx, _MutableCtx, _RestoreCtx, _InitCtx
-    global _handle_error, _cancel_error, _hooks_ready
+    global _handle_error, _cancel_error, _hooks_ready, _MgrType
     _ReadCtx, _WriteCtx = hooks.ReadHookContext, hooks.WriteHookContext
     _MutableCtx, _RestoreCtx = hooks.MutableWriteHookContext, hooks.RestoreHookContext
     _InitCtx = hooks.InitHookContext
@@ -164,8 +167,12 @@ def configure_hooks(hooks):
     _O_CTX_REF = _offset(hooks.HookContext, "state_ref")
     _O_CTX_TIME = _offset(hooks.HookContext, "timestamp")
     _O_CTX_VALUE = _offset(_WriteCtx, "value")
-    if _offset(_ReadCtx, "value") != _O_CTX_VALUE or _offset(_InitCtx, "value") != _O_CTX_VALUE:
-        raise TypeError("context classes do not share the 'value' slot offset")
+    _O_READ_VALUE = _offset(_ReadCtx, "value")
+    _O_INIT_VALUE = _offset(_InitCtx, "value")
+    for cls in (_MutableCtx, _RestoreCtx):
+        if _offset(cls, "value") != _O_CTX_VALUE or _offset(cls, "old_value") != \
+                _offset(_WriteCtx, "old_value"):
+            raise TypeError("write context classes do not share their slots")
     _O_CTX_OLD = _offset(_WriteCtx, "old_value")
     _O_CTX_TRANSFORMED = _offset(_MutableCtx, "transformed_value")
     _O_CTX_CANCEL = _offset(_MutableCtx, "cancel")
@@ -178,6 +185,7 @@ def configure_hooks(hooks):
     for i, name in enumerate(("_read_chain", "_write_before_chain", "_write_after_chain",
                               "_restore_chain", "_init_chain")):
         _O_CHAIN[i] = _offset(hooks.HookManager, name)
+    _MgrType = hooks.HookManager
     _handle_error = hooks._handle_error
     _cancel_error = hooks._cancel_error
     _hooks_ready = True
@@ -189,8 +197,11 @@ def set_global_hook_registry(registry):
     _global_mgr = registry
 
 
-cdef inline long _mask(object mgr):
-    cdef PyObject* m = _slot(mgr, _O_MGR_MASK)
+cdef inline long _mask(object mgr) except -1:
+    cdef PyObject* m
+    if not isinstance(mgr, _MgrType):
+        raise TypeError(f"a state's hook manager must be a HookManager, got {type(mgr).__name__}")
+    m = _slot(mgr, _O_MGR_MASK)
     return 0 if m == NULL else PyLong_AsLong(<object>m)
 
 
@@ -201,7 +212,11 @@ cdef inline object _now():
 
 
 cdef inline FastRLock _lock_of(object mgr):
-    return <FastRLock>(<object>_slot(mgr, _O_MGR_LOCK))
+    lock = <object>_slot(mgr, _O_MGR_LOCK)
+    if type(lock) is not FastRLock:
+        raise TypeError("hook manager lock is not a FastRLock (manager built before the "
+                        "compiled core was configured?)")
+    return <FastRLock>lock
 
 
 cdef inline object _new_ctx(type cls, str op, object ref, object value):
@@ -209,7 +224,12 @@ cdef inline object _new_ctx(type cls, str op, object ref, object value):
     _set_slot(ctx, _O_CTX_OPERATION, op)
     _set_slot(ctx, _O_CTX_REF, ref)
     _set_slot(ctx, _O_CTX_TIME, _now())
-    _set_slot(ctx, _O_CTX_VALUE, value)
+    if cls is _ReadCtx:
+        _set_slot(ctx, _O_READ_VALUE, value)
+    elif cls is _InitCtx:
+        _set_slot(ctx, _O_INIT_VALUE, value)
+    else:
+        _set_slot(ctx, _O_CTX_VALUE, value)
     return ctx
 
 
@@ -217,7 +237,7 @@ cdef int _run_shared(object mgr, Py_ssize_t chain_index, object ctx) except -1:
     # mirrors brainstate._hooks._run_shared
     cdef tuple chain = <tuple>(<object>_slot(mgr, _O_CHAIN[chain_index]))
     for hook in chain:
-        if _slot(hook, _O_HOOK_ENABLED) != <PyObject*>True:
+        if _slot(hook, _O_HOOK_ENABLED) != _PY_TRUE:
             continue
         try:
             (<object>_slot(hook, _O_HOOK_CALLBACK))(ctx)
@@ -253,7 +273,7 @@ cdef object _run_write_before(object mgr, object new, object old, object ref):
     lock._acquire()
     try:
         for hook in <tuple>(<object>_slot(mgr, _O_CHAIN[1])):
-            if _slot(hook, _O_HOOK_ENABLED) != <PyObject*>True:
+            if _slot(hook, _O_HOOK_ENABLED) != _PY_TRUE:
                 continue
             ctx = _new_ctx(_MutableCtx, "write_before", ref, new)
             _set_slot(ctx, _O_CTX_OLD, old)
@@ -321,3 +341,9 @@ cdef inline int _dispatch_restore(StateCore state, object new, object old) excep
 
 cdef inline int _dispatch_init(StateCore state, object value, object init_md) except -1:
     return _dispatch_observe(state, 16, 4, _InitCtx, "init", value, None, init_md)
+
+
+def _hook_layout_debug(mgr):
+    """(mask, chain lengths, ready) as the compiled dispatch sees ``mgr`` (for tests)."""
+    return (_mask(mgr), tuple(len(<tuple>(<object>_slot(mgr, _O_CHAIN[i]))) for i in range(5)),
+            _hooks_ready)

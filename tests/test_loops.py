@@ -544,16 +544,28 @@ class TestWhileLoop:
             assert int(while_loop(lambda x: x < 3, body, 0)) == 3
         assert seen == [0, 1, 2]
 
-    def test_disable_jit_falls_back_under_vmap_and_rolls_back(self):
+    def test_disable_jit_falls_back_under_vmap(self):
+        with jax.disable_jit():
+            out = jax.vmap(lambda v: while_loop(lambda x: x < v, lambda x: x + 1, 0))(
+                jnp.arange(3))
+        assert out.tolist() == [0, 1, 2]
+
+    def test_disable_jit_fallback_rolls_back_python_iterations(self):
         n = brainstate.State(jnp.zeros((), jnp.int32))
 
         def body(x):
-            n.value = n.value + 1
+            n.value = n.value + 1  # concrete: allowed in the Python attempt
             return x + 1
 
-        with jax.disable_jit():
-            out = jax.vmap(lambda v: while_loop(lambda x: x < v, body, 0))(jnp.arange(3))
-        assert out.tolist() == [0, 1, 2]
+        def c(x, v):
+            # Python ints in the eager attempt: iteration 2 compares with the batched v
+            return True if isinstance(x, int) and x < 1 else x < v
+
+        with jax.disable_jit(), pytest.raises(TraceContextError):
+            # the Python attempt is undone; the primitive then refuses to leak batched
+            # tracers into n (raw vmap)
+            jax.vmap(lambda v: while_loop(lambda x: c(x, v), body, 0))(jnp.arange(3))
+        assert int(n.value) == 0
 
     def test_inside_jit_and_for_loop(self):
         n = brainstate.State(jnp.zeros((), jnp.int32))

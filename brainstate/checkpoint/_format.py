@@ -68,8 +68,8 @@ numpy alone (bfloat16/float8/int4 come back as raw unsigned bits, complex as flo
     arrays = {k: data[slice(*v["data_offsets"])].view(NP[v["dtype"]]).reshape(v["shape"])
               for k, v in header.items()}
 
-The ``safetensors`` package reads the same files (``safetensors.safe_open(path, "flax")`` for all
-codes above; its numpy backend lacks ``BF16`` and the float8 codes).
+The ``safetensors`` package reads the same files: ``safetensors.safe_open(path, "flax")`` for all
+the codes above (its numpy backend, as of 0.8, fails on the float8 codes).
 
 Integrity
 ---------
@@ -493,21 +493,32 @@ def _crc_many(blobs) -> list:
 
 def _write_data(f, plans, order, crcs) -> None:
     # zlib.crc32 and large file writes both release the GIL, so a second thread computes the
-    # CRCs of a group of arrays while this one writes the same group. Groups of >= 8 MiB keep
-    # the per-task overhead (~10 us) negligible next to the work (~2 ms per group).
+    # CRCs of each group of arrays while this one writes them; up to two groups stay in flight
+    # (bounding the host copies of device arrays kept alive). Groups of >= 8 MiB make the
+    # per-task overhead (~10 us) negligible next to the work (~2 ms per group).
+    in_flight: list = []
     group, group_bytes = [], 0
+
+    def collect(pending):
+        idx, fut = pending
+        for i, crc in zip(idx, fut.result()):
+            crcs[i] = crc
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         for n, i in enumerate(order):
             if plans[i].nbytes:
                 group.append((i, _host_bytes(plans[i])))
                 group_bytes += plans[i].nbytes
             if group and (group_bytes >= _GROUP_BYTES or n == len(order) - 1):
-                fut = pool.submit(_crc_many, [b for _, b in group])
+                in_flight.append(([j for j, _ in group],
+                                  pool.submit(_crc_many, [blob for _, blob in group])))
                 for _, blob in group:
                     _write_blob(f, blob)
-                for (i_, _), crc in zip(group, fut.result()):
-                    crcs[i_] = crc
                 group, group_bytes = [], 0
+                if len(in_flight) > 2:
+                    collect(in_flight.pop(0))
+        for pending in in_flight:
+            collect(pending)
 
 
 _GROUP_BYTES = 8 << 20

@@ -203,8 +203,9 @@ def flatten(node: Any, /, ref_index: RefMap | None = None, treefy_state: bool = 
             "pytree (list, tuple, dict...) holding them; wrap a lone State in a container, "
             "e.g. flatten({'x': state})."
         )
-    root_code, records, root_sub, prepass = _encode(node, kind, table, treefy_state)
-    return GraphDef._from_codes(root_code, records, prepass), NestedDict(root_sub)
+    with R.gc_paused():
+        root_code, records, root_sub, prepass = _encode(node, kind, table, treefy_state)
+        return GraphDef._from_codes(root_code, records, prepass), NestedDict(root_sub)
 
 
 def _encode(root: Any, root_kind: int, table: dict, treefy: bool) -> tuple:
@@ -328,17 +329,22 @@ def _encode(root: Any, root_kind: int, table: dict, treefy: bool) -> tuple:
             return (STATIC, x), None
         return (PYTREE, treedef, keys, codes), sub
 
-    if root_kind == K_NODE:
-        e = table_get(id(root))
-        if e is not None:  # already split earlier in this split_context
-            return (NODE_REF, e[1]), (), {}, False
-        i = len(table)
-        table[id(root)] = (root, i)
-        owner.append(-1)
-        sub = enc_node(root, (), i)
-        return (NODE_DEF, i), tuple(records), sub, prepass
-    code, sub = enc_pytree(root, (), -1)
-    return code, tuple(records), sub or {}, prepass
+    try:
+        if root_kind == K_NODE:
+            e = table_get(id(root))
+            if e is not None:  # already split earlier in this split_context
+                return (NODE_REF, e[1]), (), {}, False
+            i = len(table)
+            table[id(root)] = (root, i)
+            owner.append(-1)
+            sub = enc_node(root, (), i)
+            return (NODE_DEF, i), tuple(records), sub, prepass
+        code, sub = enc_pytree(root, (), -1)
+        return code, tuple(records), sub or {}, prepass
+    finally:
+        # The three closures refer to each other through their cells: clear the cells so the
+        # call leaves no reference cycle behind for the garbage collector.
+        enc_items = enc_node = enc_pytree = None  # noqa: F841
 
 
 # --- unflatten --------------------------------------------------------------------------------
@@ -465,7 +471,8 @@ def unflatten(
     mapping = as_nested(state_mapping)
     table = {} if index_ref is None else index_ref
     check = check_signatures and not _core.is_rebinding()
-    return _Decoder(graphdef, mapping, table, index_ref_cache, check, copy_hooks).run()
+    with R.gc_paused():
+        return _Decoder(graphdef, mapping, table, index_ref_cache, check, copy_hooks).run()
 
 
 class _Decoder:
@@ -528,8 +535,20 @@ class _Decoder:
 
         # The root code first (pre-order first), then the records in index order.
         result = self._resolve_root(root)
-        for rec in records:
-            self._fill(rec)
+        subs_get = self.subs.get
+        items = self._items
+        for t, index, _, keys, codes in records:
+            try:
+                values = items(keys, codes, subs_get(index), ())
+            except _RebuildError as err:
+                self._raise(index, err)
+            impl = impls[t]
+            if impl.fast:
+                table[index].__dict__.update(zip(keys, values))
+            else:
+                shell = table[index]
+                for k, v in zip(keys, values):
+                    impl.set_key(shell, k, v)
         if self.exact and self.total != self.dicts + self.leaves:
             self._raise_extra()
         return result
@@ -549,9 +568,8 @@ class _Decoder:
     def _raise_extra(self):
         expected = _expected_paths(self.gd)
         extra = []
-        for path in _mapping_paths(self.mapping):
-            if path not in expected:
-                extra.append(R.format_path(path))
+        for path in _mapping_paths(self.mapping, expected):
+            extra.append(R.format_path(path))
         shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
         raise ValueError(
             f"The state mapping has {len(extra) or 'some'} path(s) that the GraphDef does not "
@@ -575,26 +593,11 @@ class _Decoder:
         try:
             if tag == PYTREE:
                 return self._pytree(root, self.mapping, (), True)
-            return self._items(("",), (root,), None, (), True)[0]
+            return self._items(("",), (root,), None, ())[0]
         except _RebuildError as err:
             self._raise(None, err)
 
-    def _fill(self, rec: tuple) -> None:
-        t, index, _, keys, codes = rec
-        shell = self.table[index]
-        sub = self.subs.get(index)
-        try:
-            values = self._items(keys, codes, sub, (), False)
-        except _RebuildError as err:
-            self._raise(index, err)
-        impl = R._NODE_IMPLS[t]
-        if impl.fast:
-            shell.__dict__.update(zip(keys, values))
-        else:
-            for k, v in zip(keys, values):
-                impl.set_key(shell, k, v)
-
-    def _items(self, keys, codes, sub, prefix, counted) -> list:
+    def _items(self, keys, codes, sub, prefix) -> list:
         """Resolve the codes of one container whose sub-mapping is ``sub`` (or None)."""
         table = self.table
         table_get = table.get
@@ -602,13 +605,41 @@ class _Decoder:
         out = []
         append = out.append
         sub_get = sub.get if sub is not None else None
+        # The common state slot (a TreefyState with the standard layout, no cache, no hook
+        # copying) is rebuilt inline; everything else goes through self._state.
+        inline = self.cache is None and not self.copy_hooks
+        check = self.check
+        fast_state = _FAST_STATE
+        TS = TreefyState
+        n_leaves = 0
         for k, c in zip(keys, codes):
             tag = c[0]
             if tag == STATE_DEF:
                 st = table_get(c[1])
                 if st is None:
                     v = sub_get(k, _MISSING) if sub_get is not None else _MISSING
-                    st = self._state(v, c, (*prefix, k))
+                    if inline and type(v) is TS:
+                        d = v.__dict__
+                        cls = d.get("type")
+                        if len(d) == 7 and (fast_state.get(cls) or _fast_state_ok(cls)):
+                            st = cls.__new__(cls)
+                            st._init_from(d["value"], d["_source_info"])
+                            st._name = d["_name"]
+                            st._been_writen = d["_been_writen"]
+                            tag_ = d["tag"]
+                            st.tag = set(tag_) if type(tag_) is set else tag_
+                        else:
+                            st = ref_to_state(v)
+                        n_leaves += 1
+                        sig = c[3]
+                        if check and sig is not None and st._signature != sig:
+                            self.leaves += n_leaves
+                            raise _RebuildError(
+                                (*prefix, k), lambda where, st=st, sig=sig: _signature_error(where, st, sig)
+                            )
+                        table[c[1]] = st
+                    else:
+                        st = self._state(v, c, (*prefix, k))
                 append(st)
             elif tag == STATIC:
                 append(c[1])
@@ -648,6 +679,8 @@ class _Decoder:
                 append(st)
             else:
                 raise TypeError(f"Unknown GraphDef code {c!r}; this is a bug.")
+        if n_leaves:
+            self.leaves += n_leaves
         return out
 
     def _pytree(self, code, sub, keys_path, is_root) -> Any:
@@ -656,7 +689,7 @@ class _Decoder:
                 raise _not_a_dict(keys_path, sub)
             self.dicts += 1
             self.total += len(sub)
-        children = self._items(code[2], code[3], sub, keys_path, False)
+        children = self._items(code[2], code[3], sub, keys_path)
         return R.unflatten_pytree(code[1], code[2], children)
 
     def _leaf(self, path: tuple, keys_path: tuple) -> Any:
@@ -743,7 +776,9 @@ class _Decoder:
         except StateSignatureError as exc:
             err = _RebuildError(
                 keys_path,
-                lambda where: StateSignatureError(f"At path {where} of the state mapping: {exc}"),
+                lambda where, exc=exc: StateSignatureError(
+                    f"At path {where} of the state mapping: {exc}"
+                ),
             )
             err.__cause__ = exc
             raise err from exc
@@ -872,12 +907,17 @@ def _expected_paths(gd: GraphDef) -> set:
     return paths
 
 
-def _mapping_paths(mapping: dict):
+def _mapping_paths(mapping: dict, expected: set) -> list:
+    """The paths of ``mapping`` not in ``expected`` (not descending below such a path)."""
+    out: list = []
+
     def walk(d, prefix):
         for k, v in d.items():
             path = (*prefix, k)
-            yield path
-            if isinstance(v, dict):
-                yield from walk(v, path)
+            if path not in expected:
+                out.append(path)
+            elif isinstance(v, dict):
+                walk(v, path)
 
-    yield from walk(mapping, ())
+    walk(mapping, ())
+    return out

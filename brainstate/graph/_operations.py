@@ -126,7 +126,10 @@ def _split_nested(mapping: dict, predicates: tuple, exhaustive: bool) -> tuple:
                 rest.append((*path, k))
         return outs
 
-    outs = part(mapping, ())
+    try:
+        outs = part(mapping, ())
+    finally:
+        part = None  # break the closure's reference cycle  # noqa: F841
     if exhaustive and rest:
         shown = ", ".join(R.format_path(p) for p in rest[:5])
         more = f" and {len(rest) - 5} more" if len(rest) > 5 else ""
@@ -177,11 +180,12 @@ def treefy_split(node: Any, *filters: Any) -> tuple:
     (['w'], ['h'])
     >>> cell = brainstate.graph.treefy_merge(graphdef, params, others)
     """
-    graphdef_, mapping = flatten(node)
-    if not filters:
-        return graphdef_, mapping
-    predicates = filters_to_predicates(filters)
-    return (graphdef_, *_split_nested(mapping, predicates, exhaustive=True))
+    with R.gc_paused():
+        graphdef_, mapping = flatten(node)
+        if not filters:
+            return graphdef_, mapping
+        predicates = filters_to_predicates(filters)
+        return (graphdef_, *_split_nested(mapping, predicates, exhaustive=True))
 
 
 def treefy_merge(
@@ -223,8 +227,10 @@ def treefy_merge(
     StateSignatureError
         A value whose signature differs from the recorded one.
     """
-    mapping = merge_nested(state_mappings)
-    return unflatten(graphdef, mapping, check_signatures=check_signatures, copy_hooks=copy_hooks)
+    with R.gc_paused():
+        mapping = merge_nested(state_mappings)
+        return unflatten(graphdef, mapping, check_signatures=check_signatures,
+                         copy_hooks=copy_hooks)
 
 
 def graphdef(node: Any) -> GraphDef:
@@ -261,12 +267,13 @@ def treefy_states(node: Any, *filters: Any) -> Any:
     NestedDict or tuple of NestedDict
         One mapping without filters or with one filter, else one per filter.
     """
-    _, mapping = flatten(node)
-    if not filters:
-        return mapping
-    predicates = filters_to_predicates(filters)
-    parts = _split_nested(mapping, predicates, exhaustive=False)
-    return parts[0] if len(parts) == 1 else parts
+    with R.gc_paused():
+        _, mapping = flatten(node)
+        if not filters:
+            return mapping
+        predicates = filters_to_predicates(filters)
+        parts = _split_nested(mapping, predicates, exhaustive=False)
+        return parts[0] if len(parts) == 1 else parts
 
 
 def states(node: Any, *filters: Any, allowed_hierarchy: tuple = (0, R.MAX_INT)) -> Any:
@@ -301,16 +308,19 @@ def states(node: Any, *filters: Any, allowed_hierarchy: tuple = (0, R.MAX_INT)) 
     """
     lo, hi = _check_hierarchy(allowed_hierarchy)
     n = len(filters)
-    if n == 0:
-        return FlattedDict(collect_states(node, lo, hi))
     predicates = filters_to_predicates(filters)
-    if n == 1:
-        target = _type_only(predicates[0])
-        if target is not None:
-            # OfType on live states is isinstance, decidable once per state class.
-            return FlattedDict(collect_states(node, lo, hi, lambda cls: issubclass(cls, target)))
-    found = collect_states(node, lo, hi)
-    buckets, _ = _partition(found.items(), predicates)
+    with R.gc_paused():
+        if n == 0:
+            return FlattedDict(collect_states(node, lo, hi))
+        if n == 1:
+            target = _type_only(predicates[0])
+            if target is not None:
+                # OfType on live states is isinstance, decidable once per state class.
+                return FlattedDict(
+                    collect_states(node, lo, hi, lambda cls: issubclass(cls, target))
+                )
+        found = collect_states(node, lo, hi)
+        buckets, _ = _partition(found.items(), predicates)
     result = tuple(FlattedDict(b) for b in buckets)
     return result[0] if n == 1 else result
 
@@ -333,7 +343,8 @@ def nodes(node: Any, *filters: Any, allowed_hierarchy: tuple = (0, R.MAX_INT)) -
         One mapping for zero or one filter, a tuple of ``n`` for ``n >= 2``.
     """
     lo, hi = _check_hierarchy(allowed_hierarchy)
-    found = collect_nodes(node, lo, hi)
+    with R.gc_paused():
+        found = collect_nodes(node, lo, hi)
     n = len(filters)
     if n == 0:
         return FlattedDict(found)
@@ -423,7 +434,10 @@ def pop_states(node: Any, *filters: Any) -> Any:
                     )
                 removals.append((impl, x, k))
 
-    visit(node, classify(node), ())
+    try:
+        visit(node, classify(node), ())
+    finally:
+        visit = None  # break the closure's reference cycle  # noqa: F841
     for impl, owner, key in removals:
         impl.pop_key(owner, key)
     result = tuple(NestedDict.from_flat(b) for b in buckets)
@@ -528,7 +542,10 @@ def update_states(node: Any, state_dict: Any, /, *state_dicts: Any) -> None:
                     f"{R.format_path(p)}; expected a TreefyState, a State or a sub-mapping."
                 )
 
-    walk(node, mapping, ())
+    try:
+        walk(node, mapping, ())
+    finally:
+        walk = None  # break the closure's reference cycle  # noqa: F841
     for st, ref in updates:
         st.update_from_ref(ref)
     for impl, owner, key, value in creations:

@@ -65,7 +65,10 @@ def _walk(root: Any, lo: int, hi: int, want_leaves: bool) -> Iterator[tuple]:
                 yielded_states.add(id(value))
             yield path, value
 
-    yield from visit(root, (), 0, classify(root))
+    try:
+        yield from visit(root, (), 0, classify(root))
+    finally:
+        visit = None  # break the closure's reference cycle  # noqa: F841
 
 
 def iter_leaf(node: Any, allowed_hierarchy: tuple = (0, R.MAX_INT)) -> Iterator[tuple]:
@@ -191,19 +194,22 @@ def collect_states(root: Any, lo: int, hi: int, accept: Any = None) -> dict:
             items(keys, dict(zip(keys, values)), path, level)
 
     kind = classify(root)
-    if hi < 0:
+    try:
+        if hi < 0:
+            return out
+        if kind == K_STATE:
+            if lo <= 0 and (accept is None or accept(type(root))):
+                out[()] = root
+        elif kind == K_NODE:
+            seen_add(id(root))
+            node(root, (), 0)
+        elif kind == K_PYTREE:
+            seen_add(id(root))
+            ks, sv, _ = R.flatten_pytree(root, ())
+            items(ks, sv, (), 0)
         return out
-    if kind == K_STATE:
-        if lo <= 0 and (accept is None or accept(type(root))):
-            out[()] = root
-    elif kind == K_NODE:
-        seen_add(id(root))
-        node(root, (), 0)
-    elif kind == K_PYTREE:
-        seen_add(id(root))
-        ks, sv, _ = R.flatten_pytree(root, ())
-        items(ks, sv, (), 0)
-    return out
+    finally:
+        items = node = None  # break the closures' reference cycle  # noqa: F841
 
 
 def collect_nodes(root: Any, lo: int, hi: int) -> dict:

@@ -380,9 +380,10 @@ def _softsign_fwd(x, lower, upper, width):
     d = width * (0.5 / (1 + jnp.abs(x)))
     y = jnp.where(x < 0, lower + d, upper - d)
     # Softsign approaches its bounds like 1/|x|: the pre-image of a value one ``tiny`` from
-    # a bound is ~width/tiny, which overflows. Staying width/max(float) away keeps every
-    # output's inverse finite.
-    step = width / jnp.finfo(dt).max
+    # a bound is ~width/tiny, which overflows once width > ~4. Staying width * tiny away
+    # keeps 0.5 * width / distance below max(float). (Not width / max: XLA rewrites that as
+    # width * (1/max), and 1/max is subnormal, i.e. flushed to 0.)
+    step = width * jnp.finfo(dt).tiny
     lo = jnp.maximum(_above(lower, dt), lower + step)
     hi = jnp.minimum(_below(upper, dt), upper - step)
     return jnp.clip(y, lo, hi)

@@ -194,7 +194,7 @@ def ifelse(conditions: Any, branches: Sequence[Callable], *operands: Any,
     --------
     >>> import brainstate
     >>> x = 7
-    >>> brainstate.transform.ifelse([x > 5, x <= 5], [lambda: 1, lambda: 0])
+    >>> int(brainstate.transform.ifelse([x > 5, x <= 5], [lambda: 1, lambda: 0]))
     1
     """
     branches = tuple(branches)

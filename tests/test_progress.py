@@ -1,0 +1,195 @@
+"""``ProgressBar``: validation, plain-text fallback, tqdm path, rate bounds, loop integration."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import io
+import sys
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import brainstate
+from brainstate.transform import jit
+from brainstate.transform._loop import for_loop, scan
+from brainstate.transform._progress import ProgressBar, as_runner
+
+
+def _plain(**kw):
+    buf = io.StringIO()
+    kw.setdefault("min_interval", 0.0)
+    return ProgressBar(use_tqdm=False, file=buf, **kw), buf
+
+
+def _lines(buf):
+    return [line for line in buf.getvalue().splitlines() if line]
+
+
+class TestValidation:
+    @pytest.mark.parametrize("kw", [dict(freq=0), dict(count=-1)])
+    def test_non_positive(self, kw):
+        with pytest.raises(ValueError, match=">= 1"):
+            ProgressBar(**kw)
+
+    @pytest.mark.parametrize("kw", [dict(freq=1.5), dict(count="3"), dict(freq=True)])
+    def test_not_int(self, kw):
+        with pytest.raises(TypeError, match="int"):
+            ProgressBar(**kw)
+
+    def test_freq_and_count(self):
+        with pytest.raises(ValueError, match="not both"):
+            ProgressBar(freq=2, count=3)
+
+    @pytest.mark.parametrize("desc", [3, ("a",), ("{i}", "notcallable"), (1, len)])
+    def test_bad_desc(self, desc):
+        with pytest.raises(TypeError, match="desc"):
+            ProgressBar(desc=desc)
+
+    def test_as_runner(self):
+        assert as_runner(None, 10, "scan") is None
+        assert as_runner(4, 10, "scan").freq == 4
+        with pytest.raises(TypeError, match="pbar"):
+            as_runner(2.0, 10, "scan")
+        with pytest.raises(ValueError, match="pbar"):
+            as_runner(-1, 10, "scan")
+
+    def test_default_and_count_frequency(self):
+        assert ProgressBar().init(1000).freq == 50  # about 20 reports
+        assert ProgressBar(count=4).init(10).freq == 3
+        assert ProgressBar(count=50).init(10).freq == 1
+
+    def test_use_tqdm_true_without_tqdm(self, monkeypatch):
+        monkeypatch.setitem(sys.modules, "tqdm", None)  # makes find_spec/import fail
+        monkeypatch.setattr("brainstate.transform._progress._tqdm_available", lambda: False)
+        with pytest.raises(ImportError, match="brainstate\\[progress\\]"):
+            ProgressBar(use_tqdm=True)
+        assert ProgressBar().use_tqdm is False
+
+
+class TestPlainText:
+    def test_reports_every_freq_and_at_the_end(self):
+        bar, buf = _plain(freq=4)
+        a = brainstate.State(jnp.zeros((), jnp.float32))
+
+        def body(x):
+            a.value = a.value + x
+            return a.value
+
+        out = for_loop(body, jnp.ones(10), pbar=bar)
+        jax.effects_barrier()
+        np.testing.assert_allclose(out, np.arange(1.0, 11.0))
+        lines = _lines(buf)
+        assert [line.split(": ")[1].split(" ")[0] for line in lines] == ["4/10", "8/10", "10/10"]
+        assert lines[0].startswith("Running for 10 iterations")
+
+    def test_min_interval_bounds_the_line_rate(self):
+        bar, buf = _plain(freq=1, min_interval=3600.0)
+        for_loop(lambda x: x, jnp.ones(50), pbar=bar)
+        jax.effects_barrier()
+        lines = _lines(buf)
+        assert len(lines) == 2  # the first report and the final one
+        assert "50/50" in lines[-1]
+
+    def test_string_desc(self):
+        bar, buf = _plain(count=2, desc="simulating")
+        scan(lambda c, x: (c + x, c), 0.0, jnp.ones(6), pbar=bar)
+        jax.effects_barrier()
+        assert all(line.startswith("simulating: ") for line in _lines(buf))
+
+    def test_desc_function_sees_carry_and_y(self):
+        bar, buf = _plain(freq=2, desc=("step {i} sum {s:.1f}",
+                                        lambda d: {"i": d["i"], "s": d["carry"] + d["y"]}))
+        scan(lambda c, x: (c + x, x * 10), jnp.zeros(()), jnp.ones(4), pbar=bar)
+        jax.effects_barrier()
+        assert [line.split(":")[0] for line in _lines(buf)] == ["step 2 sum 12.0",
+                                                               "step 4 sum 14.0"]
+
+    def test_reruns_of_a_compiled_loop_start_over(self):
+        bar, buf = _plain(freq=5)
+        s = brainstate.State(jnp.zeros(()))
+
+        def body(x):
+            s.value = s.value + x
+
+        run = jit(lambda xs: for_loop(body, xs, pbar=bar))
+        run(jnp.ones(10))
+        run(jnp.ones(10))
+        jax.effects_barrier()
+        counts = [line.split(": ")[1].split(" ")[0] for line in _lines(buf)]
+        assert counts == ["5/10", "10/10", "5/10", "10/10"]
+        assert float(s.value) == 20.0
+
+    def test_int_pbar_prints_to_stderr(self, capsys):
+        for_loop(lambda x: x, jnp.ones(6), pbar=3)
+        jax.effects_barrier()
+        err = capsys.readouterr().err
+        assert "6/6" in err
+
+    def test_disable_jit_updates_from_python(self):
+        bar, buf = _plain(freq=2)
+        with jax.disable_jit():
+            for_loop(lambda x: x, jnp.ones(4), pbar=bar)
+        assert "4/4" in buf.getvalue()
+
+    def test_no_callback_without_pbar(self):
+        jaxpr = jax.make_jaxpr(lambda xs: for_loop(lambda x: x * 2, xs))(jnp.ones(3))
+        assert "callback" not in str(jaxpr)
+        jaxpr = jax.make_jaxpr(lambda xs: for_loop(lambda x: x * 2, xs, pbar=1))(jnp.ones(3))
+        assert "callback" in str(jaxpr)
+
+
+class _FakeTqdm:
+    instances: list = []
+
+    def __init__(self, total=None, **kw):
+        self.total, self.kw, self.n, self.closed = total, kw, 0, False
+        self.updates: list = []
+        self.descs: list = []
+        _FakeTqdm.instances.append(self)
+
+    def update(self, k):
+        self.n += k
+        self.updates.append(k)
+
+    def set_description(self, text, refresh=True):
+        self.descs.append(text)
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture
+def fake_tqdm(monkeypatch):
+    mod = types.ModuleType("tqdm")
+    mod.__spec__ = importlib.machinery.ModuleSpec("tqdm", None)
+    mod.tqdm = _FakeTqdm
+    monkeypatch.setitem(sys.modules, "tqdm", mod)
+    _FakeTqdm.instances = []
+    return _FakeTqdm
+
+
+class TestTqdm:
+    def test_used_when_installed(self, fake_tqdm):
+        bar = ProgressBar(freq=3, desc="run", leave=False)
+        assert bar.use_tqdm
+        for_loop(lambda x: x, jnp.ones(10), pbar=bar)
+        jax.effects_barrier()
+        (t,) = fake_tqdm.instances
+        assert t.total == 10 and t.kw["desc"] == "run" and t.kw["leave"] is False
+        assert t.updates == [3, 3, 3, 1] and t.n == 10 and t.closed
+
+    def test_dynamic_description(self, fake_tqdm):
+        bar = ProgressBar(freq=2, desc=("y={y}", lambda d: {"y": d["y"]}))
+        for_loop(lambda x: x * 2, jnp.arange(4), pbar=bar)
+        jax.effects_barrier()
+        (t,) = fake_tqdm.instances
+        assert t.descs == ["y=2", "y=6"]
+
+    def test_use_tqdm_false_overrides(self, fake_tqdm):
+        bar, buf = _plain(freq=2)
+        for_loop(lambda x: x, jnp.ones(4), pbar=bar)
+        jax.effects_barrier()
+        assert fake_tqdm.instances == [] and "4/4" in buf.getvalue()
