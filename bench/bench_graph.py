@@ -23,7 +23,6 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-import brainstate
 from brainstate import graph
 from brainstate._state import ParamState, ShortTermState, State
 from brainstate.nn import Module

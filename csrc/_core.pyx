@@ -475,6 +475,7 @@ cdef class StateCore:
     cdef object _site_obj
     cdef public object _name
     cdef public object tag
+    cdef object _wref           # this state's weak reference, made on the first hook dispatch
     cdef object __weakref__
 
     def __init__(self, value, name=None, **metadata):

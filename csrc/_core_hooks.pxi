@@ -7,7 +7,7 @@
 # a Python-level construction (measured: ~230 ns per context in Python).
 
 from cpython.long cimport PyLong_AsLong
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_INCREF, Py_REFCNT
 from cpython.weakref cimport PyWeakref_NewRef
 
 cdef extern from "Python.h":
@@ -114,6 +114,13 @@ cdef inline PyObject* _slot(object obj, Py_ssize_t off):
     return (<PyObject**>((<char*><PyObject*>obj) + off))[0]
 
 
+cdef inline void _clear_slot(object obj, Py_ssize_t off):
+    cdef PyObject** p = <PyObject**>((<char*><PyObject*>obj) + off)
+    cdef PyObject* old = p[0]
+    p[0] = NULL
+    Py_XDECREF(old)
+
+
 cdef inline void _set_slot(object obj, Py_ssize_t off, object value):
     cdef PyObject** p = <PyObject**>((<char*><PyObject*>obj) + off)
     cdef PyObject* old = p[0]
@@ -135,6 +142,7 @@ cdef Py_ssize_t _offset(type cls, str name) except -1:
 
 # offsets, filled by configure_hooks()
 cdef Py_ssize_t _O_CTX_OPERATION, _O_CTX_REF, _O_CTX_TIME, _O_CTX_VALUE, _O_CTX_OLD
+cdef Py_ssize_t _O_CTX_METADATA
 cdef Py_ssize_t _O_CTX_TRANSFORMED, _O_CTX_CANCEL, _O_CTX_REASON, _O_CTX_INITMD
 cdef Py_ssize_t _O_READ_VALUE, _O_INIT_VALUE
 cdef Py_ssize_t _O_HOOK_CALLBACK, _O_HOOK_ENABLED
@@ -152,7 +160,7 @@ def configure_hooks(hooks):
     """Learn the slot layout of brainstate._hooks' classes (contexts, Hook, HookManager)."""
     global _O_CTX_OPERATION, _O_CTX_REF, _O_CTX_TIME, _O_CTX_VALUE, _O_CTX_OLD
     global _O_CTX_TRANSFORMED, _O_CTX_CANCEL, _O_CTX_REASON, _O_CTX_INITMD
-    global _O_READ_VALUE, _O_INIT_VALUE
+    global _O_READ_VALUE, _O_INIT_VALUE, _O_CTX_METADATA
     global _O_HOOK_CALLBACK, _O_HOOK_ENABLED, _O_MGR_MASK, _O_MGR_LOCK
     global _ReadCtx, _WriteCtx, _MutableCtx, _RestoreCtx, _InitCtx
     global _handle_error, _cancel_error, _hooks_ready, _MgrType
@@ -166,6 +174,9 @@ def configure_hooks(hooks):
     _O_CTX_OPERATION = _offset(hooks.HookContext, "operation")
     _O_CTX_REF = _offset(hooks.HookContext, "state_ref")
     _O_CTX_TIME = _offset(hooks.HookContext, "timestamp")
+    _O_CTX_METADATA = _offset(hooks.HookContext, "metadata")
+    for k in range(5):
+        _spare[k] = None
     _O_CTX_VALUE = _offset(_WriteCtx, "value")
     _O_READ_VALUE = _offset(_ReadCtx, "value")
     _O_INIT_VALUE = _offset(_InitCtx, "value")
@@ -219,8 +230,37 @@ cdef inline FastRLock _lock_of(object mgr):
     return <FastRLock>lock
 
 
-cdef inline object _new_ctx(type cls, str op, object ref, object value):
+# One spare context per class, reused when nothing but the cache refers to it (no hook kept
+# it): a context allocation is a GC allocation, and the collections it triggers were ~15 % of
+# a hooked write (perf). A hook that keeps its context makes the next dispatch allocate anew.
+cdef list _spare = [None, None, None, None, None]
+
+
+cdef inline int _kind_of(type cls):
+    if cls is _ReadCtx:
+        return 0
+    if cls is _MutableCtx:
+        return 1
+    if cls is _WriteCtx:
+        return 2
+    if cls is _RestoreCtx:
+        return 3
+    return 4
+
+
+cdef inline object _fresh(type cls):
+    cdef int k = _kind_of(cls)
+    cdef object ctx = _spare[k]
+    if ctx is not None and Py_REFCNT(ctx) == 2:  # the spare list and this local
+        _clear_slot(ctx, _O_CTX_METADATA)
+        return ctx
     ctx = PyType_GenericAlloc(cls, 0)
+    _spare[k] = ctx
+    return ctx
+
+
+cdef inline object _new_ctx(type cls, str op, object ref, object value):
+    ctx = _fresh(cls)
     _set_slot(ctx, _O_CTX_OPERATION, op)
     _set_slot(ctx, _O_CTX_REF, ref)
     _set_slot(ctx, _O_CTX_TIME, _now())
@@ -298,8 +338,12 @@ cdef object _run_write_before(object mgr, object new, object old, object ref):
 
 # --- the entry points the state core calls (only while _n_hooks > 0) ---------------------
 
-cdef inline object _ref_of(object state):
-    return PyWeakref_NewRef(state, None)
+cdef inline object _ref_of(StateCore state):
+    # kept on the state: a weak reference to itself is no cycle, and re-making it per
+    # dispatch cost ~60 ns per hooked write (bench_hooks.py)
+    if state._wref is None:
+        state._wref = PyWeakref_NewRef(state, None)
+    return state._wref
 
 
 cdef int _dispatch_observe(StateCore state, long bit, Py_ssize_t idx, type cls, str op,

@@ -8,7 +8,13 @@ import pytest
 
 import brainstate
 from brainstate.transform import jit
-from brainstate.transform._error_if import _error_msg, jit_error_if, unvmap_all, unvmap_any
+from brainstate.transform._error_if import (
+    _error_msg,
+    jit_error_if,
+    unvmap_all,
+    unvmap_any,
+    unvmap_first,
+)
 from brainstate.transform._loop import for_loop
 
 
@@ -78,8 +84,23 @@ class TestCompiled:
             jit_error_if(x, "error: {x}", x=x)
 
         jax.vmap(f)(jnp.array([False, False, False]))
-        with pytest.raises(Exception, match=r"error: \[ True False False\]"):
-            jax.vmap(f)(jnp.array([True, False, False]))
+        with pytest.raises(Exception, match="error: True"):
+            jax.vmap(f)(jnp.array([False, True, False]))
+
+    def test_vmap_message_shows_the_offending_lane(self):
+        f = jax.jit(jax.vmap(lambda x: jit_error_if(x > 4, "bad {x}", x=x)))
+        with pytest.raises(Exception, match="bad 5.0"):
+            jax.block_until_ready(f(jnp.array([1.0, 5.0, 2.0])))
+
+    def test_vmap_inside_loop(self):
+        def body(x):
+            jit_error_if(x > 2, "lane value {v}", v=x)
+            return x
+
+        run = jax.vmap(lambda xs: for_loop(body, xs))
+        run(jnp.zeros((3, 4)))
+        with pytest.raises(Exception, match="lane value 2.25"):
+            jax.block_until_ready(run(jnp.arange(12.0).reshape(3, 4) / 4))
 
     def test_vmap_vmap(self):
         def f(x):
@@ -119,8 +140,10 @@ class TestCompiled:
     def test_unvmap_reductions(self):
         any_ = jax.vmap(lambda x: unvmap_any(x))(jnp.array([False, True]))
         all_ = jax.vmap(lambda x: unvmap_all(x))(jnp.array([False, True]))
+        first = jax.vmap(lambda x: unvmap_first(x))(jnp.array([[1.0, 2.0], [3.0, 4.0]]))
         assert any_.tolist() == [True, True]
         assert all_.tolist() == [False, False]
+        assert first.tolist() == [[1.0, 2.0], [1.0, 2.0]]
         assert bool(unvmap_any(jnp.array([False, True])))
 
 

@@ -40,7 +40,7 @@ from brainstate.graph import (
 )
 from brainstate.graph import _flatten
 from brainstate.util import FlattedDict, NestedDict
-from brainstate.util.filter import Any as AnyOf, Not, OfType, PathContains, WithTag
+from brainstate.util.filter import Any as AnyOf, Not, PathContains
 
 
 @pytest.fixture(autouse=True)
@@ -517,6 +517,24 @@ class TestIdentity:
         assert gd2 == gd
         assert jax.tree.structure(mapping2) == jax.tree.structure(mapping)
 
+    def test_poisoned_states_stay_poisoned(self):
+        c = Cell()
+        c.w._invalidate_trace_value()
+        out = graph.clone(c)
+        with pytest.raises(TraceContextError):
+            out.w.value
+        out.w.value = jnp.ones(2)  # a concrete value of the recorded signature un-poisons it
+        assert np.allclose(out.w.value, 1.0)
+
+    def test_split_under_a_per_lane_view_records_the_lane_signature(self):
+        c = Cell()
+        c.w._set_view(jnp.ones(()))  # what a mapping transform installs inside its body
+        try:
+            out = graph.clone(c)
+            assert out.w.value.shape == () and out.w._signature.shape == ()
+        finally:
+            c.w._restore_rebind(jnp.ones(2))
+
     def test_metadata_is_kept_and_tags_are_not_aliased(self):
         st = ParamState(jnp.ones(2), name="w", tag="x")
         st.value = jnp.ones(2)
@@ -892,6 +910,8 @@ class TestUpdateStates:
             graph.update_states(root, {"c": {"w": 3}})
         with pytest.raises(ValueError, match="Unsupported update type dict"):
             graph.update_states(root, {"new": {"x": ref}})
+        with pytest.raises(ValueError, match=r"Invalid key 3 \(int\) at path c\.3"):
+            graph.update_states(root, {"c": {3: ref}})
 
     def test_signature_mismatch_updates_nothing(self):
         c = Cell()
@@ -1043,17 +1063,48 @@ class TestMisc:
         assert dict(gd.node_specs[0].fields)["s"] == StaticEdge(s)
         assert graph.clone(Holder(s=s)).s is s
 
-    def test_merge_and_split_leave_no_reference_cycles(self):
+    def test_split_merge_and_queries_leave_no_reference_cycles(self):
         import gc
 
-        model = Holder(layers=[Cell() for _ in range(5)])
-        graph.clone(model)  # warm caches
+        model = Holder(layers=[Cell() for _ in range(5)], table={"a": Cell()})
+        graph.clone(model)  # warm the per-type caches
         gc.collect()
         gc.disable()
         try:
-            before = gc.get_count()[0]
-            graph.treefy_merge(*graph.treefy_split(model))
+            gd, *mappings = graph.treefy_split(model, ParamState, ...)
+            graph.treefy_merge(gd, *mappings)
+            graph.states(model)
+            graph.nodes(model)
+            list(graph.iter_leaf(model))
+            graph.update_states(model, graph.treefy_states(model))
+            del gd, mappings
             assert gc.collect() == 0
         finally:
             gc.enable()
-        assert before >= 0
+
+    def test_gc_is_paused_during_operations_and_restored(self):
+        import gc
+
+        seen = []
+
+        class Probe(Node):
+            def __init__(self):
+                self.w = ParamState(jnp.ones(1))
+
+        graph.register_graph_node_type(
+            Probe,
+            flatten=lambda n: (seen.append(gc.isenabled()) or [("w", n.w)], None),
+            set_key=lambda n, k, v: setattr(n, k, v),
+            pop_key=lambda n, k: vars(n).pop(k),
+            create_empty=lambda m: object.__new__(Probe),
+            clear=lambda n: vars(n).clear(),
+        )
+        assert gc.isenabled()
+        graph.treefy_split(Probe())
+        assert seen == [False] and gc.isenabled()
+        gc.disable()
+        try:
+            graph.treefy_split(Probe())
+            assert not gc.isenabled()
+        finally:
+            gc.enable()

@@ -134,6 +134,13 @@ class TestPlainText:
             for_loop(lambda x: x, jnp.ones(4), pbar=bar)
         assert "4/4" in buf.getvalue()
 
+    def test_under_vmap_one_report_per_update_first_lane(self):
+        bar, buf = _plain(freq=2, desc=("c={c}", lambda d: {"c": d["carry"]}))
+        jax.vmap(lambda s: scan(lambda c, x: (c + x * s, c), 0.0, jnp.ones(4), pbar=bar))(
+            jnp.arange(1.0, 4.0))
+        jax.effects_barrier()
+        assert [line.split(" ")[0] for line in _lines(buf)] == ["c=2.0:", "c=4.0:"]
+
     def test_no_callback_without_pbar(self):
         jaxpr = jax.make_jaxpr(lambda xs: for_loop(lambda x: x * 2, xs))(jnp.ones(3))
         assert "callback" not in str(jaxpr)

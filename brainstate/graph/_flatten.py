@@ -219,6 +219,7 @@ def _encode(root: Any, root_kind: int, table: dict, treefy: bool) -> tuple:
     new = _new
     TS = TreefyState
     none_code = _NONE_CODE
+    make_sig = _core.make_signature
     K_STATE, K_NODE, K_PYTREE, K_STATIC, K_NONE = R.STATE, R.GRAPH_NODE, R.PYTREE, R.STATIC, R.NONE
 
     records: list = []
@@ -263,7 +264,11 @@ def _encode(root: Any, root_kind: int, table: dict, treefy: bool) -> tuple:
                         sub[k] = ref
                     else:
                         sub[k] = v.to_state_ref()
-                    codes.append((STATE_DEF, i, t, v._signature))
+                    # A state under a transform's per-lane view holds a value of another shape
+                    # than its stored signature: record what a rebuilt state will have.
+                    codes.append(
+                        (STATE_DEF, i, t, v._signature if not v._flags else make_sig(v._value))
+                    )
                 else:
                     i = e[1]
                     if i >= base and owner[i - base] > pos:
@@ -632,7 +637,8 @@ class _Decoder:
                             st = ref_to_state(v)
                         n_leaves += 1
                         sig = c[3]
-                        if check and sig is not None and st._signature != sig:
+                        if check and sig is not None and st._signature != sig and \
+                                not _keep_poisoned(st, sig):
                             self.leaves += n_leaves
                             raise _RebuildError(
                                 (*prefix, k), lambda where, st=st, sig=sig: _signature_error(where, st, sig)
@@ -740,7 +746,8 @@ class _Decoder:
                 ),
             )
         sig = code[3]
-        if self.check and sig is not None and st._signature != sig:
+        if self.check and sig is not None and st._signature != sig and \
+                not _keep_poisoned(st, sig):
             raise _RebuildError(
                 keys_path,
                 lambda where: _signature_error(where, st, sig),
@@ -819,6 +826,14 @@ class _Decoder:
                                        (*prefix, k), index)
             except _RebuildError as err:
                 self._raise(index, err)
+
+
+def _keep_poisoned(st: State, sig: Any) -> bool:
+    """A poisoned state (value died with its trace) is rebuilt poisoned, with its signature."""
+    if st._value is _core.INVALID:
+        st._signature = sig
+        return True
+    return False
 
 
 def _lookup(mapping: Any, path: tuple) -> Any:

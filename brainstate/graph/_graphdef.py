@@ -10,16 +10,14 @@ nested tuples happens in C; the documented view (``root``, ``node_specs`` made o
 :class:`NodeEdge`, :class:`StateEdge`, ... objects) is built from them on first access. The codes
 are:
 
-==========================================  =========================================================
-``(NODE_DEF, index)``                       first occurrence of a graph node (its ``NodeSpec``)
-``(NODE_REF, index)``                       a later occurrence of the same node (sharing, cycles)
-``(STATE_DEF, index, type, signature)``     first occurrence of a state; its path is the slot's path
-``(STATE_REF, index, type)``                a later occurrence of the same state (no mapping entry)
-``(STATIC, value)``                         a value carried verbatim
-``(PYTREE, treedef, keys, codes)``          a pytree container, re-created on every merge
-``(LEAF, path)``                            a bare ``TreefyState`` leaf stored at ``path``
-``(STATE_AT, index, type, signature, path)``  a state defined at an explicit path (hand-built)
-==========================================  =========================================================
+- ``(NODE_DEF, index)``: first occurrence of a graph node (it has a ``NodeSpec``);
+- ``(NODE_REF, index)``: a later occurrence of the same node (sharing, cycles);
+- ``(STATE_DEF, index, type, signature)``: first occurrence of a state, at the slot's path;
+- ``(STATE_REF, index, type)``: a later occurrence of the same state (no mapping entry);
+- ``(STATIC, value)``: a value carried verbatim;
+- ``(PYTREE, treedef, keys, codes)``: a pytree container, re-created on every merge;
+- ``(LEAF, path)``: a bare ``TreefyState`` leaf stored at ``path``;
+- ``(STATE_AT, index, type, signature, path)``: a state at an explicit path (hand-built).
 
 A node record is ``(type, index, metadata, keys, codes)``; records are in ascending index order.
 The path of a defining state is implicit (the path of the slot it occupies), which keeps split
@@ -196,14 +194,6 @@ def _code_to_edge(code: tuple, path: tuple) -> Any:
     if tag == STATE_AT:
         return StateEdge(code[1], code[4], code[2], code[3])
     raise TypeError(f"Unknown GraphDef code {code!r}; this is a bug in brainstate.graph.")
-
-
-def _iter_codes(code: tuple):
-    """Yield ``code`` and every code nested in it (pytree children), depth first."""
-    yield code
-    if code[0] == PYTREE:
-        for child in code[3]:
-            yield from _iter_codes(child)
 
 
 def _node_paths(root: tuple, records: tuple) -> dict:
@@ -454,7 +444,7 @@ class GraphDef:
 
     def __repr__(self) -> str:
         root, specs = self._build_view()
-        lines = [f"GraphDef(", f"  root={root!r},", "  node_specs=("]
+        lines = ["GraphDef(", f"  root={root!r},", "  node_specs=("]
         for spec in specs[:_REPR_MAX_SPECS]:
             fields = ", ".join(f"{k!r}: {_short(e)}" for k, e in spec.fields)
             lines.append(f"    NodeSpec({spec.type.__qualname__}, index={spec.index}, {{{fields}}}),")

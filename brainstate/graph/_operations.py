@@ -22,6 +22,7 @@ from brainstate.util.filter import (
 from . import _registry as R
 from ._flatten import flatten, merge_nested, ref_to_state, unflatten
 from ._graphdef import GraphDef
+from ._node import _node_set_key
 from ._walk import _check_hierarchy, collect_nodes, collect_states
 
 __all__ = [
@@ -498,6 +499,12 @@ def update_states(node: Any, state_dict: Any, /, *state_dicts: Any) -> None:
         for k, v in d.items():
             p = (*path, k)
             if k not in current:
+                if is_graph and impl.set_key is _node_set_key and not isinstance(k, str):
+                    raise ValueError(
+                        f"Invalid key {k!r} ({type(k).__name__}) at path {R.format_path(p)}: the "
+                        f"children of a {type(x).__qualname__} are attributes, so keys must be "
+                        "str."
+                    )
                 if not is_graph:
                     raise ValueError(
                         f"Cannot set key {k!r} on immutable node of type {type(x).__qualname__} "

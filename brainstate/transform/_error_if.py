@@ -4,7 +4,8 @@ Eagerly (a concrete predicate) the error is raised directly. Under a trace the c
 ``lax.cond`` whose true branch calls back to the host with ``jax.debug.callback``, so a false
 predicate costs no host round trip. Under ``vmap`` the predicate is OR-reduced over the mapped
 axes first (a small primitive whose batching rule reduces), so the ``cond`` stays a real
-branch instead of becoming a ``select`` that would call back on every execution.
+branch instead of becoming a ``select`` that would call back on every execution; JAX then calls
+back once per lane and the lanes whose own predicate holds raise.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from jax.interpreters import batching, mlir
 __all__ = ["jit_error_if"]
 
 # --- "unvmap": see through vmap -------------------------------------------------------------
-# `_unvmap_p.bind(x, op='any')` is the identity outside vmap; under vmap its batching rule
-# OR-reduces over the mapped axis and returns an unmapped value. `op='none'` instead moves the
-# mapped axis to the front and returns the whole batch unmapped (error messages show every lane).
+# `_unvmap_p.bind(x, op=...)` is the identity outside vmap. Under vmap its batching rule
+# reduces over the mapped axis ('any', 'all') or takes the first lane ('first') and returns an
+# unmapped value. Each op keeps the per-lane shape: JAX's batching of cond/scan bodies assumes
+# an unmapped value has the aval it had before batching.
 
 _unvmap_p = Primitive("brainstate_unvmap")
 _unvmap_p.def_impl(lambda x, *, op: x)
@@ -38,7 +40,7 @@ def _unvmap_batch(args, dims, *, op):
     elif op == "all":
         out = jnp.all(x, axis=d)
     else:
-        out = jnp.moveaxis(x, d, 0)
+        out = jnp.take(x, 0, axis=d)
     # None is JAX's "not mapped" marker for a batching rule's output dimension.
     return _unvmap_p.bind(out, op=op), None
 
@@ -46,22 +48,25 @@ def _unvmap_batch(args, dims, *, op):
 batching.primitive_batchers[_unvmap_p] = _unvmap_batch
 
 
+def _unvmap(x: Any, op: str) -> Any:
+    # stop_gradient: these values only steer control flow or reach the host, and it keeps JVP
+    # tracers (which would need a JVP rule) away from the primitive.
+    return _unvmap_p.bind(jax.lax.stop_gradient(jnp.asarray(x)), op=op)
+
+
 def unvmap_any(x: Any) -> Any:
     """A scalar bool: whether any element of ``x`` is true, over every enclosing vmap lane."""
-    x = jnp.any(jax.lax.stop_gradient(jnp.asarray(x)).astype(bool))
-    return _unvmap_p.bind(x, op="any")
+    return _unvmap(jnp.any(jnp.asarray(x).astype(bool)), "any")
 
 
 def unvmap_all(x: Any) -> Any:
     """A scalar bool: whether every element of ``x`` is true, over every enclosing vmap lane."""
-    x = jnp.all(jax.lax.stop_gradient(jnp.asarray(x)).astype(bool))
-    return _unvmap_p.bind(x, op="all")
+    return _unvmap(jnp.all(jnp.asarray(x).astype(bool)), "all")
 
 
-def _unvmap_none(x: Any) -> Any:
-    # stop_gradient: an error argument is never differentiated, and it keeps JVP tracers (which
-    # would need a JVP rule) away from the primitive.
-    return _unvmap_p.bind(jax.lax.stop_gradient(jnp.asarray(x)), op="none")
+def unvmap_first(x: Any) -> Any:
+    """``x`` as seen by the first lane of every enclosing vmap (``x`` itself outside vmap)."""
+    return _unvmap(x, "first")
 
 
 # --- error formatting -----------------------------------------------------------------------
@@ -104,7 +109,7 @@ def jit_error_if(pred: Any, error: Callable | str, *err_args: Any, **err_kwargs:
         with ``*err_args, **err_kwargs`` that raises.
     *err_args, **err_kwargs
         Values for the message or the function. Array values are transferred from the device
-        when the error fires; under ``vmap`` they carry every lane (mapped axis first).
+        only when the error fires; under ``vmap`` the error shows an offending lane's values.
 
     Raises
     ------
@@ -144,15 +149,22 @@ def jit_error_if(pred: Any, error: Callable | str, *err_args: Any, **err_kwargs:
     # Only array-like leaves go through the callback; the rest (strings, ...) are closed over.
     dyn_idx = [i for i, x in enumerate(leaves) if _is_dynamic(x)]
 
-    def raise_on_host(*dyn):
+    def raise_on_host(lane_pred, *dyn):
+        # Under vmap JAX calls back once per lane: only the lanes whose predicate holds raise,
+        # so the message shows the offending lane's values.
+        if not np.any(lane_pred):
+            return
         full = list(leaves)
         for i, v in zip(dyn_idx, dyn):
             full[i] = v
         args, kwargs = jax.tree_util.tree_unflatten(treedef, full)
         error(*args, **kwargs)
 
-    dyn = [_unvmap_none(leaves[i]) for i in dyn_idx]
+    lane_pred = jnp.any(jnp.asarray(pred).astype(bool))
+    ops = [lane_pred] + [leaves[i] for i in dyn_idx]
+    # The predicate is OR-reduced over vmap lanes first, so the cond stays a branch (a batched
+    # predicate would turn it into a select that calls back on every execution).
     jax.lax.cond(unvmap_any(pred),
-                 lambda ops: jax.debug.callback(raise_on_host, *ops),
-                 lambda ops: None,
-                 dyn)
+                 lambda o: jax.debug.callback(raise_on_host, *o),
+                 lambda o: None,
+                 ops)

@@ -166,6 +166,10 @@ class _ProgressRunner:
     def step(self, done: Any, data: dict) -> None:
         """Report ``done`` finished iterations when due (traced; ``done`` is an int32 scalar)."""
         due = (done % self.freq == 0) | (done == self.n)
+        # Under vmap: one report showing the first lane's values, not one report per lane.
+        from brainstate.transform._error_if import unvmap_first
+
+        data = jax.tree.map(unvmap_first, data)
 
         def report(operands):
             jax.debug.callback(self.host_update, *operands)
