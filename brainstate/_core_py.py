@@ -644,7 +644,9 @@ class StateCore:
 
     @_signature.setter
     def _signature(self, sig: Signature) -> None:
+        global _epoch
         object.__setattr__(self, "_sig", sig)
+        _epoch += 1  # a re-bind: caches keyed on signatures must revalidate
 
     @property
     def stack_level(self) -> int:
@@ -704,17 +706,22 @@ def scatter(states: Any, values: Any, written: Any) -> None:
     """Store a compiled call's results: written states without re-checking their signature.
 
     Signatures were checked when the computation was traced, and its output avals are fixed,
-    so only recording in enclosing frames and observer hooks remain per call.
+    so only recording in enclosing frames and observer hooks remain per call. The tracer
+    guard stays: outside any brainstate trace, a state from another JAX trace must not
+    receive tracers (a brainstate transform called inside a raw ``jax.jit``).
     """
+    guard = not (_n_frames and _ctx.state_stack)
+    current = _current_trace_ref() if guard else None
     for st, v, w in zip(states, values, written):
         if not w:
             continue
+        if guard and st._trace_ref is not current and _analyse(v)[1]:
+            raise _make_error("tracer_write", st)
         old = st._value
         if _n_frames:
             _record_write(st)
         sa = object.__setattr__
-        sa(st, "_value", v)
-        sa(st, "_flags", 0)
+        sa(st, "_value", v)  # flags kept: a traced call returns what it was given
         sa(st, "_been_writen", True)
         if _n_hooks:
             _hooks.dispatch_write_after(st, v, old)

@@ -810,12 +810,22 @@ def scatter(states, values, written):
     """Store a compiled call's results: written states without re-checking their signature.
 
     Signatures were checked when the computation was traced, and its output avals are fixed,
-    so only recording in enclosing frames and observer hooks remain per call.
+    so only recording in enclosing frames and observer hooks remain per call. The tracer
+    guard stays: outside any brainstate trace, a state from another JAX trace must not
+    receive tracers (a brainstate transform called inside a raw ``jax.jit``).
     """
+    # mirrors _core_py.scatter
     cdef StateCore st
+    cdef bint has_tracer
+    cdef bint guard = not (_n_frames and len(<list>_get_ctx().state_stack))
+    current = _current_trace_ref() if guard else None
     for st, v, w in zip(states, values, written):
         if not w:
             continue
+        if guard and st._trace_ref is not current and type(v) is not _array_type:
+            _analyse(v, &has_tracer)
+            if has_tracer:
+                raise _make_error("tracer_write", st)
         old = st._value
         if _n_frames:
             _record_write(st)

@@ -348,6 +348,7 @@ def test_kill_during_save_keeps_old_checkpoint(tmp_path):
     assert read_checkpoint(p)[1][0].value.tolist() == [1.0, 1.0]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="symlinks need privileges on Windows")
 def test_symlink_target_is_replaced_and_link_kept(tmp_path):
     real = tmp_path / "real.ckpt"
     write_checkpoint(real, [("w", np.zeros(2), {})])
@@ -410,6 +411,7 @@ def test_read_only_folder(tmp_path):
     ([(0, np.zeros(1), {})], TypeError, "key must be a non-empty str"),
     ([("", np.zeros(1), {})], TypeError, "key must be a non-empty str"),
     ([("a", np.zeros(1))], TypeError, r"entry #0 must be a \(key, array, info\) triple"),
+    (["abc"], TypeError, r"entry #0 must be a \(key, array, info\) triple"),
     ([("a", np.zeros(1), [1])], TypeError, "info must be a dict"),
     ([("a", np.zeros(1), {"f": object()})], TypeError, "info of checkpoint entry 'a'"),
     ([("a", np.zeros(1), {"f": float("nan")})], TypeError, "info of checkpoint entry 'a'"),
@@ -428,6 +430,8 @@ def test_bad_entries_raise_before_touching_disk(entries, exc, msg, tmp_path):
 def test_bad_metadata_and_traced_values(tmp_path):
     with pytest.raises(TypeError, match="checkpoint metadata is not JSON-serialisable"):
         write_checkpoint(tmp_path / "x", [], {"bad": {1, 2}})
+    with pytest.raises(TypeError, match="checkpoint metadata must be a dict, got list"):
+        write_checkpoint(tmp_path / "x", [], [("step", 1)])
 
     @jax.jit
     def save(x):

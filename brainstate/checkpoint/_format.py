@@ -254,6 +254,8 @@ class _Plan(NamedTuple):
 
 def _plan_entry(index: int, entry, seen: set) -> _Plan:
     try:
+        if isinstance(entry, (str, bytes)):  # would unpack character by character
+            raise TypeError
         key, value, info = entry
     except (TypeError, ValueError):
         raise TypeError(
@@ -385,10 +387,6 @@ def _write_blob(f, blob) -> None:
     f.write(blob)
 
 
-def _crc(blob) -> int:
-    return zlib.crc32(blob)
-
-
 def _describe_os_error(exc: OSError, path: str, action: str) -> OSError:
     hint = {
         "FileNotFoundError": "create the folder first",
@@ -443,7 +441,11 @@ def write_checkpoint(path, entries: Iterable, metadata: Mapping | None = None) -
         path = os.fsdecode(path)
     seen: set = set()
     plans = [_plan_entry(i, e, seen) for i, e in enumerate(entries)]
-    metadata = {} if metadata is None else dict(metadata)
+    if metadata is None:
+        metadata = {}
+    elif not isinstance(metadata, Mapping):
+        raise TypeError(f"checkpoint metadata must be a dict, got {type(metadata).__name__}.")
+    metadata = dict(metadata)
 
     target = os.path.realpath(path) if os.path.islink(path) else path
     folder = os.path.dirname(target) or "."
@@ -498,7 +500,7 @@ def write_checkpoint(path, entries: Iterable, metadata: Mapping | None = None) -
 
 
 def _crc_many(blobs) -> list:
-    return [_crc(b) for b in blobs]
+    return [zlib.crc32(b) for b in blobs]
 
 
 def _write_data(f, plans, order, crcs) -> None:

@@ -230,6 +230,7 @@ class StatefulFunction:
         fun = self.fun
         stack = StateTraceStack(name=self.name)
         holder: dict = {}
+        sigs_before: dict = {}  # id -> (state, stored signature at first access)
 
         def traced(*flat):
             da, dk = jax.tree_util.tree_unflatten(treedef, flat)
@@ -238,6 +239,7 @@ class StatefulFunction:
             trace = _jax_core.trace_ctx.trace
 
             def new_arg(st):
+                sigs_before[id(st)] = (st, st._signature)
                 # Bind to *this* trace: an outer stack may record a state first seen inside a
                 # nested transform, while that nested trace is the current one.
                 return jax.tree.map(
@@ -259,6 +261,12 @@ class StatefulFunction:
             try:
                 jaxpr, out_shapes = jax.make_jaxpr(traced, axis_env=self.axis_env,
                                                    return_shape=True)(*leaves)
+            except BaseException:
+                # a signature re-bound inside the failed trace goes back with its value
+                for st, sig in sigs_before.values():
+                    if st._signature != sig:
+                        st._signature = sig
+                raise
             finally:
                 _rollback(stack)
                 _poison(catcher)
