@@ -348,9 +348,9 @@ class TraceFrame:
         """Record a read of ``st`` (first sight: snapshot it and apply ``new_arg``)."""
         if self._check_read is not None:
             self._check_read(st)
-        if id(st) in self._id2index:
+        if st in self._id2index:  # keyed by the state itself (identity hash and equality)
             return
-        self._id2index[id(st)] = len(self.states)
+        self._id2index[st] = len(self.states)
         self.states.append(st)
         self.been_writen.append(False)
         self._original_state_values.append(st._value)
@@ -360,10 +360,10 @@ class TraceFrame:
 
     def write_its_value(self, st: "StateCore") -> None:
         """Record a write of ``st`` (registered as read first if unseen)."""
-        idx = self._id2index.get(id(st))
+        idx = self._id2index.get(st)
         if idx is None:
             self.read_its_value(st)
-            idx = self._id2index[id(st)]
+            idx = self._id2index[st]
         self.been_writen[idx] = True
 
 

@@ -212,9 +212,9 @@ class StateTraceStack(_core.TraceFrame):
         for trace in traces:
             for st, w, orig in zip(trace.states, trace.been_writen,
                                    trace._original_state_values):
-                idx = self._id2index.get(id(st))
+                idx = self._id2index.get(st)
                 if idx is None:
-                    self._id2index[id(st)] = len(self.states)
+                    self._id2index[st] = len(self.states)
                     self.states.append(st)
                     self.been_writen.append(w)
                     self._original_state_values.append(orig)

@@ -389,7 +389,7 @@ cdef class TraceFrame:
     cdef Py_ssize_t _read(self, StateCore st) except -2:
         if self._check_read is not None:
             self._check_read(st)
-        key = id(st)
+        key = st  # keyed by the state itself: identity hash, no id() int to allocate
         idx = self._id2index.get(key)
         if idx is not None:
             return <Py_ssize_t>idx
@@ -528,8 +528,9 @@ cdef class StateCore:
         self._flags = _TRACER if has_tracer else 0
 
     def __hash__(self):
-        # identity semantics (spec state.md §2): hash(state) == hash(id(state)), no __eq__
-        return hash(id(self))
+        # identity semantics (spec state.md §2): hash(state) == hash(id(state)), no __eq__.
+        # An address is below 2**61 - 1, where an int hashes to itself: no int is built.
+        return <Py_ssize_t><void*>self
 
     # -- guarded attribute assignment (spec state.md §2) --
     def __setattr__(self, name, value):

@@ -471,7 +471,7 @@ class outer_frames_untouched:
         for frame, (n, written) in zip(self.frames, self.marks):
             for st, orig in zip(frame.states[n:], frame._original_state_values[n:]):
                 st._restore_silent(orig)
-                del frame._id2index[id(st)]
+                del frame._id2index[st]
             del frame.states[n:], frame._original_state_values[n:]
             frame.been_writen[:] = written
 
