@@ -1170,6 +1170,13 @@ del _fn
 # per-state hooks (say, an ``init`` hook attaching a logger) sees them fire at once.
 
 
+def _manager_of(state: Any) -> Optional[HookManager]:
+    m = state._hooks_mgr_or_none
+    if m is not None and not isinstance(m, HookManager):
+        raise TypeError(f"a state's hook manager must be a HookManager, got {type(m).__name__}")
+    return m
+
+
 def dispatch_read(state: Any, value: Any) -> None:
     """Fire the global, then the per-state ``read`` hooks of ``state``."""
     ref = None
@@ -1177,7 +1184,7 @@ def dispatch_read(state: Any, value: Any) -> None:
     if g is not None and g.mask & READ:
         ref = _ref(state)
         _run_read(g, value, ref)
-    m = state._hooks_mgr_or_none
+    m = _manager_of(state)
     if m is not None and m.mask & READ:
         _run_read(m, value, _ref(state) if ref is None else ref)
 
@@ -1195,7 +1202,7 @@ def dispatch_write_before(state: Any, new: Any, old: Any) -> Any:
     if g is not None and g.mask & WRITE_BEFORE:
         ref = _ref(state)
         new = _run_write_before(g, new, old, ref)
-    m = state._hooks_mgr_or_none
+    m = _manager_of(state)
     if m is not None and m.mask & WRITE_BEFORE:
         new = _run_write_before(m, new, old, _ref(state) if ref is None else ref)
     return new
@@ -1208,7 +1215,7 @@ def dispatch_write_after(state: Any, new: Any, old: Any) -> None:
     if g is not None and g.mask & WRITE_AFTER:
         ref = _ref(state)
         _run_write_after(g, new, old, ref)
-    m = state._hooks_mgr_or_none
+    m = _manager_of(state)
     if m is not None and m.mask & WRITE_AFTER:
         _run_write_after(m, new, old, _ref(state) if ref is None else ref)
 
@@ -1220,7 +1227,7 @@ def dispatch_restore(state: Any, new: Any, old: Any) -> None:
     if g is not None and g.mask & RESTORE:
         ref = _ref(state)
         _run_restore(g, new, old, ref)
-    m = state._hooks_mgr_or_none
+    m = _manager_of(state)
     if m is not None and m.mask & RESTORE:
         _run_restore(m, new, old, _ref(state) if ref is None else ref)
 
@@ -1232,6 +1239,6 @@ def dispatch_init(state: Any, value: Any, init_metadata: Optional[dict]) -> None
     if g is not None and g.mask & INIT:
         ref = _ref(state)
         _run_init(g, value, ref, init_metadata)
-    m = state._hooks_mgr_or_none
+    m = _manager_of(state)
     if m is not None and m.mask & INIT:
         _run_init(m, value, _ref(state) if ref is None else ref, init_metadata)
