@@ -350,3 +350,40 @@ class TestHooksUnderJit:
         step(1.0)
         assert len(seen) == 1 and not isinstance(seen[0], jax.core.Tracer)
         assert seen[0].tolist() == [3.0]
+
+
+class TestFastPath:
+    def test_changed_argument_shape_after_warm_calls_retraces(self):
+        a = brainstate.State(jnp.zeros((), jnp.float32))
+        traces = []
+
+        @jit
+        def step(x):
+            traces.append(x.shape)
+            a.value = a.value + x.sum()
+            return x * 2
+
+        for _ in range(3):
+            step(jnp.ones(2))
+        assert step(jnp.ones(3)).tolist() == [2.0, 2.0, 2.0]
+        assert traces == [(2,), (3,)]
+        assert float(a.value) == 9.0
+        step(jnp.ones(2))  # back to the first signature: cached, no trace
+        assert traces == [(2,), (3,)]
+
+    def test_dtype_and_weak_type_changes_are_distinct(self):
+        @jit
+        def step(x):
+            return x + 1
+
+        step(jnp.ones(2, jnp.float32))
+        assert step(jnp.ones(2, jnp.int32)).dtype == jnp.int32
+        assert step(jnp.float32(1)).dtype == jnp.float32
+
+    def test_state_argument_after_warm_calls_still_refused(self):
+        a = brainstate.State(f32(1))
+        f = jit(lambda x: x + 1)
+        f(f32(1))
+        f(f32(1))
+        with pytest.raises(ValueError, match="cannot be an instance of State"):
+            f(a)
