@@ -940,20 +940,27 @@ def _run_shared(mgr: HookManager, chain: tuple, ctx: HookContext) -> None:
                 _handle_error(mgr, hook, exc, ctx)
 
 
-def _run_read(mgr: HookManager, value: Any, state_ref: weakref.ref) -> None:
+def _run_observers(mgr: HookManager, chain_attr: str, cls: type, op: str,
+                   state_ref: weakref.ref, **fields: Any) -> None:
+    """Run an observing chain (read, write_after, restore, init) with one shared context."""
     lock = mgr._lock
     lock.acquire()
     try:
-        chain = mgr._read_chain
+        chain = getattr(mgr, chain_attr)
         if chain:
-            ctx = _new(ReadHookContext)
-            ctx.operation = "read"
+            ctx = _new(cls)
+            ctx.operation = op
             ctx.state_ref = state_ref
             ctx.timestamp = _time()
-            ctx.value = value
+            for name, value in fields.items():
+                setattr(ctx, name, value)
             _run_shared(mgr, chain, ctx)
     finally:
         lock.release()
+
+
+def _run_read(mgr: HookManager, value: Any, state_ref: weakref.ref) -> None:
+    _run_observers(mgr, "_read_chain", ReadHookContext, "read", state_ref, value=value)
 
 
 def _run_write_before(mgr: HookManager, new: Any, old: Any, state_ref: weakref.ref) -> Any:
@@ -989,54 +996,19 @@ def _run_write_before(mgr: HookManager, new: Any, old: Any, state_ref: weakref.r
 
 
 def _run_write_after(mgr: HookManager, new: Any, old: Any, state_ref: weakref.ref) -> None:
-    lock = mgr._lock
-    lock.acquire()
-    try:
-        chain = mgr._write_after_chain
-        if chain:
-            ctx = _new(WriteHookContext)
-            ctx.operation = "write_after"
-            ctx.state_ref = state_ref
-            ctx.timestamp = _time()
-            ctx.value = new
-            ctx.old_value = old
-            _run_shared(mgr, chain, ctx)
-    finally:
-        lock.release()
+    _run_observers(mgr, "_write_after_chain", WriteHookContext, "write_after", state_ref,
+                   value=new, old_value=old)
 
 
 def _run_restore(mgr: HookManager, new: Any, old: Any, state_ref: weakref.ref) -> None:
-    lock = mgr._lock
-    lock.acquire()
-    try:
-        chain = mgr._restore_chain
-        if chain:
-            ctx = _new(RestoreHookContext)
-            ctx.operation = "restore"
-            ctx.state_ref = state_ref
-            ctx.timestamp = _time()
-            ctx.value = new
-            ctx.old_value = old
-            _run_shared(mgr, chain, ctx)
-    finally:
-        lock.release()
+    _run_observers(mgr, "_restore_chain", RestoreHookContext, "restore", state_ref,
+                   value=new, old_value=old)
 
 
-def _run_init(mgr: HookManager, value: Any, state_ref: weakref.ref, init_metadata: Optional[dict]) -> None:
-    lock = mgr._lock
-    lock.acquire()
-    try:
-        chain = mgr._init_chain
-        if chain:
-            ctx = _new(InitHookContext)
-            ctx.operation = "init"
-            ctx.state_ref = state_ref
-            ctx.timestamp = _time()
-            ctx.value = value
-            ctx.init_metadata = {} if init_metadata is None else init_metadata
-            _run_shared(mgr, chain, ctx)
-    finally:
-        lock.release()
+def _run_init(mgr: HookManager, value: Any, state_ref: weakref.ref,
+              init_metadata: Optional[dict]) -> None:
+    _run_observers(mgr, "_init_chain", InitHookContext, "init", state_ref, value=value,
+                   init_metadata={} if init_metadata is None else init_metadata)
 
 
 # --- global registry ----------------------------------------------------------------------
