@@ -57,11 +57,12 @@ from brainstate._state import (
 from brainstate._trace import StateTraceStack
 from brainstate.util._dict_manager import DictManager, StateDictManager
 
-from brainstate import graph, nn, transform, util  # noqa: E402  (subpackages)
+from brainstate import checkpoint, graph, nn, transform, util  # noqa: E402  (subpackages)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "checkpoint",
     "graph",
     "nn",
     "transform",

@@ -613,6 +613,18 @@ def read_checkpoint(path, *, mmap: bool = True, verify: bool = True, as_jax: boo
     OSError
         The file cannot be opened.
     """
+    metadata, records, _ = _read(path, mmap=mmap, verify=verify, as_jax=as_jax)
+    return metadata, records
+
+
+def _read(path, *, mmap: bool, verify: bool, as_jax: bool, each: bool = False):
+    """``read_checkpoint`` plus the ``(key, stored crc, data)`` of each record.
+
+    With ``verify=False`` the caller may check the data later with :func:`_verify`.
+    ``each=True`` (``mmap`` is then ignored) reads every array into a writable buffer of its
+    own, aligned to 64 bytes: a CPU ``jax.device_put`` can adopt such a buffer without a copy,
+    and no array keeps the others' memory alive.
+    """
     path = os.fspath(path)
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
@@ -643,17 +655,19 @@ def read_checkpoint(path, *, mmap: bool = True, verify: bool = True, as_jax: boo
                 f"{path!r} is {what}: the header describes {end} data bytes after byte "
                 f"{data_start}, the file holds {data_size}. Restore the file from a complete copy."
             )
-        buf = _load_data(path, f, data_start, data_size, mmap)
+        if each:
+            blobs = [_read_aligned(path, f, data_start + spec[3], spec[4] - spec[3])
+                     for spec in specs]
+        else:
+            buf = _load_data(path, f, data_start, data_size, mmap)
+            blobs = [buf[spec[3]:spec[4]] for spec in specs]
 
+    checks = [(rec["key"], rec["crc32"], blob) for rec, blob in zip(meta["records"], blobs)]
+    if verify:
+        _verify(path, checks)
     records = []
-    for rec, (kind, view_dtype, stored_shape, begin, stop) in zip(meta["records"], specs):
-        blob = buf[begin:stop]
-        if verify and zlib.crc32(blob) != int(rec["crc32"], 16):
-            raise CheckpointFormatError(
-                f"{path!r} is corrupted: the data of {rec['key']!r} fails its CRC-32 check "
-                f"(stored {rec['crc32']}, computed {zlib.crc32(blob):08x}). The file changed "
-                "after it was written; restore it from a backup."
-            )
+    for rec, (kind, view_dtype, stored_shape, begin, stop), (_, _, blob) in zip(
+            meta["records"], specs, checks):
         shape = tuple(rec["shape"])
         if kind == "float0":
             value = np.zeros(shape, _FLOAT0)
@@ -664,7 +678,19 @@ def read_checkpoint(path, *, mmap: bool = True, verify: bool = True, as_jax: boo
             if as_jax:
                 value = jax.device_put(value)
         records.append(CheckpointRecord(rec["key"], value, rec["info"]))
-    return meta["metadata"], records
+    return meta["metadata"], records, checks
+
+
+def _verify(path, checks) -> None:
+    """Raise ``CheckpointFormatError`` for the first record whose data fails its CRC-32."""
+    for key, stored, blob in checks:
+        computed = zlib.crc32(blob)
+        if computed != int(stored, 16):
+            raise CheckpointFormatError(
+                f"{path!r} is corrupted: the data of {key!r} fails its CRC-32 check "
+                f"(stored {stored}, computed {computed:08x}). The file changed after it was "
+                "written; restore it from a backup."
+            )
 
 
 _KEY_DATA_DTYPES = {code: np.dtype(name) for name, code in _KEY_DATA_CODES.items()}
@@ -681,7 +707,23 @@ def _load_data(path, f, start: int, size: int, use_mmap: bool) -> np.ndarray:
         except (OSError, ValueError):  # a file system or special file without mmap support
             pass
     buf = np.empty(size, np.uint8)
+    _read_into(path, f, start, buf)
+    return buf
+
+
+def _read_aligned(path, f, start: int, size: int) -> np.ndarray:
+    """``size`` bytes at ``start`` in a fresh uint8 array whose data is 64-byte aligned."""
+    raw = np.empty(size + _ALIGN, np.uint8)
+    off = -raw.ctypes.data % _ALIGN
+    buf = raw[off:off + size]
+    if size:
+        _read_into(path, f, start, buf)
+    return buf
+
+
+def _read_into(path, f, start: int, buf: np.ndarray) -> None:
     view = memoryview(buf)
+    size = len(buf)
     f.seek(start)
     got = 0
     while got < size:  # readinto may stop short (at most ~2 GiB per call on Linux)
@@ -689,7 +731,6 @@ def _load_data(path, f, start: int, size: int, use_mmap: bool) -> np.ndarray:
         if not k:
             raise CheckpointFormatError(f"{path!r} is truncated: read {got} of {size} data bytes.")
         got += k
-    return buf
 
 
 def _wrap_key(path, rec, data):
@@ -790,7 +831,7 @@ def _record_spec(rec, table):
     if stored_shape != expect_shape:
         raise ValueError(f"{key!r}: stored shape {list(stored_shape)} does not match "
                          f"{list(expect_shape)}")
-    if stop - begin != int(np.prod(stored_shape, dtype=np.int64)) * item or begin < 0:
+    if stop - begin != math.prod(stored_shape) * item or begin < 0:
         raise ValueError(f"{key!r}: data_offsets {[begin, stop]} do not fit shape "
                          f"{list(stored_shape)} of {code}")
     return kind, view_dtype, stored_shape, begin, stop
