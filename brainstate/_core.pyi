@@ -100,3 +100,66 @@ class StateCore:
 
 def gather(states: Iterable[StateCore]) -> list: ...
 def scatter(states: Sequence[StateCore], values: Sequence[Any], written: Sequence[bool]) -> None: ...
+
+# --- graph walks (brainstate.graph hands over its registry; see _core_py's "graph walks") ---
+
+def configure_graph(
+    *,
+    constants: dict,
+    kinds: dict,
+    classify: Callable[[Any], int],
+    node_impls: dict,
+    plain_nodes: set,
+    flatten_pytree: Callable[[Any, tuple], tuple],
+    node_children: Callable[[Any, Any, tuple], tuple],
+    seq_treedef: Callable[[type, int], Any],
+    dict_treedef: Callable[[tuple], Any],
+    treedef_kinds: dict,
+    hashable_by_value: Callable[[Any], bool],
+    fast_ref: dict,
+    fast_ref_ok: Callable[[type], bool],
+    fast_state: dict,
+    fast_state_ok: Callable[[Any], bool],
+    ref_type: type,
+    rebuild_error: type,
+    missing: Any,
+) -> None: ...
+
+class TreefyStateCore:
+    """Attribute storage of ``TreefyState``: a plain object's ``__dict__`` semantics."""
+
+    def __init__(self, type: Any, value: Any, **metadata: Any) -> None: ...
+    def __getattr__(self, name: str) -> Any: ...
+
+def treefy_attrs(ref: TreefyStateCore) -> dict: ...
+def treefy_from_attrs(cls: type, attrs: dict) -> Any: ...
+def treefy_flatten(ref: TreefyStateCore) -> tuple[Any, tuple]: ...
+def treefy_unflatten(cls: type, aux: tuple, children: Sequence[Any]) -> Any: ...
+def make_ref(st: StateCore) -> Any: ...
+def rebuild_state(ref: Any) -> StateCore | None: ...
+def collect_states(
+    root: Any, lo: int, hi: int, accept: Callable[[type], bool] | None = ...
+) -> dict: ...
+def encode(root: Any, root_kind: int, table: dict | None, treefy: bool) -> tuple: ...
+def index_bound(root: tuple, records: tuple) -> int: ...
+
+class DecoderCore:
+    gd: Any
+    mapping: Any
+    table: Any
+    cache: Any
+    check: bool
+    copy_hooks: bool
+    subs: Any
+    total: int
+    dicts: int
+    leaves: int
+    exact: bool
+    def __init__(
+        self, gd: Any, mapping: Any, table: dict | None, cache: Any, check: bool,
+        copy_hooks: bool, size: int | None = ...,
+    ) -> None: ...
+    def _make_shells(self, records: tuple) -> None: ...
+    def _fill(self, records: tuple) -> None: ...
+    def _pytree(self, code: tuple, sub: Any, keys_path: tuple, is_root: bool) -> Any: ...
+    def _items(self, keys: tuple, codes: tuple, sub: Any, prefix: tuple) -> list: ...

@@ -8,6 +8,8 @@ error factory, the hook dispatchers).
 What lives here is the work done on every state access: the ``value`` read/write order of
 ``spec/state.md`` §3-4, the signature compare, the trace-frame recording, and the thread-local
 trace context with process-wide counters that let the eager path skip all of it.
+The "graph walks" section at the end holds the loops ``brainstate.graph`` runs once per node and
+per state (split, merge, ``states()``) and the storage base of ``TreefyState``.
 """
 
 from __future__ import annotations
@@ -44,9 +46,21 @@ __all__ = [
     "rebind_epoch",
     "configure_hooks",
     "set_global_hook_registry",
+    "configure_graph",
+    "TreefyStateCore",
+    "treefy_attrs",
+    "treefy_from_attrs",
+    "treefy_flatten",
+    "treefy_unflatten",
+    "make_ref",
+    "rebuild_state",
+    "collect_states",
+    "encode",
+    "DecoderCore",
+    "index_bound",
 ]
 
-CORE_ABI = 3
+CORE_ABI = 4
 
 # --- configuration (set once by brainstate._impl.configure_core) ----------------------------
 
@@ -725,3 +739,618 @@ def scatter(states: Any, values: Any, written: Any) -> None:
         sa(st, "_been_writen", True)
         if _n_hooks:
             _hooks.dispatch_write_after(st, v, old)
+
+
+# --- graph walks (brainstate.graph) ---------------------------------------------------------
+#
+# The loops run once per node and per state by graph.flatten / unflatten / states(). The graph
+# package hands over its registry with configure_graph and keeps the policy, the rare paths and
+# every message: these loops call back into it for anything but the common cases.
+
+# Kinds of brainstate.graph._registry and code tags of brainstate.graph._graphdef.
+_K_NODE, _K_PYTREE, _K_STATE, _K_STATE_LEAF, _K_STATIC, _K_NONE = range(6)
+_C_NODE_DEF, _C_NODE_REF, _C_STATE_DEF, _C_STATE_REF, _C_STATIC, _C_PYTREE, _C_LEAF, _C_STATE_AT = (
+    range(8)
+)
+_LIST_KIND, _TUPLE_KIND, _DICT_KIND = 1, 2, 3
+_GRAPH_CONSTANTS = {
+    "kinds": (_K_NODE, _K_PYTREE, _K_STATE, _K_STATE_LEAF, _K_STATIC, _K_NONE),
+    "codes": (_C_NODE_DEF, _C_NODE_REF, _C_STATE_DEF, _C_STATE_REF, _C_STATIC, _C_PYTREE,
+              _C_LEAF, _C_STATE_AT),
+    "treedef_kinds": (_LIST_KIND, _TUPLE_KIND, _DICT_KIND),
+}
+
+_g_kinds: dict = {}
+_g_classify: Callable = None  # type: ignore[assignment]
+_g_impls: dict = {}
+_g_plain: set = set()
+_g_flatten_pytree: Callable = None  # type: ignore[assignment]
+_g_node_children: Callable = None  # type: ignore[assignment]
+_g_seq_treedef: Callable = None  # type: ignore[assignment]
+_g_dict_treedef: Callable = None  # type: ignore[assignment]
+_g_treedef_kinds: dict = {}
+_g_hashable_by_value: Callable = None  # type: ignore[assignment]
+_g_fast_ref: dict = {}
+_g_fast_ref_ok: Callable = None  # type: ignore[assignment]
+_g_fast_state: dict = {}
+_g_fast_state_ok: Callable = None  # type: ignore[assignment]
+_g_ref_type: type = type(None)
+_g_rebuild_error: type = type(None)
+_MISSING = object()
+_NONE_CODE = (_C_STATIC, None)
+
+
+def configure_graph(
+    *,
+    constants: dict,
+    kinds: dict,
+    classify: Callable,
+    node_impls: dict,
+    plain_nodes: set,
+    flatten_pytree: Callable,
+    node_children: Callable,
+    seq_treedef: Callable,
+    dict_treedef: Callable,
+    treedef_kinds: dict,
+    hashable_by_value: Callable,
+    fast_ref: dict,
+    fast_ref_ok: Callable,
+    fast_state: dict,
+    fast_state_ok: Callable,
+    ref_type: type,
+    rebuild_error: type,
+    missing: Any,
+) -> None:
+    """Hand the graph walks brainstate.graph's registry (its live dicts and sets) and callbacks.
+
+    ``constants`` are the graph package's kind, code and treedef-kind numbers; a mismatch with
+    the core's raises, so the two cannot drift apart silently. ``missing`` is the sentinel the
+    loops hand to the slow paths for a path absent from the state mapping.
+    """
+    global _g_kinds, _g_classify, _g_impls, _g_plain, _g_flatten_pytree, _g_node_children
+    global _g_seq_treedef, _g_dict_treedef, _g_treedef_kinds, _g_hashable_by_value
+    global _g_fast_ref, _g_fast_ref_ok, _g_fast_state, _g_fast_state_ok, _g_ref_type
+    global _g_rebuild_error, _MISSING
+    if constants != _GRAPH_CONSTANTS:
+        raise RuntimeError(
+            f"brainstate.graph constants {constants!r} differ from the core's "
+            f"{_GRAPH_CONSTANTS!r}; update both together."
+        )
+    _g_kinds = kinds
+    _g_classify = classify
+    _g_impls = node_impls
+    _g_plain = plain_nodes
+    _g_flatten_pytree = flatten_pytree
+    _g_node_children = node_children
+    _g_seq_treedef = seq_treedef
+    _g_dict_treedef = dict_treedef
+    _g_treedef_kinds = treedef_kinds
+    _g_hashable_by_value = hashable_by_value
+    _g_fast_ref = fast_ref
+    _g_fast_ref_ok = fast_ref_ok
+    _g_fast_state = fast_state
+    _g_fast_state_ok = fast_state_ok
+    _g_ref_type = ref_type
+    _g_rebuild_error = rebuild_error
+    _MISSING = missing
+
+
+class TreefyStateCore:
+    """Base type of ``TreefyState``: its attribute storage.
+
+    A plain object whose ``__dict__`` holds ``type``, ``value`` and the metadata in insertion
+    order. (The compiled twin keeps the standard layout of ``State.to_state_ref()`` in typed
+    slots and behaves the same.)
+    """
+
+    def __init__(self, type: Any, value: Any, **metadata: Any) -> None:
+        vars(self).update(type=type, value=value, **metadata)
+
+
+def treefy_attrs(ref: Any) -> dict:
+    """A new dict of ``ref``'s attributes in order (``dict(vars(ref))`` without touching it)."""
+    return dict(vars(ref))
+
+
+def treefy_from_attrs(cls: type, attrs: dict) -> Any:
+    """A new ``cls`` ref whose attributes are ``attrs`` (in order), built without ``__init__``."""
+    ref = cls.__new__(cls)
+    vars(ref).update(attrs)
+    return ref
+
+
+_AUX_SKIP = ("type", "value", "_source_info", "_hooks_manager")
+
+
+def treefy_flatten(ref: Any) -> tuple:
+    """``(value, aux)`` of ``ref``'s pytree form: aux = ``(type, metadata items)`` in insertion
+    order, without ``_source_info`` and ``_hooks_manager``."""
+    d = vars(ref)
+    md = tuple([(k, v) for k, v in d.items() if k not in _AUX_SKIP])
+    return d["value"], (d["type"], md)
+
+
+def treefy_unflatten(cls: type, aux: tuple, children: Any) -> Any:
+    """The ref of ``cls`` that ``treefy_flatten`` described: fresh ``_source_info`` and
+    ``_hooks_manager`` (None), then the metadata items in order."""
+    ref = cls.__new__(cls)
+    d = vars(ref)
+    d.update(type=aux[0], value=children[0], _source_info=None, _hooks_manager=None)
+    d.update(aux[1])
+    return ref
+
+
+def make_ref(st: Any) -> Any:
+    """``st.to_state_ref()``, built directly when the state's class does not customise it."""
+    t = type(st)
+    if (_g_fast_ref.get(t) or _g_fast_ref_ok(t)) and not st.__dict__:
+        ref = object.__new__(_g_ref_type)
+        ref.__dict__ = {
+            "type": t,
+            "value": st._value,
+            "_source_info": st._site,
+            "_hooks_manager": st._hooks_mgr_or_none,
+            "_name": st._name,
+            "_been_writen": st._been_writen,
+            "tag": st.tag,
+        }
+        return ref
+    return st.to_state_ref()
+
+
+def rebuild_state(ref: Any) -> Any:
+    """A new live state from a ``TreefyState`` of the standard layout, else None.
+
+    ``ref.to_state()`` without its generic attribute loop: fresh trace identity and level, no
+    hook manager, the ref's creation site, and a copy of its tag set.
+    """
+    if type(ref) is not _g_ref_type:
+        return None
+    d = ref.__dict__
+    if len(d) != 7:
+        return None
+    try:
+        cls, value, site = d["type"], d["value"], d["_source_info"]
+        name, written, tag = d["_name"], d["_been_writen"], d["tag"]
+    except KeyError:
+        return None
+    if not (_g_fast_state.get(cls) or _g_fast_state_ok(cls)):
+        return None
+    st = cls.__new__(cls)
+    st._init_from(value, site)
+    sa = object.__setattr__
+    sa(st, "_name", name)
+    sa(st, "_been_writen", written)
+    sa(st, "tag", set(tag) if type(tag) is set else tag)
+    return st
+
+
+def collect_states(root: Any, lo: int, hi: int, accept: Any = None) -> dict:
+    """``{path: state}`` in flatten order, each state once at its first path (``graph.states``).
+
+    Containers are entered once by identity; depth grows by one per graph node entered and
+    the walk stops below ``hi``. With ``accept`` (``state class -> bool``, memoised per class
+    for the call) only states of accepted classes are kept.
+    """
+    out: dict = {}
+    seen: set = set()  # ids of entered containers and of reported states
+    seen_add = seen.add
+    kind_get = _g_kinds.get
+    classify = _g_classify
+    plain = _g_plain
+    memo: dict | None = None if accept is None else {}
+
+    def items(keys, src, path, level):
+        # ``src[k]`` is the child under ``k`` (a node's __dict__, a list, a dict...).
+        for k in keys:
+            v = src[k]
+            t = type(v)
+            kind = kind_get(t)
+            if kind is None:
+                kind = classify(v)
+            if kind == _K_STATE:
+                if level >= lo:
+                    i = id(v)
+                    if i not in seen:
+                        if memo is not None:
+                            keep = memo.get(t)
+                            if keep is None:
+                                keep = memo[t] = bool(accept(t))
+                            if not keep:
+                                continue
+                        seen_add(i)
+                        out[(*path, k)] = v
+            elif kind == _K_NODE:
+                i = id(v)
+                if level < hi and i not in seen:
+                    seen_add(i)
+                    node(v, (*path, k), level + 1)
+            elif kind == _K_PYTREE:
+                i = id(v)
+                if i not in seen:
+                    seen_add(i)
+                    p = (*path, k)
+                    ks, sv, _ = _g_flatten_pytree(v, p)
+                    items(ks, sv, p, level)
+
+    def node(n, path, level):
+        t = type(n)
+        if t in plain:
+            d = n.__dict__
+            items(sorted(d), d, path, level)
+        else:
+            keys, values, _ = _g_node_children(_g_impls[t], n, path)
+            items(keys, dict(zip(keys, values)), path, level)
+
+    try:
+        if hi < 0:
+            return out
+        kind = classify(root)
+        if kind == _K_STATE:
+            if lo <= 0 and (accept is None or accept(type(root))):
+                out[()] = root
+        elif kind == _K_NODE:
+            seen_add(id(root))
+            node(root, (), 0)
+        elif kind == _K_PYTREE:
+            seen_add(id(root))
+            ks, sv, _ = _g_flatten_pytree(root, ())
+            items(ks, sv, (), 0)
+        return out
+    finally:
+        items = node = None  # break the closures' reference cycle  # noqa: F841
+
+
+def encode(root: Any, root_kind: int, table: dict | None, treefy: bool) -> tuple:
+    """The pre-order walk behind ``graph.flatten``.
+
+    Returns ``(root_code, records, mapping, prepass, size)``; ``size`` is one more than the
+    largest index used when ``table`` started empty, else None. ``table`` maps
+    ``id(obj) -> (obj, index)`` and is extended in place (a split_context shares it across
+    calls); None for a fresh one that the caller does not need back. See
+    ``brainstate/graph/_graphdef.py`` for the codes.
+    """
+    if table is None:
+        table = {}
+    elif type(table) is not dict:
+        raise TypeError(f"table must be a dict or None, got {type(table).__name__}")
+    kind_get = _g_kinds.get
+    classify = _g_classify
+    impls = _g_impls
+    table_get = table.get
+    none_code = _NONE_CODE
+
+    records: list = []
+    # owner[i - base]: position of the record holding the defining code of index i (-1: the
+    # root pytree). A STATE_REF in an earlier-filled record than its definition needs a pre-pass.
+    owner: list = []
+    base = len(table)
+    prepass = False
+
+    def enc_items(keys, src, path, pos):
+        # ``src[k]`` is the child under key ``k`` (a node's __dict__, a list, a dict...).
+        nonlocal prepass
+        codes = []
+        sub = {}
+        all_static = True
+        for k in keys:
+            v = src[k]
+            t = type(v)
+            kind = kind_get(t)
+            if kind is None:
+                kind = classify(v)
+            if kind == _K_STATE:
+                all_static = False
+                e = table_get(id(v))
+                if e is None:
+                    i = len(table)
+                    table[id(v)] = (v, i)
+                    owner.append(pos)
+                    sub[k] = make_ref(v) if treefy else v
+                    # A state under a transform's per-lane view holds a value of another shape
+                    # than its stored signature: record what a rebuilt state will have.
+                    codes.append(
+                        (_C_STATE_DEF, i, t,
+                         v._signature if not v._flags else make_signature(v._value))
+                    )
+                else:
+                    i = e[1]
+                    if i >= base and owner[i - base] > pos:
+                        prepass = True
+                    codes.append((_C_STATE_REF, i, t))
+            elif kind == _K_NONE:
+                codes.append(none_code)
+            elif kind == _K_STATIC:
+                codes.append((_C_STATIC, v))
+            elif kind == _K_NODE:
+                all_static = False
+                e = table_get(id(v))
+                if e is None:
+                    i = len(table)
+                    table[id(v)] = (v, i)
+                    owner.append(pos)
+                    child = enc_node(v, (*path, k), i)
+                    if child:
+                        sub[k] = child
+                    codes.append((_C_NODE_DEF, i))
+                else:
+                    codes.append((_C_NODE_REF, e[1]))
+            elif kind == _K_PYTREE:
+                code, child = enc_pytree(v, (*path, k), pos)
+                if code[0] != _C_STATIC:
+                    all_static = False
+                if child:
+                    sub[k] = child
+                codes.append(code)
+            else:  # a bare TreefyState that is not a pytree
+                all_static = False
+                sub[k] = v
+                codes.append((_C_LEAF, (*path, k)))
+        return tuple(codes), sub, all_static
+
+    def enc_node(node, path, index):
+        t = type(node)
+        impl = impls[t]
+        pos = len(records)
+        records.append(None)
+        if impl.fast:
+            src = node.__dict__
+            invisible = t.graph_invisible_attrs
+            if invisible:
+                keys = tuple(sorted(k for k in src if k not in invisible))
+            else:
+                keys = tuple(sorted(src))
+            metadata = (t,)
+        else:
+            keys, values, metadata = _g_node_children(impl, node, path)
+            keys = tuple(keys)
+            src = dict(zip(keys, values))
+        codes, sub, _ = enc_items(keys, src, path, pos)
+        records[pos] = (t, index, metadata, keys, codes)
+        return sub
+
+    def enc_pytree(x, path, pos):
+        if x is None:
+            return none_code, None
+        keys, src, treedef = _g_flatten_pytree(x, path)
+        codes, sub, all_static = enc_items(keys, src, path, pos)
+        if all_static and _g_hashable_by_value(x):
+            return (_C_STATIC, x), None
+        return (_C_PYTREE, treedef, keys, codes), sub
+
+    try:
+        # size: one more than the largest index used, known when the table started empty
+        if root_kind == _K_NODE:
+            e = table_get(id(root))
+            if e is not None:  # already split earlier in this split_context
+                return (_C_NODE_REF, e[1]), (), {}, False, None
+            i = len(table)
+            table[id(root)] = (root, i)
+            owner.append(-1)
+            sub = enc_node(root, (), i)
+            size = None if base else len(table)
+            return (_C_NODE_DEF, i), tuple(records), sub, prepass, size
+        code, sub = enc_pytree(root, (), -1)
+        size = None if base else len(table)
+        return code, tuple(records), sub or {}, prepass, size
+    finally:
+        # The closures refer to each other through their cells: clear the cells so the call
+        # leaves no reference cycle behind for the garbage collector.
+        enc_items = enc_node = enc_pytree = None  # noqa: F841
+
+
+def _treedef_kind(td: Any) -> int:
+    try:
+        return _g_treedef_kinds.get(td, 0)
+    except TypeError:
+        return 0
+
+
+def _keep_poisoned(st: Any, sig: Any) -> bool:
+    """A poisoned state (value died with its trace) is rebuilt poisoned, with its signature."""
+    if st._value is INVALID:
+        st._signature = sig
+        return True
+    return False
+
+
+_INDEXED = (_C_NODE_DEF, _C_NODE_REF, _C_STATE_DEF, _C_STATE_REF, _C_STATE_AT)
+
+
+def index_bound(root: tuple, records: tuple) -> int:
+    """One more than the largest index a GraphDef's codes use, or -1 when the indices are not
+    ints or leave more than half of that range unused (then a dict holds them better)."""
+    top = -1
+    count = 0
+    bad = False
+
+    def visit(code):
+        nonlocal top, count, bad
+        tag = code[0]
+        if tag in _INDEXED:
+            i = code[1]
+            count += 1
+            if type(i) is not int or i < 0:
+                bad = True
+            elif i > top:
+                top = i
+        elif tag == _C_PYTREE:
+            for c in code[3]:
+                visit(c)
+
+    try:
+        visit(root)
+        for rec in records:
+            i = rec[1]
+            count += 1
+            if type(i) is not int or i < 0:
+                bad = True
+            elif i > top:
+                top = i
+            for c in rec[4]:
+                visit(c)
+    finally:
+        visit = None  # noqa: F841  (break the closure's reference cycle)
+    if bad or top + 1 > 2 * count + 64:
+        return -1
+    return top + 1
+
+
+class DecoderCore:
+    """The loops of one ``graph.unflatten`` call; the graph package subclasses it with the rare
+    paths (``_state``, ``_leaf``, ``_ref_to_state``) and the errors (``_raise``, ``_bad_*``).
+
+    Holds no reference to itself: no cycles for the garbage collector.
+    """
+
+    __slots__ = ("gd", "mapping", "table", "cache", "check", "copy_hooks", "subs", "total",
+                 "dicts", "leaves", "exact")
+
+    def __init__(self, gd: Any, mapping: Any, table: dict | None, cache: Any, check: bool,
+                 copy_hooks: bool, size: int | None = None) -> None:
+        # ``table``: the caller's index -> object dict (merge_context), or None for a fresh
+        # one; ``size`` (from index_bound) lets the compiled twin keep that one in a list.
+        self.gd = gd
+        self.mapping = mapping
+        self.table = {} if table is None else table
+        self.cache = cache
+        self.check = check
+        self.copy_hooks = copy_hooks
+        self.subs: dict = {}  # node index -> its sub-mapping (None: nothing below it)
+        # Extra-path detection: every mapping dict reached contributes its length; every
+        # entry consumed (a leaf or a sub-dict reached) must account for one of them.
+        self.total = len(mapping)
+        self.dicts = 0
+        self.leaves = 0
+        # Explicit-path codes (hand-built GraphDefs) may reach dicts the count does not see.
+        self.exact = True
+
+    def _make_shells(self, records: tuple) -> None:
+        """Pass 1: every node shell exists (in the table) before anything points at it."""
+        table = self.table
+        cache = self.cache
+        impls = _g_impls
+        for rec in records:
+            t, index = rec[0], rec[1]
+            impl = impls.get(t)
+            if impl is None:
+                self._bad_node_type(t)
+            if cache is not None and index in cache:
+                shell = cache[index]
+                if type(shell) is not t:
+                    self._bad_cached_node(t, index, shell)
+                impl.clear(shell)
+            elif impl.fast:
+                shell = object.__new__(t)
+            else:
+                shell = impl.create_empty(rec[2])
+            table[index] = shell
+
+    def _fill(self, records: tuple) -> None:
+        """Fill the shells record by record (ascending index = pre-order)."""
+        subs_get = self.subs.get
+        table = self.table
+        impls = _g_impls
+        for t, index, _, keys, codes in records:
+            try:
+                values = self._items(keys, codes, subs_get(index), ())
+            except _g_rebuild_error as err:
+                self._raise(index, err)
+            impl = impls[t]
+            if impl.fast:
+                table[index].__dict__.update(zip(keys, values))
+            else:
+                shell = table[index]
+                for k, v in zip(keys, values):
+                    impl.set_key(shell, k, v)
+
+    def _pytree(self, code: tuple, sub: Any, keys_path: tuple, is_root: bool) -> Any:
+        if sub is not None and not is_root:
+            if not isinstance(sub, dict):
+                raise self._not_a_dict(keys_path, sub)
+            self.dicts += 1
+            self.total += len(sub)
+        children = self._items(code[2], code[3], sub, keys_path)
+        treedef = code[1]
+        kind = _treedef_kind(treedef)
+        if kind == _LIST_KIND:
+            return children
+        if kind == _TUPLE_KIND:
+            return tuple(children)
+        if kind == _DICT_KIND:
+            return dict(zip(code[2], children))
+        return treedef.unflatten(children)
+
+    def _items(self, keys: tuple, codes: tuple, sub: Any, prefix: tuple) -> list:
+        """Resolve the codes of one container whose sub-mapping is ``sub`` (or None)."""
+        table = self.table
+        table_get = table.get
+        subs = self.subs
+        out: list = []
+        append = out.append
+        sub_get = sub.get if sub is not None else None
+        # The common state slot (a TreefyState with the standard layout, no cache, no hook
+        # copying) is rebuilt here; everything else goes through self._state.
+        inline = self.cache is None and not self.copy_hooks
+        check = self.check
+        n_leaves = 0
+        for k, c in zip(keys, codes):
+            tag = c[0]
+            if tag == _C_STATE_DEF:
+                st = table_get(c[1])
+                if st is None:
+                    v = sub_get(k, _MISSING) if sub_get is not None else _MISSING
+                    if inline and type(v) is _g_ref_type:
+                        st = rebuild_state(v)
+                        if st is None:
+                            st = self._ref_to_state(v)
+                        n_leaves += 1
+                        sig = c[3]
+                        if check and sig is not None and st._signature != sig and \
+                                not _keep_poisoned(st, sig):
+                            self.leaves += n_leaves
+                            raise self._bad_signature((*prefix, k), st, sig)
+                        table[c[1]] = st
+                    else:
+                        st = self._state(v, c, (*prefix, k))
+                append(st)
+            elif tag == _C_STATIC:
+                append(c[1])
+            elif tag == _C_NODE_DEF:
+                if sub_get is not None:
+                    child = sub_get(k)
+                    if child is not None:
+                        if not isinstance(child, dict):
+                            raise self._not_a_dict((*prefix, k), child)
+                        if c[1] not in subs:
+                            self.dicts += 1
+                            self.total += len(child)
+                            subs[c[1]] = child
+                append(table[c[1]])
+            elif tag == _C_NODE_REF:
+                st = table_get(c[1], _MISSING)
+                if st is _MISSING:
+                    raise self._unknown_index((*prefix, k), "node", c[1])
+                append(st)
+            elif tag == _C_STATE_REF:
+                st = table_get(c[1])
+                if st is None:
+                    raise self._unknown_index((*prefix, k), "state", c[1])
+                append(st)
+            elif tag == _C_PYTREE:
+                child = sub_get(k) if sub_get is not None else None
+                append(self._pytree(c, child, (*prefix, k), False))
+            elif tag == _C_LEAF:
+                self.exact = False
+                append(self._leaf(c[1], (*prefix, k)))
+            elif tag == _C_STATE_AT:
+                self.exact = False
+                st = table_get(c[1])
+                if st is None:
+                    st = self._state_at(c, (*prefix, k))
+                append(st)
+            else:
+                raise self._bad_code(c)
+        if n_leaves:
+            self.leaves += n_leaves
+        return out

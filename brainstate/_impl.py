@@ -14,7 +14,7 @@ __all__ = ["IMPLEMENTATION", "EXTENSION_ERROR", "NO_EXTENSIONS", "core", "EXPECT
 #: ABI number of the compiled core this Python layer was written against. Bump it together with
 #: ``CORE_ABI`` in ``csrc/_core.pyx`` whenever the contract in ``_core.pyi`` changes, so a stale
 #: ``.so`` left over from an older build is refused instead of run.
-EXPECTED_ABI = 3
+EXPECTED_ABI = 4
 
 NO_EXTENSIONS = os.environ.get("BRAINSTATE_NO_EXTENSIONS", "") not in ("", "0")
 EXTENSION_ERROR: BaseException | None = None

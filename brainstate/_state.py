@@ -567,30 +567,34 @@ class FakeState:
 _AUX_EXCLUDED = ("_source_info", "_hooks_manager")
 
 
-class TreefyState:
+class TreefyState(_core.TreefyStateCore):
     """A pytree snapshot of a state: its class, its value (the one child) and its metadata.
 
-    Two refs with the same class and metadata have equal treedefs, so ``jax.jit`` does not
-    retrace for them; refs whose ``_been_writen``, ``tag``, ``_name`` or custom metadata differ
-    have different treedefs (as upstream).
+    Attributes: ``type``, ``value`` and one per metadata key, in insertion order (as a plain
+    object's ``__dict__``; ``vars(ref)`` works). Two refs with the same class and metadata have
+    equal treedefs, so ``jax.jit`` does not retrace for them; refs whose ``_been_writen``,
+    ``tag``, ``_name`` or custom metadata differ have different treedefs (as upstream).
     """
 
     __module__ = "brainstate"
-
-    def __init__(self, type: type, value: Any, **metadata: Any) -> None:
-        vars(self).update(type=type, value=value, **metadata)
+    # Storage lives in the core's base (typed slots for the standard layout of
+    # State.to_state_ref()); a per-instance __dict__ here would shadow it.
+    __slots__ = ()
 
     @property
     def name(self) -> Any:
-        return self.__dict__.get("_name")
+        return getattr(self, "_name", None)
 
     @name.setter
     def name(self, name: Any) -> None:
-        self.__dict__["_name"] = name
+        self._name = name
 
     def get_metadata(self) -> dict:
         """All attributes except ``type`` and ``value``."""
-        return {k: v for k, v in vars(self).items() if k not in ("type", "value")}
+        attrs = _core.treefy_attrs(self)
+        attrs.pop("type", None)
+        attrs.pop("value", None)
+        return attrs
 
     def replace(self, value: Any) -> "TreefyState":
         """A new ref with the same class and metadata and ``value``."""
@@ -614,27 +618,30 @@ class TreefyState:
         value = jax.tree.map(_abstract, self.value)
         return f"TreefyState(type={self.type.__name__}, value={value!r}{', ' if md else ''}{md})"
 
+    def __reduce__(self):
+        # Core-neutral: a pickle made under one core loads under the other.
+        return (_rebuild_treefy, (type(self), _core.treefy_attrs(self)))
+
+
+def _rebuild_treefy(cls: type, attrs: dict) -> TreefyState:
+    return _core.treefy_from_attrs(cls, attrs)
+
 
 def _treefy_flatten_with_keys(ref: TreefyState):
-    items = vars(ref)
-    aux = (ref.type, tuple((k, v) for k, v in items.items()
-                           if k not in ("type", "value") and k not in _AUX_EXCLUDED))
-    return ((jax.tree_util.GetAttrKey("value"), items["value"]),), aux
+    value, aux = _core.treefy_flatten(ref)
+    return ((_VALUE_KEY, value),), aux
 
 
 def _treefy_flatten(ref: TreefyState):
-    children, aux = _treefy_flatten_with_keys(ref)
-    return (children[0][1],), aux
+    value, aux = _core.treefy_flatten(ref)
+    return (value,), aux
 
 
 def _treefy_unflatten(aux: tuple, children: tuple) -> TreefyState:
-    typ, md = aux
-    ref = object.__new__(TreefyState)
-    vars(ref).update(type=typ, value=children[0], _source_info=None, _hooks_manager=None)
-    vars(ref).update(md)
-    return ref
+    return _core.treefy_unflatten(TreefyState, aux, children)
 
 
+_VALUE_KEY = jax.tree_util.GetAttrKey("value")
 jax.tree_util.register_pytree_with_keys(
     TreefyState, _treefy_flatten_with_keys, _treefy_unflatten, _treefy_flatten
 )

@@ -4,7 +4,8 @@
 Twin of ``brainstate/_core_py.py`` (the reference): same names, same behaviour, same messages
 (errors are built by the injected ``make_error``). ``brainstate/_core.pyi`` is the contract.
 Imports nothing of brainstate and nothing of jax; ``brainstate._impl.configure_core`` injects
-the callables it needs.
+the callables it needs. The graph walks (``_core_graph.pxi``) get brainstate.graph's registry the
+same way, from ``configure_graph``.
 """
 
 from cpython.object cimport PyObject
@@ -24,7 +25,7 @@ cdef extern from "Python.h":
     const Py_ssize_t PY_SSIZE_T_MAX
     int _generic_setattr "PyObject_GenericSetAttr"(object, object, PyObject*) except -1
 
-CORE_ABI = 3
+CORE_ABI = 4
 
 # --- configuration (set once by brainstate._impl.configure_core) ----------------------------
 
@@ -464,6 +465,7 @@ cdef class StateCore:
     cdef public object _value
     cdef object _sigobj         # Signature, or None: single array with _sig_shape/_sig_dtype
     cdef object _sig_shape
+    cdef object _sig1           # the single form's Signature once built (None: not yet)
     cdef object _sig_dtype
     cdef public object _trace_ref
     cdef public Py_ssize_t _level
@@ -476,6 +478,7 @@ cdef class StateCore:
     cdef public object _name
     cdef public object tag
     cdef object _wref           # this state's weak reference, made on the first hook dispatch
+    cdef object _split_code     # the STATE_DEF code the last graph split built for it
     cdef object __weakref__
 
     def __init__(self, value, name=None, **metadata):
@@ -514,18 +517,38 @@ cdef class StateCore:
         cdef bint has_tracer = False
         self._value = value
         if type(value) is _array_type:
+            # ArrayImpl.shape/.dtype are Python properties returning aval.shape/.dtype;
+            # reading the aval directly saves two Python calls per state built (merge of a
+            # jax.tree.map'ed mapping: ~100 ns per state). tests/test_graph_core.py pins the
+            # equivalence for the JAX version in use.
+            aval = value.aval
             self._sigobj = None
-            self._sig_shape = value.shape
-            self._sig_dtype = value.dtype
+            self._sig_shape = aval.shape
+            self._sig_dtype = aval.dtype
+            self._sig1 = None
         else:
             sig = _analyse(value, &has_tracer)
             if sig.treedef is None:
                 self._sigobj = None
                 self._sig_shape = sig.shape
                 self._sig_dtype = sig.dtype
+                self._sig1 = sig
             else:
                 self._sigobj = sig
         self._flags = _TRACER if has_tracer else 0
+
+    # mirrors _core_py.StateCore._init_from's value/signature part, for a value whose
+    # signature is known (a ref made by make_ref, whose value is the state's checked value)
+    cdef inline void _bind_known(self, object value, Signature sig):
+        self._value = value
+        if sig.treedef is None:
+            self._sigobj = None
+            self._sig_shape = sig.shape
+            self._sig_dtype = sig.dtype
+            self._sig1 = sig
+        else:
+            self._sigobj = sig
+        self._flags = 0
 
     def __hash__(self):
         # identity semantics (spec state.md §2): hash(state) == hash(id(state)), no __eq__.
@@ -549,9 +572,7 @@ cdef class StateCore:
     @property
     def _signature(self):
         """The stored abstract signature (a ``Signature``)."""
-        if self._sigobj is None:
-            return Signature(None, (), self._sig_shape, self._sig_dtype)
-        return self._sigobj
+        return _state_signature(self)
 
     @_signature.setter
     def _signature(self, Signature sig):
@@ -561,14 +582,13 @@ cdef class StateCore:
             self._sigobj = None
             self._sig_shape = sig.shape
             self._sig_dtype = sig.dtype
+            self._sig1 = sig
         else:
             self._sigobj = sig
 
     @property
     def _site(self):
-        if self._site_obj is None and self._site_code is not None:
-            self._site_obj = _source_site(self._site_code, self._site_lasti)
-        return self._site_obj
+        return _state_site(self)
 
     @_site.setter
     def _site(self, site):
@@ -786,6 +806,21 @@ cdef class StateCore:
         self._level = _stack_level()
 
 
+# mirrors the _sig attribute of _core_py.StateCore (the single form's object is built once)
+cdef inline Signature _state_signature(StateCore st):
+    cdef Signature s
+    if st._sigobj is not None:
+        return <Signature>st._sigobj
+    if st._sig1 is None:
+        s = Signature.__new__(Signature)
+        s.treedef = None
+        s.specs = ()
+        s.shape = st._sig_shape
+        s.dtype = st._sig_dtype
+        st._sig1 = s
+    return <Signature>st._sig1
+
+
 # --- hook dispatch ---------------------------------------------------------------------------
 
 include "_core_hooks.pxi"
@@ -834,3 +869,8 @@ def scatter(states, values, written):
         st._been_writen = True
         if _n_hooks:
             _dispatch_write_after(st, v, old)
+
+
+# --- graph walks ----------------------------------------------------------------------------
+
+include "_core_graph.pxi"

@@ -10,10 +10,14 @@ because shells exist before anything points at them. A state used in a record th
 before the record defining it (a parent holding a child's state under a later attribute name)
 makes ``flatten`` mark the GraphDef for a pre-pass that materialises every state first.
 
-Performance notes (see ``bench/bench_graph.py``): the state mapping is nested while walking,
-``TreefyState``s and rebuilt states are built with the exact attribute layout of
-``State.to_state_ref()`` / ``TreefyState.to_state()`` without their generic per-attribute loops
-(``tests/test_graph.py`` pins the equivalence), and nothing here creates reference cycles.
+Performance notes (see ``bench/bench_graph.py``): the per-node and per-state loops live in the
+core (``encode``, ``DecoderCore``; compiled in ``csrc/_core_graph.pxi``, the pure twin in
+``_core_py``): this module hands them the registry (``configure_graph`` at the end) and keeps the
+rare paths and every message. The state mapping is nested while walking; ``TreefyState``s and
+rebuilt states are built with the exact attribute layout of ``State.to_state_ref()`` /
+``TreefyState.to_state()`` without their generic per-attribute loops (``tests/test_graph.py``
+pins the equivalence); a split ref carries its state's signature, so merging it does not read
+shapes and dtypes again; nothing here creates reference cycles.
 """
 
 from __future__ import annotations
@@ -43,13 +47,12 @@ from ._reftrack import RefMap
 __all__ = ["flatten", "unflatten"]
 
 _core = _impl.core
-_new = object.__new__
 _MISSING = object()
-_NONE_CODE = (STATIC, None)
 
 # --- fast refs and fast rebuilt states -------------------------------------------------------
 
 # Per State class: may refs/states be built without the generic to_state_ref()/to_state()?
+# The core's loops read these dicts and call the *_ok functions for a class not seen yet.
 _FAST_REF: dict = {}
 _FAST_STATE: dict = {}
 
@@ -78,24 +81,7 @@ def _fast_state_ok(cls: Any) -> bool:
 
 def state_ref(st: State) -> TreefyState:
     """``st.to_state_ref()``, built directly when the class does not customise it."""
-    cls = type(st)
-    if (_FAST_REF.get(cls) or _fast_ref_ok(cls)) and not st.__dict__:
-        ref = _new(TreefyState)
-        ref.__dict__ = {
-            "type": cls,
-            "value": st._value,
-            "_source_info": st._site,
-            "_hooks_manager": st._hooks_mgr_or_none,
-            "_name": st._name,
-            "_been_writen": st._been_writen,
-            "tag": st.tag,
-        }
-        return ref
-    return st.to_state_ref()
-
-
-# The standard attribute layout of a TreefyState made by State.to_state_ref().
-_STD_REF_KEYS = ("type", "value", "_source_info", "_hooks_manager", "_name", "_been_writen", "tag")
+    return _core.make_ref(st)
 
 
 def ref_to_state(ref: TreefyState, copy_hooks: bool = False) -> State:
@@ -106,26 +92,14 @@ def ref_to_state(ref: TreefyState, copy_hooks: bool = False) -> State:
     tag the original too). With ``copy_hooks`` the hooks carried by the ref's manager are
     registered again on the new state.
     """
-    d = ref.__dict__
-    cls = d.get("type")
-    if len(d) == 7 and type(ref) is TreefyState and (
-        _FAST_STATE.get(cls) or _fast_state_ok(cls)
-    ):
-        st = cls.__new__(cls)
-        # _init_from first: it binds the trace identity, so the strict attribute guard
-        # (check_state_jax_tracer) accepts the assignments below.
-        st._init_from(d["value"], d["_source_info"])
-        st._name = d["_name"]
-        st._been_writen = d["_been_writen"]
-        tag = d["tag"]
-        st.tag = set(tag) if type(tag) is set else tag
-    else:
+    st = _core.rebuild_state(ref)
+    if st is None:
         st = ref.to_state()
         tag = st.tag
         if type(tag) is set:
             st.tag = set(tag)
     if copy_hooks:
-        _copy_hooks(d.get("_hooks_manager"), st)
+        _copy_hooks(getattr(ref, "_hooks_manager", None), st)
     return st
 
 
@@ -187,7 +161,7 @@ def flatten(node: Any, /, ref_index: RefMap | None = None, treefy_state: bool = 
     ['alias']
     """
     if ref_index is None:
-        table: dict = {}
+        table = None  # the core uses a faster table of its own
     elif isinstance(ref_index, RefMap):
         table = ref_index._mapping
     else:
@@ -204,152 +178,9 @@ def flatten(node: Any, /, ref_index: RefMap | None = None, treefy_state: bool = 
             "e.g. flatten({'x': state})."
         )
     with R.gc_paused():
-        root_code, records, root_sub, prepass = _encode(node, kind, table, treefy_state)
-        return GraphDef._from_codes(root_code, records, prepass), NestedDict(root_sub)
-
-
-def _encode(root: Any, root_kind: int, table: dict, treefy: bool) -> tuple:
-    """The pre-order walk behind ``flatten``: ``(root_code, records, mapping, prepass)``."""
-    kind_get = R._KIND.get
-    classify = R.classify
-    impls = R._NODE_IMPLS
-    table_get = table.get
-    fast_ref = _FAST_REF
-    fast_ref_ok = _fast_ref_ok
-    new = _new
-    TS = TreefyState
-    none_code = _NONE_CODE
-    make_sig = _core.make_signature
-    K_STATE, K_NODE, K_PYTREE, K_STATIC, K_NONE = R.STATE, R.GRAPH_NODE, R.PYTREE, R.STATIC, R.NONE
-
-    records: list = []
-    # owner[i - base]: position of the record holding the defining code of index i (-1: the
-    # root pytree). A STATE_REF in an earlier-filled record than its definition needs a pre-pass.
-    owner: list = []
-    base = len(table)
-    prepass = False
-
-    def enc_items(keys, src, path, pos):
-        # ``src[k]`` is the child under key ``k`` (a node's __dict__, a list, a dict...).
-        nonlocal prepass
-        codes = []
-        sub = {}
-        all_static = True
-        for k in keys:
-            v = src[k]
-            t = type(v)
-            kind = kind_get(t)
-            if kind is None:
-                kind = classify(v)
-            if kind == K_STATE:
-                all_static = False
-                e = table_get(id(v))
-                if e is None:
-                    i = len(table)
-                    table[id(v)] = (v, i)
-                    owner.append(pos)
-                    if not treefy:
-                        sub[k] = v
-                    elif (fast_ref.get(t) or fast_ref_ok(t)) and not v.__dict__:
-                        ref = new(TS)
-                        ref.__dict__ = {
-                            "type": t,
-                            "value": v._value,
-                            "_source_info": v._site,
-                            "_hooks_manager": v._hooks_mgr_or_none,
-                            "_name": v._name,
-                            "_been_writen": v._been_writen,
-                            "tag": v.tag,
-                        }
-                        sub[k] = ref
-                    else:
-                        sub[k] = v.to_state_ref()
-                    # A state under a transform's per-lane view holds a value of another shape
-                    # than its stored signature: record what a rebuilt state will have.
-                    codes.append(
-                        (STATE_DEF, i, t, v._signature if not v._flags else make_sig(v._value))
-                    )
-                else:
-                    i = e[1]
-                    if i >= base and owner[i - base] > pos:
-                        prepass = True
-                    codes.append((STATE_REF, i, t))
-            elif kind == K_NONE:
-                codes.append(none_code)
-            elif kind == K_STATIC:
-                codes.append((STATIC, v))
-            elif kind == K_NODE:
-                all_static = False
-                e = table_get(id(v))
-                if e is None:
-                    i = len(table)
-                    table[id(v)] = (v, i)
-                    owner.append(pos)
-                    child = enc_node(v, (*path, k), i)
-                    if child:
-                        sub[k] = child
-                    codes.append((NODE_DEF, i))
-                else:
-                    codes.append((NODE_REF, e[1]))
-            elif kind == K_PYTREE:
-                code, child = enc_pytree(v, (*path, k), pos)
-                if code[0] != STATIC:
-                    all_static = False
-                if child:
-                    sub[k] = child
-                codes.append(code)
-            else:  # a bare TreefyState that is not a pytree
-                all_static = False
-                sub[k] = v
-                codes.append((LEAF, (*path, k)))
-        return tuple(codes), sub, all_static
-
-    def enc_node(node, path, index):
-        t = type(node)
-        impl = impls[t]
-        pos = len(records)
-        records.append(None)
-        if impl.fast:
-            src = node.__dict__
-            invisible = t.graph_invisible_attrs
-            if invisible:
-                keys = tuple(sorted(k for k in src if k not in invisible))
-            else:
-                keys = tuple(sorted(src))
-            metadata = (t,)
-        else:
-            keys, values, metadata = R.node_children(impl, node, path)
-            keys = tuple(keys)
-            src = dict(zip(keys, values))
-        codes, sub, _ = enc_items(keys, src, path, pos)
-        records[pos] = (t, index, metadata, keys, codes)
-        return sub
-
-    def enc_pytree(x, path, pos):
-        if x is None:
-            return none_code, None
-        keys, src, treedef = R.flatten_pytree(x, path)
-        codes, sub, all_static = enc_items(keys, src, path, pos)
-        if all_static and R.hashable_by_value(x):
-            return (STATIC, x), None
-        return (PYTREE, treedef, keys, codes), sub
-
-    try:
-        if root_kind == K_NODE:
-            e = table_get(id(root))
-            if e is not None:  # already split earlier in this split_context
-                return (NODE_REF, e[1]), (), {}, False
-            i = len(table)
-            table[id(root)] = (root, i)
-            owner.append(-1)
-            sub = enc_node(root, (), i)
-            return (NODE_DEF, i), tuple(records), sub, prepass
-        code, sub = enc_pytree(root, (), -1)
-        return code, tuple(records), sub or {}, prepass
-    finally:
-        # The three closures refer to each other through their cells: clear the cells so the
-        # call leaves no reference cycle behind for the garbage collector.
-        enc_items = enc_node = enc_pytree = None  # noqa: F841
+        root_code, records, root_sub, prepass, size = _core.encode(node, kind, table,
+                                                                   treefy_state)
+        return GraphDef._from_codes(root_code, records, prepass, size), NestedDict(root_sub)
 
 
 # --- unflatten --------------------------------------------------------------------------------
@@ -474,91 +305,42 @@ def unflatten(
             f"{type(graphdef).__qualname__}."
         )
     mapping = as_nested(state_mapping)
-    table = {} if index_ref is None else index_ref
+    size = None
+    if index_ref is None:
+        # the core then keeps its index table in a list of this size (-1: keep a dict)
+        size = graphdef._size
+        if size is None:
+            size = _core.index_bound(graphdef._root, graphdef._records)
+            object.__setattr__(graphdef, "_size", size)
     check = check_signatures and not _core.is_rebinding()
     with R.gc_paused():
-        return _Decoder(graphdef, mapping, table, index_ref_cache, check, copy_hooks).run()
+        return _Decoder(graphdef, mapping, index_ref, index_ref_cache, check, copy_hooks,
+                        size).run()
 
 
-class _Decoder:
-    """One unflatten call (holds no reference to itself: no cycles for the GC to find)."""
+class _Decoder(_core.DecoderCore):
+    """One unflatten call: the core's loops plus the rare paths and the errors."""
 
-    __slots__ = ("gd", "mapping", "table", "cache", "check", "copy_hooks", "subs", "total",
-                 "dicts", "leaves", "exact")
-
-    def __init__(self, gd, mapping, table, cache, check, copy_hooks):
-        self.gd = gd
-        self.mapping = mapping
-        self.table = table
-        self.cache = cache
-        self.check = check
-        self.copy_hooks = copy_hooks
-        self.subs: dict = {}  # node index -> its sub-mapping (None: nothing below it)
-        # Extra-path detection: every mapping dict reached contributes its length; every
-        # entry consumed (a leaf or a sub-dict reached) must account for one of them.
-        self.total = len(mapping)
-        self.dicts = 0
-        self.leaves = 0
-        # Explicit-path codes (hand-built GraphDefs) may reach dicts the count does not see.
-        self.exact = True
+    __slots__ = ()
 
     def run(self) -> Any:
         gd = self.gd
         records = gd._records
-        table = self.table
-        cache = self.cache
-        impls = R._NODE_IMPLS
-        new = _new
-
         # Pass 1: every node shell exists before anything points at it.
-        for rec in records:
-            t, index = rec[0], rec[1]
-            impl = impls.get(t)
-            if impl is None:
-                R.get_node_impl(t)  # raises the "Unknown graph node type" error
-            if cache is not None and index in cache:
-                shell = cache[index]
-                if type(shell) is not t:
-                    raise ValueError(
-                        f"Expected a node of type {t.__qualname__} for index {index} in "
-                        f"index_ref_cache, but it holds a {type(shell).__qualname__}. The "
-                        "cache must come from rebuilding the same graph."
-                    )
-                impl.clear(shell)
-            elif impl.fast:
-                shell = new(t)
-            else:
-                shell = impl.create_empty(rec[2])
-            table[index] = shell
-
+        self._make_shells(records)
         root = gd._root
-        tag = root[0]
-        if tag == NODE_DEF:
+        if root[0] == NODE_DEF:
             self.subs[root[1]] = self.mapping
         if gd._prepass:
             self._define_all()
-
         # The root code first (pre-order first), then the records in index order.
         result = self._resolve_root(root)
-        subs_get = self.subs.get
-        items = self._items
-        for t, index, _, keys, codes in records:
-            try:
-                values = items(keys, codes, subs_get(index), ())
-            except _RebuildError as err:
-                self._raise(index, err)
-            impl = impls[t]
-            if impl.fast:
-                table[index].__dict__.update(zip(keys, values))
-            else:
-                shell = table[index]
-                for k, v in zip(keys, values):
-                    impl.set_key(shell, k, v)
+        self._fill(records)
         if self.exact and self.total != self.dicts + self.leaves:
             self._raise_extra()
         return result
 
-    # -- errors --
+    # -- errors (the core detects, these word) --
 
     def _path_of(self, index: int | None, keys: tuple) -> tuple:
         if index is None:
@@ -582,6 +364,28 @@ class _Decoder:
             "same graph (treefy_split), or drop the extra entries first."
         )
 
+    def _bad_node_type(self, t: type) -> None:
+        R.get_node_impl(t)  # raises the "Unknown graph node type" error
+
+    def _bad_cached_node(self, t: type, index: int, shell: Any) -> None:
+        raise ValueError(
+            f"Expected a node of type {t.__qualname__} for index {index} in "
+            f"index_ref_cache, but it holds a {type(shell).__qualname__}. The "
+            "cache must come from rebuilding the same graph."
+        )
+
+    def _bad_signature(self, keys_path: tuple, st: State, sig: Any) -> _RebuildError:
+        return _RebuildError(keys_path, lambda where: _signature_error(where, st, sig))
+
+    def _not_a_dict(self, keys_path: tuple, value: Any) -> _RebuildError:
+        return _not_a_dict(keys_path, value)
+
+    def _unknown_index(self, keys_path: tuple, what: str, index: int) -> _RebuildError:
+        return _unknown_index(keys_path, what, index)
+
+    def _bad_code(self, code: Any) -> BaseException:
+        return TypeError(f"Unknown GraphDef code {code!r}; this is a bug.")
+
     # -- the passes --
 
     def _resolve_root(self, root: tuple) -> Any:
@@ -602,101 +406,10 @@ class _Decoder:
         except _RebuildError as err:
             self._raise(None, err)
 
-    def _items(self, keys, codes, sub, prefix) -> list:
-        """Resolve the codes of one container whose sub-mapping is ``sub`` (or None)."""
-        table = self.table
-        table_get = table.get
-        subs = self.subs
-        out = []
-        append = out.append
-        sub_get = sub.get if sub is not None else None
-        # The common state slot (a TreefyState with the standard layout, no cache, no hook
-        # copying) is rebuilt inline; everything else goes through self._state.
-        inline = self.cache is None and not self.copy_hooks
-        check = self.check
-        fast_state = _FAST_STATE
-        TS = TreefyState
-        n_leaves = 0
-        for k, c in zip(keys, codes):
-            tag = c[0]
-            if tag == STATE_DEF:
-                st = table_get(c[1])
-                if st is None:
-                    v = sub_get(k, _MISSING) if sub_get is not None else _MISSING
-                    if inline and type(v) is TS:
-                        d = v.__dict__
-                        cls = d.get("type")
-                        if len(d) == 7 and (fast_state.get(cls) or _fast_state_ok(cls)):
-                            st = cls.__new__(cls)
-                            st._init_from(d["value"], d["_source_info"])
-                            st._name = d["_name"]
-                            st._been_writen = d["_been_writen"]
-                            tag_ = d["tag"]
-                            st.tag = set(tag_) if type(tag_) is set else tag_
-                        else:
-                            st = ref_to_state(v)
-                        n_leaves += 1
-                        sig = c[3]
-                        if check and sig is not None and st._signature != sig and \
-                                not _keep_poisoned(st, sig):
-                            self.leaves += n_leaves
-                            raise _RebuildError(
-                                (*prefix, k), lambda where, st=st, sig=sig: _signature_error(where, st, sig)
-                            )
-                        table[c[1]] = st
-                    else:
-                        st = self._state(v, c, (*prefix, k))
-                append(st)
-            elif tag == STATIC:
-                append(c[1])
-            elif tag == NODE_DEF:
-                if sub_get is not None:
-                    child = sub_get(k)
-                    if child is not None:
-                        if not isinstance(child, dict):
-                            raise _not_a_dict((*prefix, k), child)
-                        if c[1] not in subs:
-                            self.dicts += 1
-                            self.total += len(child)
-                            subs[c[1]] = child
-                append(table[c[1]])
-            elif tag == NODE_REF:
-                try:
-                    append(table[c[1]])
-                except KeyError:
-                    raise _unknown_index((*prefix, k), "node", c[1]) from None
-            elif tag == STATE_REF:
-                st = table_get(c[1])
-                if st is None:
-                    raise _unknown_index((*prefix, k), "state", c[1])
-                append(st)
-            elif tag == PYTREE:
-                child = sub_get(k) if sub_get is not None else None
-                append(self._pytree(c, child, (*prefix, k), False))
-            elif tag == LEAF:
-                self.exact = False
-                append(self._leaf(c[1], (*prefix, k)))
-            elif tag == STATE_AT:
-                self.exact = False
-                st = table_get(c[1])
-                if st is None:
-                    st = self._state(_lookup(self.mapping, c[4]), c, (*prefix, k),
-                                     explicit=c[4])
-                append(st)
-            else:
-                raise TypeError(f"Unknown GraphDef code {c!r}; this is a bug.")
-        if n_leaves:
-            self.leaves += n_leaves
-        return out
+    # -- the rare paths of the core's loops --
 
-    def _pytree(self, code, sub, keys_path, is_root) -> Any:
-        if sub is not None and not is_root:
-            if not isinstance(sub, dict):
-                raise _not_a_dict(keys_path, sub)
-            self.dicts += 1
-            self.total += len(sub)
-        children = self._items(code[2], code[3], sub, keys_path)
-        return R.unflatten_pytree(code[1], code[2], children)
+    def _ref_to_state(self, ref: TreefyState) -> State:
+        return ref_to_state(ref)
 
     def _leaf(self, path: tuple, keys_path: tuple) -> Any:
         v = _lookup(self.mapping, path)
@@ -710,6 +423,9 @@ class _Decoder:
             )
         self.leaves += 1
         return ref_to_state(v, self.copy_hooks) if isinstance(v, TreefyState) else v
+
+    def _state_at(self, code: tuple, keys_path: tuple) -> State:
+        return self._state(_lookup(self.mapping, code[4]), code, keys_path, explicit=code[4])
 
     def _state(self, v, code, keys_path, explicit=None) -> State:
         index = code[1]
@@ -936,3 +652,29 @@ def _mapping_paths(mapping: dict, expected: set) -> list:
 
     walk(mapping, ())
     return out
+
+
+_core.configure_graph(
+    constants={
+        "kinds": (R.GRAPH_NODE, R.PYTREE, R.STATE, R.STATE_LEAF, R.STATIC, R.NONE),
+        "codes": (NODE_DEF, NODE_REF, STATE_DEF, STATE_REF, STATIC, PYTREE, LEAF, STATE_AT),
+        "treedef_kinds": (R.LIST_KIND, R.TUPLE_KIND, R.DICT_KIND),
+    },
+    kinds=R._KIND,
+    classify=R.classify,
+    node_impls=R._NODE_IMPLS,
+    plain_nodes=R._PLAIN_NODES,
+    flatten_pytree=R.flatten_pytree,
+    node_children=R.node_children,
+    seq_treedef=R.seq_treedef,
+    dict_treedef=R.dict_treedef,
+    treedef_kinds=R._TREEDEF_KIND,
+    hashable_by_value=R.hashable_by_value,
+    fast_ref=_FAST_REF,
+    fast_ref_ok=_fast_ref_ok,
+    fast_state=_FAST_STATE,
+    fast_state_ok=_fast_state_ok,
+    ref_type=TreefyState,
+    rebuild_error=_RebuildError,
+    missing=_MISSING,
+)

@@ -312,16 +312,19 @@ class GraphDef:
     """
 
     __module__ = "brainstate.graph"
-    __slots__ = ("_root", "_records", "_prepass", "_hash", "_view")
+    # _size: one more than the largest index the codes use, when known (a cache for merge,
+    # not part of equality, hashing or pickling).
+    __slots__ = ("_root", "_records", "_prepass", "_hash", "_view", "_size")
 
     def __init__(self, root: Any, node_specs: tuple = ()) -> None:
         root_code, records = _codes_from_edges(root, tuple(node_specs))
         _init(self, root_code, records, True)
 
     @classmethod
-    def _from_codes(cls, root: tuple, records: tuple, prepass: bool) -> "GraphDef":
+    def _from_codes(cls, root: tuple, records: tuple, prepass: bool,
+                    size: int | None = None) -> "GraphDef":
         self = object.__new__(cls)
-        _init(self, root, records, prepass)
+        _init(self, root, records, prepass, size)
         return self
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -455,13 +458,15 @@ class GraphDef:
         return "\n".join(lines)
 
 
-def _init(self: GraphDef, root: tuple, records: tuple, prepass: bool) -> None:
+def _init(self: GraphDef, root: tuple, records: tuple, prepass: bool,
+          size: int | None = None) -> None:
     sa = object.__setattr__
     sa(self, "_root", root)
     sa(self, "_records", records)
     sa(self, "_prepass", prepass)
     sa(self, "_hash", None)
     sa(self, "_view", None)
+    sa(self, "_size", size)
 
 
 def _short(edge: Any) -> str:

@@ -12,7 +12,12 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
+from brainstate import _impl
+
+from . import _flatten  # noqa: F401  (configures the core's graph loops)
 from . import _registry as R
+
+_core = _impl.core
 
 __all__ = ["iter_leaf", "iter_node"]
 
@@ -132,84 +137,11 @@ def iter_node(node: Any, allowed_hierarchy: tuple = (0, R.MAX_INT)) -> Iterator[
 def collect_states(root: Any, lo: int, hi: int, accept: Any = None) -> dict:
     """``{path: state}`` in iter_leaf order (first path of each state), as a plain dict.
 
-    With ``accept`` (a callable ``state class -> bool``, memoised here per class) only states
-    whose class it accepts are kept.
-
-    This is ``iter_leaf`` without generators, statics or per-item calls: the loop below is the
-    hot path of ``Module.states()``.
+    With ``accept`` (a callable ``state class -> bool``, memoised per class) only states whose
+    class it accepts are kept. This is the hot path of ``Module.states()``: the loop lives in
+    the core (``collect_states``).
     """
-    out: dict = {}
-    seen: set = set()  # ids of entered containers and of reported states
-    seen_add = seen.add
-    kind_get = R._KIND.get
-    classify = R.classify
-    plain = R._PLAIN_NODES
-    K_STATE, K_NODE, K_PYTREE = R.STATE, R.GRAPH_NODE, R.PYTREE
-    memo: dict | None = None if accept is None else {}
-
-    def items(keys, src, path, level):
-        # ``src[k]`` is the child under ``k`` (a node's __dict__, a list, a dict...).
-        for k in keys:
-            v = src[k]
-            t = type(v)
-            kind = kind_get(t)
-            if kind is None:
-                kind = classify(v)
-            if kind == K_STATE:
-                if level >= lo:
-                    i = id(v)
-                    if i not in seen:
-                        if memo is not None:
-                            keep = memo.get(t)
-                            if keep is None:
-                                keep = memo[t] = bool(accept(t))
-                            if not keep:
-                                continue
-                        seen_add(i)
-                        out[(*path, k)] = v
-            elif kind == K_NODE:
-                i = id(v)
-                if level < hi and i not in seen:
-                    seen_add(i)
-                    if t in plain:
-                        d = v.__dict__
-                        items(sorted(d), d, (*path, k), level + 1)
-                    else:
-                        node(v, (*path, k), level + 1)
-            elif kind == K_PYTREE:
-                i = id(v)
-                if i not in seen:
-                    seen_add(i)
-                    p = (*path, k)
-                    ks, sv, _ = R.flatten_pytree(v, p)
-                    items(ks, sv, p, level)
-
-    def node(n, path, level):
-        t = type(n)
-        if t in plain:
-            d = n.__dict__
-            items(sorted(d), d, path, level)
-        else:
-            keys, values, _ = R.node_children(R._NODE_IMPLS[t], n, path)
-            items(keys, dict(zip(keys, values)), path, level)
-
-    kind = classify(root)
-    try:
-        if hi < 0:
-            return out
-        if kind == K_STATE:
-            if lo <= 0 and (accept is None or accept(type(root))):
-                out[()] = root
-        elif kind == K_NODE:
-            seen_add(id(root))
-            node(root, (), 0)
-        elif kind == K_PYTREE:
-            seen_add(id(root))
-            ks, sv, _ = R.flatten_pytree(root, ())
-            items(ks, sv, (), 0)
-        return out
-    finally:
-        items = node = None  # break the closures' reference cycle  # noqa: F841
+    return _core.collect_states(root, lo, hi, accept)
 
 
 def collect_nodes(root: Any, lo: int, hi: int) -> dict:
