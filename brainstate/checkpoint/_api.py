@@ -592,6 +592,14 @@ def load(path, target: Any, *, strict: bool = True, verify: bool = False) -> Loa
     spath = os.fspath(path)
     items = _collect(target, "load into")
     if os.path.isdir(spath):
+        from brainstate.checkpoint._orbax import META_NAME
+
+        if not os.path.isfile(os.path.join(spath, META_NAME)):
+            # decided before importing the optional Orbax backend, so a stray folder gets
+            # the same answer with or without orbax installed
+            raise CheckpointFormatError(
+                f"{spath!r} is a directory but not a brainstate checkpoint: it has no "
+                f"{META_NAME}.")
         from brainstate.checkpoint import _orbax
 
         metadata, records, fetch = _orbax.open_records(spath)
