@@ -128,6 +128,16 @@ def _h(x: Any, dtype: Any) -> jax.Array:
     return x if x.dtype == dtype else x.astype(dtype)
 
 
+def _pos(x: Any, dtype: Any = None) -> jax.Array:
+    """A positive hyper-parameter as used by losses and samplers: ``relu(x) + eps``.
+
+    Trainable hyper-parameters may be moved below zero by an optimizer; the clamp keeps
+    every density well defined. ``dtype`` casts to the value's dtype (losses).
+    """
+    x = get_value(x) if dtype is None else _h(x, dtype)
+    return jax.nn.relu(x) + _EPS
+
+
 def _size(shape: Any) -> tuple:
     if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
         return (int(shape),)
@@ -190,6 +200,12 @@ class Regularization(Module):
     def __init__(self, fit_hyper: bool = False) -> None:
         super().__init__()
         self.fit_hyper = bool(fit_hyper)
+
+    def _positive_hyper(self, name: str, v: Any) -> jax.Array:
+        """``v`` as a hyper-parameter array, refused unless finite and > 0."""
+        arr = _hyper(type(self).__name__, name, v)
+        _positive(type(self).__name__, name, arr)
+        return arr
 
     def _learnable(self, v: jax.Array) -> Any:
         return ParamState(v) if self.fit_hyper else v
@@ -322,7 +338,7 @@ class GaussianReg(Regularization):
         return _h(self.weight, v.dtype) * (jnp.sum(p * d * d) - jnp.sum(jnp.log(p)))
 
     def sample_init(self, shape: Any, key: Any = None) -> jax.Array:
-        std = 1.0 / jnp.sqrt(jax.nn.relu(get_value(self.precision)) + _EPS)
+        std = 1.0 / jnp.sqrt(_pos(self.precision))
         noise = jax.random.normal(_key(key), _size(shape), _dftype())
         return get_value(self.mean) + std * noise
 
@@ -380,13 +396,12 @@ class HuberReg(Regularization):
     def __init__(self, weight: Any = 1.0, delta: Any = 1.0, fit_hyper: bool = False) -> None:
         super().__init__(fit_hyper)
         self.weight = _hyper("HuberReg", "weight", weight)
-        delta = _hyper("HuberReg", "delta", delta)
-        _positive("HuberReg", "delta", delta)
+        delta = self._positive_hyper("delta", delta)
         self.delta = self._learnable(delta)
 
     def loss(self, value: Any) -> jax.Array:
         v = _value(value)
-        d = jax.nn.relu(_h(self.delta, v.dtype)) + _EPS
+        d = _pos(self.delta, v.dtype)
         a = jnp.abs(v)
         h = jnp.where(a <= d, 0.5 * v * v, d * (a - 0.5 * d))
         return _h(self.weight, v.dtype) * jnp.sum(h)
@@ -516,18 +531,17 @@ class MaxNormReg(Regularization):
     def __init__(self, weight: Any = 1.0, max_value: Any = 1.0, fit_hyper: bool = False) -> None:
         super().__init__(fit_hyper)
         self.weight = _hyper("MaxNormReg", "weight", weight)
-        max_value = _hyper("MaxNormReg", "max_value", max_value)
-        _positive("MaxNormReg", "max_value", max_value)
+        max_value = self._positive_hyper("max_value", max_value)
         self.max_value = self._learnable(max_value)
 
     def loss(self, value: Any) -> jax.Array:
         v = _value(value)
-        m = jax.nn.relu(_h(self.max_value, v.dtype)) + _EPS
+        m = _pos(self.max_value, v.dtype)
         norm = jnp.sqrt(jnp.sum(v * v) + _EPS)
         return _h(self.weight, v.dtype) * jax.nn.relu(norm - m) ** 2
 
     def sample_init(self, shape: Any, key: Any = None) -> jax.Array:
-        m = jax.nn.relu(get_value(self.max_value)) + _EPS
+        m = _pos(self.max_value)
         x = jax.random.normal(_key(key), _size(shape), _dftype())
         norm = jnp.sqrt(jnp.sum(x * x) + _EPS)
         return x * (0.5 * m / norm)  # half the bound: safely inside the ball
@@ -616,8 +630,7 @@ class SpectralNormReg(Regularization):
                  fit_hyper: bool = False) -> None:
         super().__init__(fit_hyper)
         self.weight = _hyper("SpectralNormReg", "weight", weight)
-        max_value = _hyper("SpectralNormReg", "max_value", max_value)
-        _positive("SpectralNormReg", "max_value", max_value)
+        max_value = self._positive_hyper("max_value", max_value)
         self.max_value = self._learnable(max_value)
         self.n_power_iterations = int(n_power_iterations)
 
@@ -632,11 +645,11 @@ class SpectralNormReg(Regularization):
 
     def loss(self, value: Any) -> jax.Array:
         v = _value(value)
-        m = jax.nn.relu(_h(self.max_value, v.dtype)) + _EPS
+        m = _pos(self.max_value, v.dtype)
         return _h(self.weight, v.dtype) * jax.nn.relu(self._sigma(v) - m) ** 2
 
     def sample_init(self, shape: Any, key: Any = None) -> jax.Array:
-        m = jax.nn.relu(get_value(self.max_value)) + _EPS
+        m = _pos(self.max_value)
         x = jax.random.normal(_key(key), _size(shape), _dftype())
         return x * (m / (self._sigma(x) + _EPS))
 
@@ -662,8 +675,8 @@ class StudentTReg(Regularization):
 
     def loss(self, value: Any) -> jax.Array:
         v = _value(value)
-        df = jax.nn.relu(_h(self.df, v.dtype)) + _EPS
-        s = jax.nn.relu(_h(self.scale, v.dtype)) + _EPS
+        df = _pos(self.df, v.dtype)
+        s = _pos(self.scale, v.dtype)
         z = v / s
         data = jnp.sum(0.5 * (df + 1.0) * jnp.log1p(z * z / df))
         norm = v.size * (jnp.log(s) + gammaln(df / 2.0) + 0.5 * jnp.log(df * math.pi)
@@ -671,8 +684,8 @@ class StudentTReg(Regularization):
         return _h(self.weight, v.dtype) * (data + norm)
 
     def sample_init(self, shape: Any, key: Any = None) -> jax.Array:
-        df = jax.nn.relu(get_value(self.df)) + _EPS
-        s = jax.nn.relu(get_value(self.scale)) + _EPS
+        df = _pos(self.df)
+        s = _pos(self.scale)
         return s * jax.random.t(_key(key), df, _size(shape), _dftype())
 
     def reset_value(self) -> float:
@@ -687,18 +700,17 @@ class CauchyReg(Regularization):
     def __init__(self, weight: Any = 1.0, scale: Any = 1.0, fit_hyper: bool = False) -> None:
         super().__init__(fit_hyper)
         self.weight = _hyper("CauchyReg", "weight", weight)
-        scale = _hyper("CauchyReg", "scale", scale)
-        _positive("CauchyReg", "scale", scale)
+        scale = self._positive_hyper("scale", scale)
         self.scale = self._learnable(scale)
 
     def loss(self, value: Any) -> jax.Array:
         v = _value(value)
-        s = jax.nn.relu(_h(self.scale, v.dtype)) + _EPS
+        s = _pos(self.scale, v.dtype)
         z = v / s
         return _h(self.weight, v.dtype) * (jnp.sum(jnp.log1p(z * z)) + v.size * jnp.log(s))
 
     def sample_init(self, shape: Any, key: Any = None) -> jax.Array:
-        s = jax.nn.relu(get_value(self.scale)) + _EPS
+        s = _pos(self.scale)
         return s * jax.random.cauchy(_key(key), _size(shape), _dftype())
 
     def reset_value(self) -> float:
@@ -755,13 +767,13 @@ class LogNormalReg(Regularization):
     def loss(self, value: Any) -> jax.Array:
         v = _value(value)
         mu = _h(self.mu, v.dtype)
-        s = jax.nn.relu(_h(self.sigma, v.dtype)) + _EPS
+        s = _pos(self.sigma, v.dtype)
         lx = jnp.log(jax.nn.relu(v) + _EPS)
         data = jnp.sum((lx - mu) ** 2 / (2.0 * s * s) + lx)
         return _h(self.weight, v.dtype) * (data + v.size * jnp.log(s))
 
     def sample_init(self, shape: Any, key: Any = None) -> jax.Array:
-        s = jax.nn.relu(get_value(self.sigma)) + _EPS
+        s = _pos(self.sigma)
         z = jax.random.normal(_key(key), _size(shape), _dftype())
         return jnp.exp(get_value(self.mu) + s * z)
 
@@ -777,17 +789,16 @@ class ExponentialReg(Regularization):
     def __init__(self, weight: Any = 1.0, rate: Any = 1.0, fit_hyper: bool = False) -> None:
         super().__init__(fit_hyper)
         self.weight = _hyper("ExponentialReg", "weight", weight)
-        rate = _hyper("ExponentialReg", "rate", rate)
-        _positive("ExponentialReg", "rate", rate)
+        rate = self._positive_hyper("rate", rate)
         self.rate = self._learnable(rate)
 
     def loss(self, value: Any) -> jax.Array:
         v = _value(value)
-        r = jax.nn.relu(_h(self.rate, v.dtype)) + _EPS
+        r = _pos(self.rate, v.dtype)
         return _h(self.weight, v.dtype) * r * jnp.sum(jax.nn.relu(v))
 
     def sample_init(self, shape: Any, key: Any = None) -> jax.Array:
-        r = jax.nn.relu(get_value(self.rate)) + _EPS
+        r = _pos(self.rate)
         return jax.random.exponential(_key(key), _size(shape), _dftype()) / r
 
     def reset_value(self) -> float:
@@ -812,21 +823,21 @@ class GammaReg(Regularization):
 
     def loss(self, value: Any) -> jax.Array:
         v = _value(value)
-        a = jax.nn.relu(_h(self.alpha, v.dtype)) + _EPS
-        b = jax.nn.relu(_h(self.beta, v.dtype)) + _EPS
+        a = _pos(self.alpha, v.dtype)
+        b = _pos(self.beta, v.dtype)
         x = jax.nn.relu(v) + _EPS
         data = jnp.sum(-(a - 1.0) * jnp.log(x) + b * x)
         norm = v.size * (-a * jnp.log(b) + gammaln(a))
         return _h(self.weight, v.dtype) * (data + norm)
 
     def sample_init(self, shape: Any, key: Any = None) -> jax.Array:
-        a = jax.nn.relu(get_value(self.alpha)) + _EPS
-        b = jax.nn.relu(get_value(self.beta)) + _EPS
+        a = _pos(self.alpha)
+        b = _pos(self.beta)
         return jax.random.gamma(_key(key), a, _size(shape), _dftype()) / b
 
     def reset_value(self) -> jax.Array:
-        a = jax.nn.relu(get_value(self.alpha)) + _EPS
-        b = jax.nn.relu(get_value(self.beta)) + _EPS
+        a = _pos(self.alpha)
+        b = _pos(self.beta)
         return jnp.maximum((a - 1.0) / b, _EPS)  # the mode
 
 
@@ -848,21 +859,21 @@ class BetaReg(Regularization):
 
     def loss(self, value: Any) -> jax.Array:
         v = _value(value)
-        a = jax.nn.relu(_h(self.a, v.dtype)) + _EPS
-        b = jax.nn.relu(_h(self.b, v.dtype)) + _EPS
+        a = _pos(self.a, v.dtype)
+        b = _pos(self.b, v.dtype)
         x = jnp.clip(v, _EPS, 1.0 - _EPS)
         data = jnp.sum(-(a - 1.0) * jnp.log(x) - (b - 1.0) * jnp.log1p(-x))
         norm = v.size * (gammaln(a) + gammaln(b) - gammaln(a + b))
         return _h(self.weight, v.dtype) * (data + norm)
 
     def sample_init(self, shape: Any, key: Any = None) -> jax.Array:
-        a = jax.nn.relu(get_value(self.a)) + _EPS
-        b = jax.nn.relu(get_value(self.b)) + _EPS
+        a = _pos(self.a)
+        b = _pos(self.b)
         return jax.random.beta(_key(key), a, b, _size(shape), _dftype())
 
     def reset_value(self) -> jax.Array:
-        a = jax.nn.relu(get_value(self.a)) + _EPS
-        b = jax.nn.relu(get_value(self.b)) + _EPS
+        a = _pos(self.a)
+        b = _pos(self.b)
         return jnp.clip((a - 1.0) / (a + b - 2.0 + _EPS), 0.0, 1.0)  # the mode
 
 
@@ -874,20 +885,19 @@ class HorseshoeReg(Regularization):
     def __init__(self, weight: Any = 1.0, tau: Any = 1.0, fit_hyper: bool = False) -> None:
         super().__init__(fit_hyper)
         self.weight = _hyper("HorseshoeReg", "weight", weight)
-        tau = _hyper("HorseshoeReg", "tau", tau)
-        _positive("HorseshoeReg", "tau", tau)
+        tau = self._positive_hyper("tau", tau)
         self.tau = self._learnable(tau)
 
     def loss(self, value: Any) -> jax.Array:
         v = _value(value)
-        t = jax.nn.relu(_h(self.tau, v.dtype)) + _EPS
+        t = _pos(self.tau, v.dtype)
         z = v / t
         return _h(self.weight, v.dtype) * (jnp.sum(jnp.log1p(z * z)) + v.size * jnp.log(t))
 
     def sample_init(self, shape: Any, key: Any = None) -> jax.Array:
         k1, k2 = _keys(key, 2)
         size, dt = _size(shape), _dftype()
-        t = jax.nn.relu(get_value(self.tau)) + _EPS
+        t = _pos(self.tau)
         local = jnp.abs(jax.random.cauchy(k1, size, dt))  # half-Cauchy local scales
         return t * local * jax.random.normal(k2, size, dt)
 
@@ -913,22 +923,22 @@ class InverseGammaReg(Regularization):
 
     def loss(self, value: Any) -> jax.Array:
         v = _value(value)
-        a = jax.nn.relu(_h(self.alpha, v.dtype)) + _EPS
-        b = jax.nn.relu(_h(self.beta, v.dtype)) + _EPS
+        a = _pos(self.alpha, v.dtype)
+        b = _pos(self.beta, v.dtype)
         x = jax.nn.relu(v) + _EPS
         data = jnp.sum((a + 1.0) * jnp.log(x) + b / x)
         norm = v.size * (-a * jnp.log(b) + gammaln(a))
         return _h(self.weight, v.dtype) * (data + norm)
 
     def sample_init(self, shape: Any, key: Any = None) -> jax.Array:
-        a = jax.nn.relu(get_value(self.alpha)) + _EPS
-        b = jax.nn.relu(get_value(self.beta)) + _EPS
+        a = _pos(self.alpha)
+        b = _pos(self.beta)
         g = jax.random.gamma(_key(key), a, _size(shape), _dftype())
         return b / (g + _EPS)
 
     def reset_value(self) -> jax.Array:
-        a = jax.nn.relu(get_value(self.alpha)) + _EPS
-        b = jax.nn.relu(get_value(self.beta)) + _EPS
+        a = _pos(self.alpha)
+        b = _pos(self.beta)
         return b / (a + 1.0)  # the mode
 
 
@@ -950,8 +960,8 @@ class LogUniformReg(Regularization):
         self.upper = self._learnable(upper)
 
     def _bounds(self, dtype: Any) -> tuple:
-        return (jax.nn.relu(_h(self.lower, dtype)) + _EPS,
-                jax.nn.relu(_h(self.upper, dtype)) + _EPS)
+        return (_pos(self.lower, dtype),
+                _pos(self.upper, dtype))
 
     def loss(self, value: Any) -> jax.Array:
         v = _value(value)
@@ -989,8 +999,8 @@ class SpikeAndSlabReg(Regularization):
         self.pi = self._learnable(pi)
 
     def _params(self, dtype: Any) -> tuple:
-        return (jax.nn.relu(_h(self.spike_scale, dtype)) + _EPS,
-                jax.nn.relu(_h(self.slab_scale, dtype)) + _EPS,
+        return (_pos(self.spike_scale, dtype),
+                _pos(self.slab_scale, dtype),
                 jnp.clip(_h(self.pi, dtype), _EPS, 1.0 - _EPS))
 
     def loss(self, value: Any) -> jax.Array:
@@ -1020,19 +1030,18 @@ class DirichletReg(Regularization):
     def __init__(self, weight: Any = 1.0, alpha: Any = 1.0, fit_hyper: bool = False) -> None:
         super().__init__(fit_hyper)
         self.weight = _hyper("DirichletReg", "weight", weight)
-        alpha = _hyper("DirichletReg", "alpha", alpha)
-        _positive("DirichletReg", "alpha", alpha)
+        alpha = self._positive_hyper("alpha", alpha)
         self.alpha = self._learnable(alpha)
 
     def loss(self, value: Any) -> jax.Array:
         v = _value(value)
-        a = jax.nn.relu(_h(self.alpha, v.dtype)) + _EPS
+        a = _pos(self.alpha, v.dtype)
         p = _softmax_flat(v)
         return _h(self.weight, v.dtype) * jnp.sum(-(a - 1.0) * jnp.log(p + _EPS))
 
     def sample_init(self, shape: Any, key: Any = None) -> jax.Array:
         size, dt = _size(shape), _dftype()
-        a = jax.nn.relu(get_value(self.alpha)) + _EPS
+        a = _pos(self.alpha)
         g = jax.random.gamma(_key(key), a, size, dt)
         return jnp.log(g / (jnp.sum(g) + _EPS) + _EPS)  # logits of a Dirichlet draw
 
