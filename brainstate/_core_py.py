@@ -313,13 +313,16 @@ class Signature:
 def _analyse(value: Any) -> tuple[Signature, bool]:
     """Signature of ``value`` and whether any leaf is a JAX tracer."""
     if type(value) is _array_type:
-        return Signature(None, (), value.shape, value.dtype), False
+        # aval directly: ArrayImpl.shape/.dtype are properties that read it (two calls saved)
+        aval = value.aval
+        return Signature(None, (), aval.shape, aval.dtype), False
     leaves, treedef = _tree_flatten(value)
     has_tracer = False
     specs = []
     for leaf in leaves:
         if type(leaf) is _array_type:  # jax arrays: already canonical
-            specs.append((leaf.shape, leaf.dtype))
+            aval = leaf.aval
+            specs.append((aval.shape, aval.dtype))
             continue
         if isinstance(leaf, _tracer_type):
             has_tracer = True
@@ -338,7 +341,8 @@ def make_signature(value: Any) -> Signature:
 def _matches(sig: Signature, value: Any) -> tuple[bool, bool]:
     """(does ``value`` match ``sig``, does it hold a tracer)."""
     if sig.treedef is None and type(value) is _array_type:
-        return value.shape == sig.shape and value.dtype == sig.dtype, False
+        aval = value.aval
+        return aval.shape == sig.shape and aval.dtype == sig.dtype, False
     got, has_tracer = _analyse(value)
     return got == sig, has_tracer
 

@@ -39,14 +39,25 @@ cdef object _hooks = None
 cdef object _metadata_type = type(None)
 cdef str _pkg_prefix = "\0"
 cdef object _source_site = None
+cdef object _aval_get = None  # ArrayImpl's `aval` getter, called without attribute lookup
+
+
+cdef inline object _aval_of(object array):
+    # aval.shape/.dtype directly: ArrayImpl.shape/.dtype are Python properties reading it
+    # (two Python calls, ~90 ns per write). The getter is called directly: the attribute
+    # lookup through ArrayImpl's type costs ~8 ns more (perf: _PyType_Lookup misses).
+    if _aval_get is not None:
+        return _aval_get(array)
+    return array.aval
 
 
 def configure(*, tree_flatten, leaf_spec, array_type, tracer_type, trace_ctx, make_error,
               hooks, metadata_type, pkg_prefix, source_site):
     """Install the Python callables the core needs; called once by ``brainstate._impl``."""
     global _tree_flatten, _leaf_spec, _array_type, _tracer_type, _trace_ctx, _make_error
-    global _hooks, _metadata_type, _pkg_prefix, _source_site
+    global _hooks, _metadata_type, _pkg_prefix, _source_site, _aval_get
     _tree_flatten = tree_flatten
+    _aval_get = getattr(getattr(array_type, "__dict__", {}).get("aval"), "fget", None)
     _leaf_spec = leaf_spec
     _array_type = array_type
     _tracer_type = tracer_type
@@ -328,12 +339,14 @@ cdef Signature _analyse(object value, bint* has_tracer):
     """Signature of ``value``; sets ``has_tracer`` when a leaf is a JAX tracer."""
     has_tracer[0] = False
     if type(value) is _array_type:
-        return Signature(None, (), value.shape, value.dtype)
+        aval = _aval_of(value)
+        return Signature(None, (), aval.shape, aval.dtype)
     leaves, treedef = _tree_flatten(value)
     cdef list specs = []
     for leaf in <list>leaves:
         if type(leaf) is _array_type:  # jax arrays: already canonical, skip the Python call
-            specs.append((leaf.shape, leaf.dtype))
+            aval = _aval_of(leaf)
+            specs.append((aval.shape, aval.dtype))
             continue
         if isinstance(leaf, _tracer_type):
             has_tracer[0] = True
@@ -342,6 +355,35 @@ cdef Signature _analyse(object value, bint* has_tracer):
         # a bare array-like leaf: the single form, equal to what a jax array gives
         return Signature(None, (), specs[0][0], specs[0][1])
     return Signature(treedef, tuple(specs))
+
+
+# mirrors _core_py._matches for a tree signature; 1 = match, -1 = mismatch
+cdef int _matches_tree(Signature sig, object value, bint* has_tracer) except -2:
+    # Compares leaf by leaf against the stored specs instead of building a Signature.
+    cdef list leaves
+    cdef tuple specs = sig.specs
+    cdef Py_ssize_t i, n
+    has_tracer[0] = False
+    if type(value) is _array_type:
+        return -1  # a tree signature never equals the single-array form
+    leaves_obj, treedef = _tree_flatten(value)
+    leaves = <list>leaves_obj
+    n = len(leaves)
+    if n != len(specs) or not (treedef == sig.treedef):
+        return -1
+    for i in range(n):
+        leaf = leaves[i]
+        spec = specs[i]
+        if type(leaf) is _array_type and type(spec) is tuple:
+            aval = _aval_of(leaf)
+            if not (aval.shape == (<tuple>spec)[0] and _same_dtype(aval.dtype, (<tuple>spec)[1])):
+                return -1
+            continue
+        if isinstance(leaf, _tracer_type):
+            has_tracer[0] = True
+        if not (_leaf_spec(leaf) == spec):
+            return -1
+    return 1
 
 
 def make_signature(value):
@@ -521,7 +563,7 @@ cdef class StateCore:
             # reading the aval directly saves two Python calls per state built (merge of a
             # jax.tree.map'ed mapping: ~100 ns per state). tests/test_graph_core.py pins the
             # equivalence for the JAX version in use.
-            aval = value.aval
+            aval = _aval_of(value)
             self._sigobj = None
             self._sig_shape = aval.shape
             self._sig_dtype = aval.dtype
@@ -665,9 +707,12 @@ cdef class StateCore:
                 same = _same_structure(held, got)
             return 1 if same else -1
         if self._sigobj is None and type(v) is _array_type:
-            if v.shape == self._sig_shape and _same_dtype(v.dtype, self._sig_dtype):
+            aval = _aval_of(v)
+            if aval.shape == self._sig_shape and _same_dtype(aval.dtype, self._sig_dtype):
                 return 1
             return -1
+        if self._sigobj is not None:
+            return _matches_tree(<Signature>self._sigobj, v, has_tracer)
         got = _analyse(v, has_tracer)
         return 1 if got == self._signature else -1
 
