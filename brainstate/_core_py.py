@@ -720,25 +720,35 @@ def gather(states: Any) -> list:
     return out
 
 
-def scatter(states: Any, values: Any, written: Any) -> None:
+def scatter(states: Any, values: Any, written: Any = None) -> None:
     """Store a compiled call's results: written states without re-checking their signature.
 
-    Signatures were checked when the computation was traced, and its output avals are fixed,
-    so only recording in enclosing frames and observer hooks remain per call. The tracer
-    guard stays: outside any brainstate trace, a state from another JAX trace must not
-    receive tracers (a brainstate transform called inside a raw ``jax.jit``).
+    ``written`` holds one flag per state (``None``: every state was written). Signatures were
+    checked when the computation was traced, and its output avals are fixed, so only
+    recording in enclosing frames and observer hooks remain per call. The tracer guard stays:
+    outside any brainstate trace, a state from another JAX trace must not receive tracers (a
+    brainstate transform called inside a raw ``jax.jit``).
     """
+    states, values = list(states), list(values)
+    n = len(states)
+    if len(values) != n or (written is not None and len(written) != n):
+        raise ValueError(f"scatter: {n} states, {len(values)} values"
+                         + ("" if written is None else f", {len(written)} written flags"))
     guard = not (_n_frames and _ctx.state_stack)
-    current = _current_trace_ref() if guard else None
-    for st, v, w in zip(states, values, written):
-        if not w:
+    current = INVALID  # JAX's current trace, looked up only for a non-array value
+    sa = object.__setattr__
+    for i in range(n):
+        if written is not None and not written[i]:
             continue
-        if guard and st._trace_ref is not current and _analyse(v)[1]:
-            raise _make_error("tracer_write", st)
+        st, v = states[i], values[i]
+        if guard and type(v) is not _array_type:
+            if current is INVALID:
+                current = _current_trace_ref()
+            if st._trace_ref is not current and _analyse(v)[1]:
+                raise _make_error("tracer_write", st)
         old = st._value
         if _n_frames:
             _record_write(st)
-        sa = object.__setattr__
         sa(st, "_value", v)  # flags kept: a traced call returns what it was given
         sa(st, "_been_writen", True)
         if _n_hooks:

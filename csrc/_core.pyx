@@ -887,26 +887,39 @@ def gather(states):
     return out
 
 
-def scatter(states, values, written):
+def scatter(states, values, written=None):
     """Store a compiled call's results: written states without re-checking their signature.
 
-    Signatures were checked when the computation was traced, and its output avals are fixed,
-    so only recording in enclosing frames and observer hooks remain per call. The tracer
-    guard stays: outside any brainstate trace, a state from another JAX trace must not
-    receive tracers (a brainstate transform called inside a raw ``jax.jit``).
+    ``written`` holds one flag per state (``None``: every state was written). Signatures were
+    checked when the computation was traced, and its output avals are fixed, so only
+    recording in enclosing frames and observer hooks remain per call. The tracer guard stays:
+    outside any brainstate trace, a state from another JAX trace must not receive tracers (a
+    brainstate transform called inside a raw ``jax.jit``).
     """
     # mirrors _core_py.scatter
     cdef StateCore st
     cdef bint has_tracer
+    # tuples and lists are indexed in place (a transform's entry keeps its states in a tuple)
+    sts = states if type(states) is list or type(states) is tuple else list(states)
+    vals = values if type(values) is list or type(values) is tuple else list(values)
+    cdef Py_ssize_t i, n = len(sts)
+    if len(vals) != n or (written is not None and len(written) != n):
+        raise ValueError(f"scatter: {n} states, {len(vals)} values"
+                         + ("" if written is None else f", {len(written)} written flags"))
     cdef bint guard = not (_n_frames and len(<list>_get_ctx().state_stack))
-    current = _current_trace_ref() if guard else None
-    for st, v, w in zip(states, values, written):
-        if not w:
+    current = _INVALID  # JAX's current trace, looked up only for a non-array value
+    for i in range(n):
+        if written is not None and not written[i]:
             continue
-        if guard and st._trace_ref is not current and type(v) is not _array_type:
-            _analyse(v, &has_tracer)
-            if has_tracer:
-                raise _make_error("tracer_write", st)
+        st = <StateCore>sts[i]
+        v = vals[i]
+        if guard and type(v) is not _array_type:
+            if current is _INVALID:
+                current = _current_trace_ref()
+            if st._trace_ref is not current:
+                _analyse(v, &has_tracer)
+                if has_tracer:
+                    raise _make_error("tracer_write", st)
         old = st._value
         if _n_frames:
             _record_write(st)

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import pytest
 
 import brainstate
@@ -62,3 +64,22 @@ def test_jax_internals_we_depend_on_exist():
 
     trace = jax_core.trace_ctx.trace
     assert trace._weakref() is trace
+
+
+def test_disable_jit_state_tracks_the_public_switch():
+    # the compiled-call fast path reads jax._src.config.disable_jit.value (4x cheaper than
+    # jax.config.jax_disable_jit); it must follow jax.disable_jit() both ways
+    from brainstate.transform._make_jaxpr import _DISABLE_JIT
+
+    assert _DISABLE_JIT.value is False
+    with jax.disable_jit():
+        assert _DISABLE_JIT.value is True
+    assert _DISABLE_JIT.value is False
+
+
+def test_aval_getter_matches_the_public_properties():
+    # the core reads ArrayImpl's aval through its getter; shape/dtype must be the aval's
+    x = jnp.ones((3, 2), jnp.bfloat16)
+    getter = type(x).__dict__["aval"].fget
+    assert getter(x) is x.aval
+    assert (getter(x).shape, getter(x).dtype) == (x.shape, x.dtype)

@@ -486,6 +486,20 @@ class TestCoreSignature:
         np.testing.assert_array_equal(a._value, jnp.ones(2))
         np.testing.assert_array_equal(b._value, jnp.zeros(2))
 
+    def test_scatter_all_written_and_tuples(self, S, cfg_core):
+        a, b = S(jnp.zeros(2)), S(jnp.zeros(2))
+        cfg_core.scatter((a, b), (jnp.ones(2), jnp.full(2, 2.0)))
+        assert a._been_writen and b._been_writen
+        np.testing.assert_array_equal(b._value, jnp.full(2, 2.0))
+
+    def test_scatter_length_mismatch_raises_and_stores_nothing(self, S, cfg_core):
+        a, b = S(jnp.zeros(2)), S(jnp.zeros(2))
+        with pytest.raises(ValueError, match="2 states, 1 values"):
+            cfg_core.scatter([a, b], [jnp.ones(2)])
+        with pytest.raises(ValueError, match="1 written flags"):
+            cfg_core.scatter([a, b], [jnp.ones(2), jnp.ones(2)], [True])
+        np.testing.assert_array_equal(a._value, jnp.zeros(2))
+
     def test_identity(self, S):
         st = S(0.0)
         assert hash(st) == hash(id(st)) and st != S(0.0)

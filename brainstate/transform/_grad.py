@@ -155,7 +155,7 @@ class GradientTransform:
         else:
             gfun = jax.grad(pure, argnums=(0, 1), has_aux=True, **self._params)
             (g_states, g_args), (value, aux, written) = gfun(grad_vals, diff_args)
-        _core.scatter(entry.write_states, written, [True] * len(written))
+        _core.scatter(entry.write_states, written)
         if self.debug_nan:
             _raise_on_nan(g_states, g_args)
         return self._package(g_states, g_args, value, aux)

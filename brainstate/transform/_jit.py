@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import jax
 
-from brainstate.transform._make_jaxpr import StatefulFunction, outer_frames_untouched
+from brainstate.transform._make_jaxpr import _DISABLE_JIT, StatefulFunction, outer_frames_untouched
 
 __all__ = ["jit"]
 
@@ -88,7 +88,7 @@ class JittedFunction:
         return out
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if jax.config.jax_disable_jit:
+        if _DISABLE_JIT.value:
             return self.origin_fun(*args, **kwargs)
         if self.stateful_fun._jit_argmap is not None:
             self.stateful_fun._last_spans = _leaf_spans(self.stateful_fun, args, kwargs)

@@ -25,7 +25,7 @@ from brainstate._impl import core as _core
 from brainstate._messages import describe_state, make_error
 from brainstate._trace import StateTraceStack
 from brainstate.transform._error_if import unvmap_any
-from brainstate.transform._make_jaxpr import _ALL_WRITTEN, StatefulFunction, _rollback
+from brainstate.transform._make_jaxpr import StatefulFunction, _rollback
 from brainstate.transform._progress import as_runner, counter_init, describe_callable
 
 __all__ = [
@@ -108,7 +108,7 @@ class _Union:
             for st, v in zip(self.write_states, wvals):
                 if not st._trace_is_valid() and any(map(_is_tracer, _tree_leaves(v))):
                     raise make_error("tracer_write", st)
-        _core.scatter(self.write_states, list(wvals), _ALL_WRITTEN)
+        _core.scatter(self.write_states, list(wvals))
 
 
 def trace_fn(fun: Callable, args: tuple, name: str) -> Any:

@@ -17,7 +17,6 @@ gathers the touched states' values, runs the compiled computation and scatters t
 from __future__ import annotations
 
 import functools
-import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -41,7 +40,6 @@ __all__ = ["vmap", "vmap_new_states", "VmappedFunction", "INIT_NO_BATCHING"]
 INIT_NO_BATCHING = "INIT_NO_BATCHING"
 
 _MAX_CACHE = 128
-_ALL_TRUE = itertools.repeat(True)
 
 
 class _Missing:
@@ -445,7 +443,7 @@ class VmappedFunction(_Engine):
                     self._cache.popitem(last=False)
         out, written = plan.compiled(leaves, _core.gather(plan.states))
         if plan.write_states:
-            _core.scatter(plan.write_states, written, _ALL_TRUE)
+            _core.scatter(plan.write_states, written)
             for i in plan.rebind:
                 # Declared only in out_states: the value gained the mapped axis on purpose.
                 plan.write_states[i]._restore_rebind(written[i])
@@ -647,7 +645,7 @@ class VmapNewStatesFunction(_Engine):
                 st._recapture_trace()
             raise
         if entry.write_states:
-            _core.scatter(entry.write_states, written, _ALL_TRUE)
+            _core.scatter(entry.write_states, written)
         for j, (st, v) in enumerate(zip(new, new_vals)):
             if not (excluded[j] and new_axes[j] is not None):
                 st._restore_rebind(v)
