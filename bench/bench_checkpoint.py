@@ -6,10 +6,10 @@ open file, array after array, and read them back with ``np.load`` (numpy's faste
 zip, no per-file open, no fsync, no checksum; a crash mid-save loses the old file).
 
 ``save`` fsyncs the file and its folder and computes a CRC-32 per array; ``load`` checks the
-header CRC, the layout and the size, every path and signature, moves the arrays to the states'
-devices and restores them. Two rows measure the alternatives weighed in
-``brainstate/checkpoint/_api.py``: ``save`` without the data CRC (the CRC routine patched out)
-and ``load(verify=True)``, which also checks every data byte against its CRC-32.
+header CRC, the layout, the size and every data byte against its CRC-32, every path and
+signature, moves the arrays to the states' devices and restores them. Two rows measure the
+alternatives weighed in ``brainstate/checkpoint/_api.py``: ``save`` without the data CRC (the
+CRC routine patched out) and ``load(verify=False)``, which skips the data CRCs.
 Set ``BRAINSTATE_BENCH_DIR`` (e.g. ``/dev/shm/x``) to put the files elsewhere than pytest's
 temporary folder; on tmpfs fsync is nearly free, which isolates the CPU cost.
 """
@@ -120,7 +120,7 @@ def bench_load_checkpoint(benchmark, saved, model):
 
 
 @pytest.mark.benchmark(group="checkpoint api: load 1000 states 100MB")
-def bench_load_checkpoint_verify(benchmark, saved, model):
+def bench_load_checkpoint_no_verify(benchmark, saved, model):
     target = Big(3)
-    benchmark.pedantic(load, (saved / "load.ckpt", target), {"verify": True}, **ROUNDS)
+    benchmark.pedantic(load, (saved / "load.ckpt", target), {"verify": False}, **ROUNDS)
     assert np.array_equal(np.asarray(target.layers[0].value), np.asarray(model.layers[0].value))

@@ -461,11 +461,11 @@ def good(tmp_path):
     return p
 
 
-def _check_unchanged(p, exc_type, match, verify=False):
+def _check_unchanged(p, exc_type, match, **load_kw):
     target = MLP(seed=14)
     before = values(target)
     with pytest.raises(exc_type, match=match) as info:
-        load(p, target, verify=verify)
+        load(p, target, **load_kw)
     assert str(p) in str(info.value)
     for path, v in values(target).items():
         assert tree_same_bits(v, before[path]), path
@@ -486,19 +486,20 @@ def test_corrupted_header_is_always_detected(good, pos, verify):
     assert pos < 8 + int.from_bytes(data[:8], "little")
     data[pos] ^= 0x10
     good.write_bytes(bytes(data))
-    _check_unchanged(good, CheckpointFormatError, "corrupted.*CRC-32", verify)
+    _check_unchanged(good, CheckpointFormatError, "corrupted.*CRC-32", verify=verify)
 
 
 @pytest.mark.parametrize("back", [1, 17, 100])
-def test_corrupted_data_is_detected_with_verify(good, back):
+def test_corrupted_data_is_detected_by_default(good, back):
     data = bytearray(good.read_bytes())
     assert len(data) - back >= 8 + int.from_bytes(data[:8], "little")  # in the data section
     data[-back] ^= 0x10
     good.write_bytes(bytes(data))
-    err = _check_unchanged(good, CheckpointFormatError, "corrupted.*data of .* CRC-32", True)
+    # verify is the default
+    err = _check_unchanged(good, CheckpointFormatError, "corrupted.*data of .* CRC-32")
     assert "restore it from a backup" in str(err)
-    # without verify only the header, layout and size are checked (the documented trade-off)
-    load(good, MLP(seed=14))
+    # verify=False checks only the header, layout and size (the documented opt-out)
+    load(good, MLP(seed=14), verify=False)
 
 
 def test_corrupted_data_wins_over_a_mismatch(good):
@@ -723,3 +724,44 @@ def test_generated_module_trees_with_shared_states_round_trip(spec, tmp_path_fac
     for path in want:
         assert tree_same_bits(got[path], want[path]), path
     assert _sharing(dst) == _sharing(src)
+
+
+class TestFastPlacement:
+    """The load path's placement bypasses jax.device_put's Python dispatch (internal API)."""
+
+    @pytest.mark.parametrize("dtype", [np.float32, np.int8, np.bool_, np.complex64,
+                                       ml_dtypes.bfloat16, np.uint16])
+    def test_same_as_jax_device_put(self, dtype):
+        x = (np.arange(12) % 3).astype(dtype).reshape(3, 4)
+        got = _api._device_put([x], [None])[0]
+        want = jax.device_put(x)
+        assert type(got) is type(want)
+        assert (got.sharding, got.committed, got.dtype, got.shape) == \
+            (want.sharding, want.committed, want.dtype, want.shape)
+        np.testing.assert_array_equal(np.asarray(got), x)
+
+    def test_fast_path_is_active_and_adopts_aligned_buffers(self):
+        raw = np.empty(4 * 100 + 64, np.uint8)
+        off = -raw.ctypes.data % 64
+        x = raw[off:off + 400].view(np.float32)
+        x[:] = 2.0
+        assert _api._FAST_PUT.try_put(x) is not None  # probed and enabled on this JAX
+        got = _api._device_put([x], [None])[0]
+        assert got.unsafe_buffer_pointer() == x.ctypes.data  # no copy
+
+    def test_non_canonical_dtype_goes_through_jax(self):
+        if jax.config.jax_enable_x64:
+            pytest.skip("float64 is canonical with x64 on")
+        x = np.ones(3, np.float64)
+        assert _api._FAST_PUT.try_put(x) is None
+        assert _api._device_put([x], [None])[0].dtype == jnp.float32
+
+    def test_a_missing_internal_falls_back(self, monkeypatch):
+        fp = _api._FastPut()
+
+        def moved(*a, **k):
+            raise AttributeError("an internal moved")
+
+        monkeypatch.setattr(jax, "devices", moved)
+        assert fp.try_put(np.ones(3, np.float32)) is None
+        assert fp.put is False
