@@ -130,19 +130,19 @@ cdef object _TRUE_OBJ = True
 cdef PyObject* _PY_TRUE = <PyObject*>_TRUE_OBJ  # (a bare `True` would be the C integer 1)
 
 
-cdef inline PyObject* _slot(object obj, Py_ssize_t off):
+cdef inline PyObject* _slot(object obj, Py_ssize_t off) noexcept:
     # borrowed, may be NULL when the slot was never set
     return (<PyObject**>((<char*><PyObject*>obj) + off))[0]
 
 
-cdef inline void _clear_slot(object obj, Py_ssize_t off):
+cdef inline void _clear_slot(object obj, Py_ssize_t off) noexcept:
     cdef PyObject** p = <PyObject**>((<char*><PyObject*>obj) + off)
     cdef PyObject* old = p[0]
     p[0] = NULL
     Py_XDECREF(old)
 
 
-cdef inline void _set_slot(object obj, Py_ssize_t off, object value):
+cdef inline void _set_slot(object obj, Py_ssize_t off, object value) noexcept:
     cdef PyObject** p = <PyObject**>((<char*><PyObject*>obj) + off)
     cdef PyObject* old = p[0]
     Py_INCREF(value)
@@ -231,7 +231,7 @@ def set_global_hook_registry(registry):
 
 cdef inline long _mask(object mgr) except -1:
     cdef PyObject* m
-    if not isinstance(mgr, _MgrType):
+    if type(mgr) is not _MgrType and not isinstance(mgr, _MgrType):
         raise TypeError(f"a state's hook manager must be a HookManager, got {type(mgr).__name__}")
     m = _slot(mgr, _O_MGR_MASK)
     return 0 if m == NULL else PyLong_AsLong(<object>m)
@@ -257,20 +257,15 @@ cdef inline FastRLock _lock_of(object mgr):
 cdef list _spare = [None, None, None, None, None]
 
 
-cdef inline int _kind_of(type cls):
-    if cls is _ReadCtx:
-        return 0
-    if cls is _MutableCtx:
-        return 1
-    if cls is _WriteCtx:
-        return 2
-    if cls is _RestoreCtx:
-        return 3
-    return 4
+cdef enum:
+    _K_READ = 0
+    _K_MUTABLE = 1
+    _K_WRITE = 2
+    _K_RESTORE = 3
+    _K_INIT = 4
 
 
-cdef inline object _fresh(type cls):
-    cdef int k = _kind_of(cls)
+cdef inline object _fresh(int k, type cls):
     cdef object ctx = _spare[k]
     if ctx is not None and Py_REFCNT(ctx) == 2:  # the spare list and this local
         _clear_slot(ctx, _O_CTX_METADATA)
@@ -280,46 +275,47 @@ cdef inline object _fresh(type cls):
     return ctx
 
 
-cdef inline object _new_ctx(type cls, str op, object ref, object value):
-    ctx = _fresh(cls)
-    _set_slot(ctx, _O_CTX_OPERATION, op)
-    _set_slot(ctx, _O_CTX_REF, ref)
+cdef inline void _set_slot_if_new(object obj, Py_ssize_t off, object value) noexcept:
+    # a reused context usually holds the same operation string and state reference already
+    if _slot(obj, off) != <PyObject*>value:
+        _set_slot(obj, off, value)
+
+
+cdef inline object _new_ctx(int k, type cls, str op, object ref, object value):
+    ctx = _fresh(k, cls)
+    _set_slot_if_new(ctx, _O_CTX_OPERATION, op)
+    _set_slot_if_new(ctx, _O_CTX_REF, ref)
     _set_slot(ctx, _O_CTX_TIME, _now())
-    if cls is _ReadCtx:
+    if k == _K_READ:
         _set_slot(ctx, _O_READ_VALUE, value)
-    elif cls is _InitCtx:
+    elif k == _K_INIT:
         _set_slot(ctx, _O_INIT_VALUE, value)
     else:
         _set_slot(ctx, _O_CTX_VALUE, value)
     return ctx
 
 
-cdef int _run_shared(object mgr, Py_ssize_t chain_index, object ctx) except -1:
-    # mirrors brainstate._hooks._run_shared
-    cdef tuple chain = <tuple>(<object>_slot(mgr, _O_CHAIN[chain_index]))
-    for hook in chain:
-        if _slot(hook, _O_HOOK_ENABLED) != _PY_TRUE:
-            continue
-        try:
-            (<object>_slot(hook, _O_HOOK_CALLBACK))(ctx)
-        except Exception as exc:
-            _handle_error(mgr, hook, exc, ctx)
-    return 0
-
-
-cdef int _run_observe(object mgr, Py_ssize_t idx, type cls, str op, object ref, object new,
-                      object old, object init_md) except -1:
+cdef int _run_observe(object mgr, Py_ssize_t idx, int k, type cls, str op, object ref,
+                      object new, object old, object init_md) except -1:
     # mirrors brainstate._hooks._run_read / _run_write_after / _run_restore / _run_init
     cdef FastRLock lock = _lock_of(mgr)
+    cdef tuple chain
     lock._acquire()
     try:
-        if len(<tuple>(<object>_slot(mgr, _O_CHAIN[idx]))):
-            ctx = _new_ctx(cls, op, ref, new)
-            if cls is _InitCtx:
+        chain = <tuple>(<object>_slot(mgr, _O_CHAIN[idx]))
+        if len(chain):
+            ctx = _new_ctx(k, cls, op, ref, new)
+            if k == _K_INIT:
                 _set_slot(ctx, _O_CTX_INITMD, {} if init_md is None else init_md)
-            elif cls is not _ReadCtx:
+            elif k != _K_READ:
                 _set_slot(ctx, _O_CTX_OLD, old)
-            _run_shared(mgr, idx, ctx)
+            for hook in chain:  # mirrors brainstate._hooks._run_shared
+                if _slot(hook, _O_HOOK_ENABLED) != _PY_TRUE:
+                    continue
+                try:
+                    (<object>_slot(hook, _O_HOOK_CALLBACK))(ctx)
+                except Exception as exc:
+                    _handle_error(mgr, hook, exc, ctx)
     finally:
         lock._release()
     return 0
@@ -336,7 +332,7 @@ cdef object _run_write_before(object mgr, object new, object old, object ref):
         for hook in <tuple>(<object>_slot(mgr, _O_CHAIN[1])):
             if _slot(hook, _O_HOOK_ENABLED) != _PY_TRUE:
                 continue
-            ctx = _new_ctx(_MutableCtx, "write_before", ref, new)
+            ctx = _new_ctx(_K_MUTABLE, _MutableCtx, "write_before", ref, new)
             _set_slot(ctx, _O_CTX_OLD, old)
             _set_slot(ctx, _O_CTX_TRANSFORMED, transformed)
             _set_slot(ctx, _O_CTX_CANCEL, False)
@@ -367,21 +363,22 @@ cdef inline object _ref_of(StateCore state):
     return state._wref
 
 
-cdef int _dispatch_observe(StateCore state, long bit, Py_ssize_t idx, type cls, str op,
+cdef int _dispatch_observe(StateCore state, long bit, Py_ssize_t idx, int k, type cls, str op,
                            object new, object old, object init_md) except -1:
     cdef object ref = None
     g = _global_mgr
     if g is not None and _mask(g) & bit:
         ref = _ref_of(state)
-        _run_observe(g, idx, cls, op, ref, new, old, init_md)
+        _run_observe(g, idx, k, cls, op, ref, new, old, init_md)
     m = state._hooks_mgr_or_none
     if m is not None and _mask(m) & bit:
-        _run_observe(m, idx, cls, op, _ref_of(state) if ref is None else ref, new, old, init_md)
+        _run_observe(m, idx, k, cls, op, _ref_of(state) if ref is None else ref, new, old,
+                     init_md)
     return 0
 
 
 cdef inline int _dispatch_read(StateCore state, object value) except -1:
-    return _dispatch_observe(state, 1, 0, _ReadCtx, "read", value, None, None)
+    return _dispatch_observe(state, 1, 0, _K_READ, _ReadCtx, "read", value, None, None)
 
 
 cdef object _dispatch_write_before(StateCore state, object new, object old):
@@ -397,15 +394,15 @@ cdef object _dispatch_write_before(StateCore state, object new, object old):
 
 
 cdef inline int _dispatch_write_after(StateCore state, object new, object old) except -1:
-    return _dispatch_observe(state, 4, 2, _WriteCtx, "write_after", new, old, None)
+    return _dispatch_observe(state, 4, 2, _K_WRITE, _WriteCtx, "write_after", new, old, None)
 
 
 cdef inline int _dispatch_restore(StateCore state, object new, object old) except -1:
-    return _dispatch_observe(state, 8, 3, _RestoreCtx, "restore", new, old, None)
+    return _dispatch_observe(state, 8, 3, _K_RESTORE, _RestoreCtx, "restore", new, old, None)
 
 
 cdef inline int _dispatch_init(StateCore state, object value, object init_md) except -1:
-    return _dispatch_observe(state, 16, 4, _InitCtx, "init", value, None, init_md)
+    return _dispatch_observe(state, 16, 4, _K_INIT, _InitCtx, "init", value, None, init_md)
 
 
 def _hook_layout_debug(mgr):
