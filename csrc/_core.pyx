@@ -671,18 +671,24 @@ cdef class StateCore:
         if _n_tracer_check:
             _strict_guard(self)
         old = self._value
-        if _n_hooks and fire_before:
-            nv = _dispatch_write_before(self, v, old)
-            if nv is not v:
-                code = self._check(0, nv, &has_tracer)
-                if code < 0:
-                    raise self._mismatch(0, nv)
-                v = nv
+        cdef long hooked = 0
+        if _n_hooks:
+            # one look at the masks of the global and this state's manager: a hook registered
+            # on another state must not cost this write two dispatch calls
+            hooked = _hook_bits(self)
+            if hooked & 2 and fire_before:
+                nv = _dispatch_write_before(self, v, old)
+                if nv is not v:
+                    code = self._check(0, nv, &has_tracer)
+                    if code < 0:
+                        raise self._mismatch(0, nv)
+                    v = nv
+                hooked = _hook_bits(self)  # a write_before hook may have (un)registered hooks
         if _n_frames:
             _record_write(self)
         self._store(v, has_tracer, code)
         self._been_writen = True
-        if _n_hooks:
+        if hooked & 4:
             _dispatch_write_after(self, v, old)
         return 0
 

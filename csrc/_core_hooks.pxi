@@ -237,6 +237,18 @@ cdef inline long _mask(object mgr) except -1:
     return 0 if m == NULL else PyLong_AsLong(<object>m)
 
 
+cdef inline long _hook_bits(StateCore state) except -1:
+    """The hook points with hooks for ``state``: its own manager's mask | the global one's."""
+    cdef long bits = 0
+    g = _global_mgr
+    if g is not None:
+        bits = _mask(g)
+    m = state._hooks_mgr_or_none
+    if m is not None:
+        bits |= _mask(m)
+    return bits
+
+
 cdef inline object _now():
     cdef timespec ts
     timespec_get(&ts, TIME_UTC)
