@@ -403,6 +403,12 @@ _VIEW = 1  # value installed by a transform's view path (new_arg / _set_view)
 _TRACER = 2  # held value contains a JAX tracer
 
 
+def _reserved_type_message(cls: type) -> str:
+    return (f"{cls.__name__}(..., type=...): 'type' cannot be a state's metadata key: the "
+            "state's snapshot (TreefyState, used by graph splits, transforms and checkpoints) "
+            "keeps the state class under that name. Use another key, e.g. 'kind'.")
+
+
 def _normalize_tag(tag: Any) -> Any:
     if tag is None:
         return None
@@ -464,6 +470,8 @@ class StateCore:
         if isinstance(value, _metadata_type):
             metadata.update(value.metadata)
             value = value.raw_value
+        if "type" in metadata:
+            raise TypeError(_reserved_type_message(type(self)))
         if isinstance(value, StateCore):
             value = value.value
         sig, has_tracer = _analyse(value)

@@ -493,6 +493,13 @@ cdef int _strict_guard(StateCore st) except -1:
     return 0
 
 
+# mirrors _core_py._reserved_type_message
+cdef str _reserved_type_message(type cls):
+    return (f"{cls.__name__}(..., type=...): 'type' cannot be a state's metadata key: the "
+            "state's snapshot (TreefyState, used by graph splits, transforms and checkpoints) "
+            "keeps the state class under that name. Use another key, e.g. 'kind'.")
+
+
 cdef object _normalize_tag(object tag):
     if tag is None:
         return None
@@ -531,6 +538,8 @@ cdef class StateCore:
         if isinstance(value, _metadata_type):
             metadata.update(value.metadata)
             value = value.raw_value
+        if metadata and "type" in metadata:
+            raise TypeError(_reserved_type_message(type(self)))
         if isinstance(value, StateCore):
             value = value.value
         self._bind(value)

@@ -83,6 +83,16 @@ class TestConstruction:
         assert st.unit == "mV"
         assert st.axis_names == ("x",)
 
+    def test_type_metadata_key_is_refused_at_creation(self):
+        # the snapshot (TreefyState) keeps the class under `type`: refusing here beats a
+        # TypeError at the first graph split, transform or checkpoint
+        with pytest.raises(TypeError, match=r"ParamState\(\.\.\., type=\.\.\.\).*'kind'"):
+            brainstate.ParamState(jnp.zeros(2), type="weight")
+        with pytest.raises(TypeError, match="'type' cannot be a state's metadata key"):
+            State(StateMetadata(jnp.zeros(2), {"type": "w"}))
+        st = State(jnp.zeros(2), kind="weight")
+        assert st.to_state_ref().kind == "weight"
+
     def test_any_pytree_is_accepted(self):
         for v in (1.0, None, {"a": [1, 2]}, (np.zeros(2), "s"), [], jax.random.key(0)):
             st = State(v)
