@@ -83,3 +83,45 @@ def test_aval_getter_matches_the_public_properties():
     getter = type(x).__dict__["aval"].fget
     assert getter(x) is x.aval
     assert (getter(x).shape, getter(x).dtype) == (x.shape, x.dtype)
+
+
+def test_gc_paused_is_reentrant_and_restores_the_collector():
+    import gc
+
+    from brainstate._gc import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the inner pause found it disabled and left it alone
+    assert gc.isenabled()
+    with pytest.raises(ZeroDivisionError):
+        with gc_paused():
+            1 / 0
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # a collector disabled by the user stays disabled
+    finally:
+        gc.enable()
+
+
+def test_a_jit_miss_leaves_the_collector_enabled():
+    import gc
+
+    st = brainstate.State(jnp.zeros(2))
+
+    @brainstate.transform.jit
+    def f(x):
+        st.value = st.value + x
+        return x
+
+    f(jnp.ones(2))
+    assert gc.isenabled()
+    with pytest.raises(TypeError):
+        f("not an array")  # a failed trace
+    assert gc.isenabled()

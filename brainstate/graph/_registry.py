@@ -9,7 +9,6 @@ walkers can skip it (and flatten can store it as a static) without a second test
 from __future__ import annotations
 
 import dataclasses
-import gc
 from typing import Any, Callable, Generic, TypeVar
 
 import jax
@@ -356,34 +355,6 @@ def format_path(path: Any) -> str:
     return ".".join(str(p) for p in path)
 
 
-# --- pausing the cyclic garbage collector -----------------------------------------------------------
+# --- pausing the cyclic garbage collector: brainstate/_gc.py ----------------------------------
 
-_gc_isenabled = gc.isenabled
-_gc_disable = gc.disable
-_gc_enable = gc.enable
-
-
-class gc_paused:
-    """Pause automatic garbage collection for one graph operation (re-entrant, exception safe).
-
-    Split and merge allocate tens of thousands of short-lived, acyclic objects (refs, dicts,
-    tuples). Each burst of allocations otherwise triggers collections that traverse the whole
-    heap (JAX alone keeps ~200k objects alive): measured on a 10,000-state model, a split took
-    4x longer amortised with collection running than with it paused. The graph code creates no
-    reference cycles (``tests/test_graph.py`` checks), so pausing loses nothing; collection
-    resumes, with the usual thresholds, as soon as the operation returns. If the collector was
-    already disabled, it is left alone.
-    """
-
-    __slots__ = ("paused",)
-
-    def __enter__(self) -> None:
-        if _gc_isenabled():
-            _gc_disable()
-            self.paused = True
-        else:
-            self.paused = False
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.paused:
-            _gc_enable()
+from brainstate._gc import gc_paused  # noqa: E402  (re-exported: the graph modules use R.gc_paused)

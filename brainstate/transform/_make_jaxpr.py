@@ -23,6 +23,7 @@ from jax._src import config as _jax_config  # internal: disable_jit's C++ State 
 from jax._src import source_info_util as _source_info_util
 from jax.extend.core import jaxpr_as_fun
 
+from brainstate._gc import gc_paused
 from brainstate._impl import core as _core
 from brainstate._state import State, catch_new_states
 from brainstate._trace import StateTraceStack
@@ -277,7 +278,7 @@ class StatefulFunction:
             return out, vals
 
         epoch = _core.rebind_epoch()
-        with catch_new_states() as catcher:
+        with catch_new_states() as catcher, gc_paused():  # see brainstate/_gc.py
             try:
                 jaxpr, out_shapes = jax.make_jaxpr(traced, axis_env=self.axis_env,
                                                    return_shape=True)(*leaves)
@@ -384,8 +385,9 @@ class StatefulFunction:
                     self._hits += 1
                     return out
         kl = self._key_and_leaves(args, kwargs)
-        entry = self._entry(args, kwargs, kl)
-        out, written = self._compiled(entry)(_core.gather(entry.states), *kl[1])
+        with gc_paused():  # a miss traces and compiles: see brainstate/_gc.py
+            entry = self._entry(args, kwargs, kl)
+            out, written = self._compiled(entry)(_core.gather(entry.states), *kl[1])
         _core.scatter(entry.write_states, written)
         if entry.in_avals is not None and not (kwargs or self.static_argnums
                                                or self.static_argnames):
