@@ -5,6 +5,14 @@
 # classes); this file reads and writes their slots through the member offsets CPython gives
 # each __slots__ entry, so a context costs one allocation and a few pointer stores instead of
 # a Python-level construction (measured: ~230 ns per context in Python).
+#
+# Where a hooked write's time goes (one write_after hook, bench_hooks.py's loop on the 2-core
+# VM, parts removed one at a time): the checked write itself 82 ns; per dispatch, masks +
+# manager lock + try/finally 27 ns, context fill 16 ns, the timestamp 24 ns (clock_gettime
+# through the vDSO costs that much here; time.time() is the same call), the call into the
+# Python callback 42 ns (a Python-to-Python call inlined by the eval loop, as in the
+# benchmark's limit, costs ~20 ns). With one write_before and one write_after hook that is
+# ~300 ns against a 66 ns limit: the two timestamps and two calls alone put 3x out of reach.
 
 from cpython.long cimport PyLong_AsLong
 from cpython.ref cimport Py_INCREF, Py_REFCNT
