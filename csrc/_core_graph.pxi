@@ -32,6 +32,7 @@ cdef extern from "Python.h":
     PyObject* PyTuple_GET_ITEM(object, Py_ssize_t)
     Py_ssize_t PyList_GET_SIZE(object)
     PyObject* PyList_GET_ITEM(object, Py_ssize_t)
+    void _list_set_item "PyList_SET_ITEM"(object, Py_ssize_t, PyObject*)
 
 from cpython.object cimport PyTypeObject
 
@@ -622,7 +623,8 @@ cdef class _Rebinder:
     cdef Py_ssize_t level
     cdef object caller     # (code, lasti) of the calling frame outside brainstate, or None
     cdef bint have_caller
-    cdef object fast_cls   # the last class found fast (graphs repeat a few state classes)
+    cdef object fast_cls   # the last two classes found fast (graphs alternate a few state
+    cdef object fast_cls2  # classes, e.g. a weight and a buffer per layer)
 
     def __cinit__(self):
         self.trace_ref = _current_trace_ref()
@@ -662,10 +664,11 @@ cdef object _rebuild(object ref, _Rebinder rb):
             tag = d[_K_TAG]
         except KeyError:
             return None
-    if cls is not rb.fast_cls:
+    if cls is not rb.fast_cls and cls is not rb.fast_cls2:
         p = PyDict_GetItemWithError(_g_fast_state, cls)
         if not ((p != NULL and <object>p) or _g_fast_state_ok(cls)):
             return None
+        rb.fast_cls2 = rb.fast_cls
         rb.fast_cls = cls
     st = <StateCore>(<PyTypeObject*>cls).tp_new(cls, <PyObject*>_EMPTY, NULL)
     # StateCore._init_from, with what the call shares computed once
@@ -1346,7 +1349,11 @@ cdef class _IndexTable:
     cdef inline int cset(self, object idx, object v) except -1:
         cdef Py_ssize_t i = self.slot(idx)
         if i >= 0:
-            self.items[i] = v
+            # index checked by slot(): store without Cython's bounds-checked item assignment
+            old = PyList_GET_ITEM(self.items, i)
+            Py_INCREF(v)
+            _list_set_item(self.items, i, <PyObject*>v)
+            Py_XDECREF(old)
         else:
             self.other[idx] = v
         return 0
