@@ -762,6 +762,6 @@ class TestFastPlacement:
         def moved(*a, **k):
             raise AttributeError("an internal moved")
 
-        monkeypatch.setattr(jax, "devices", moved)
+        monkeypatch.setattr(jax, "local_devices", moved)
         assert fp.try_put(np.ones(3, np.float32)) is None
         assert fp.put is False

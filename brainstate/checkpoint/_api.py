@@ -508,7 +508,7 @@ class _FastPut:
 
             if jax.config.jax_default_device is not None:
                 return
-            dev = jax.devices()[0]
+            dev = jax.local_devices()[0]
             sharding = jax.sharding.SingleDeviceSharding(dev)
 
             def put(x: np.ndarray) -> Any:
