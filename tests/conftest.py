@@ -7,8 +7,10 @@ marked ``c_extension``.
 
 from __future__ import annotations
 
+import collections
 import importlib
 import os
+import re
 
 import jax
 import pytest
@@ -48,3 +50,21 @@ def core(request):
         return importlib.import_module("brainstate._core_py")
     # Deliberately no skip: a missing extension in a build that should have one is a failure.
     return importlib.import_module("brainstate._core")
+
+
+_HLO_INSTR = re.compile(r"\s*(?:ROOT\s+)?%[\w.\-]+ = .*? ([a-z][\w\-]*)\(")
+
+
+@pytest.fixture
+def hlo_op_counts():
+    """``count(text)``: opcode -> number of instructions in an optimized HLO text.
+
+    Compares two compiled programs op for op while ignoring names, parameter order and
+    layout annotations.
+    """
+
+    def count(text: str) -> collections.Counter:
+        return collections.Counter(m.group(1) for m in map(_HLO_INSTR.match, text.splitlines())
+                                   if m)
+
+    return count

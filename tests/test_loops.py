@@ -701,3 +701,32 @@ class TestCheckpointed:
         jax.effects_barrier()
         np.testing.assert_allclose(out, np.arange(6.0) * 2)
         assert "3/6" in buf.getvalue() and "6/6" in buf.getvalue()
+
+
+def test_lif_for_loop_compiles_to_the_raw_scan_program(hlo_op_counts):
+    # bench_loops.py compares a LIF network in for_loop inside jit with a hand-written
+    # jax.lax.scan; this pins that both compile to the same program (op for op), so any
+    # timing difference is the per-call path, not the loop.
+    n, steps = 64, 50
+    drive = jnp.linspace(0.5, 1.5, steps * n, dtype=jnp.float32).reshape(steps, n)
+    bias = jnp.linspace(0.0, 0.2, n, dtype=jnp.float32)
+
+    def lif(v, b, current):
+        v = v + 0.1 * (b + current - v)
+        spike = v >= 1.0
+        return jnp.where(spike, 0.0, v), spike
+
+    v_state = brainstate.HiddenState(jnp.zeros(n, jnp.float32))
+    b_state = brainstate.ParamState(bias)
+
+    def step(current):
+        v_state.value, spike = lif(v_state.value, b_state.value, current)
+        return spike
+
+    def raw(v, b, xs):
+        return jax.lax.scan(lambda v, x: lif(v, b, x), v, xs)
+
+    ours = jit(lambda xs: for_loop(step, xs)).lower(drive).compile().as_text()
+    ref = jax.jit(raw).lower(v_state.value, bias, drive).compile().as_text()
+    counts = hlo_op_counts(ours)
+    assert counts["while"] == 1 and counts == hlo_op_counts(ref)

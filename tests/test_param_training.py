@@ -9,8 +9,6 @@ program op for op (with and without ``param_precompute``).
 
 from __future__ import annotations
 
-import collections
-import re
 
 import jax
 import jax.numpy as jnp
@@ -110,15 +108,8 @@ def test_reg_loss_gradient_reaches_only_regularized_params():
 
 # --- compiled program: no work added by Param ------------------------------------------------------
 
-_INSTR = re.compile(r"\s*(?:ROOT\s+)?%[\w.\-]+ = .*? ([a-z][\w\-]*)\(")
-
-
-def op_counts(text):
-    return collections.Counter(m.group(1) for m in map(_INSTR.match, text.splitlines()) if m)
-
-
 @pytest.mark.parametrize("precompute", [False, True], ids=["plain", "param_precompute"])
-def test_compiled_loop_matches_raw_jax(precompute):
+def test_compiled_loop_matches_raw_jax(precompute, hlo_op_counts):
     t = SoftplusT(0.0)
     m = Module()
     m.p = Param(jnp.full((8,), 0.5, F32), t=t)
@@ -145,5 +136,5 @@ def test_compiled_loop_matches_raw_jax(precompute):
     xs = jnp.ones((100, 8), F32)
     ours = jit(run).lower(xs).compile().as_text()
     ref = jax.jit(raw).lower(m.p.val.value, m.h.value, xs).compile().as_text()
-    assert op_counts(ours) == op_counts(ref)
+    assert hlo_op_counts(ours) == hlo_op_counts(ref)
     assert not m.p.cache_stats["valid"]
