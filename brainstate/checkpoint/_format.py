@@ -503,32 +503,41 @@ def _crc_many(blobs) -> list:
     return [zlib.crc32(b) for b in blobs]
 
 
+def _byte_groups(items):
+    """``(key, array)`` items in consecutive groups of >= ``_GROUP_BYTES`` (the last may be
+    smaller), formed lazily: each group is yielded as soon as its last array is there."""
+    group, size = [], 0
+    for item in items:
+        group.append(item)
+        size += item[1].nbytes
+        if size >= _GROUP_BYTES:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
 def _write_data(f, plans, order, crcs) -> None:
     # zlib.crc32 and large file writes both release the GIL, so a second thread computes the
     # CRCs of each group of arrays while this one writes them; up to two groups stay in flight
     # (bounding the host copies of device arrays kept alive). Groups of >= 8 MiB make the
     # per-task overhead (~10 us) negligible next to the work (~2 ms per group).
     in_flight: list = []
-    group, group_bytes = [], 0
 
     def collect(pending):
         idx, fut = pending
         for i, crc in zip(idx, fut.result()):
             crcs[i] = crc
 
+    items = ((i, _host_bytes(plans[i])) for i in order if plans[i].nbytes)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        for n, i in enumerate(order):
-            if plans[i].nbytes:
-                group.append((i, _host_bytes(plans[i])))
-                group_bytes += plans[i].nbytes
-            if group and (group_bytes >= _GROUP_BYTES or n == len(order) - 1):
-                in_flight.append(([j for j, _ in group],
-                                  pool.submit(_crc_many, [blob for _, blob in group])))
-                for _, blob in group:
-                    _write_blob(f, blob)
-                group, group_bytes = [], 0
-                if len(in_flight) > 2:
-                    collect(in_flight.pop(0))
+        for group in _byte_groups(items):
+            in_flight.append(([i for i, _ in group],
+                              pool.submit(_crc_many, [blob for _, blob in group])))
+            for _, blob in group:
+                _write_blob(f, blob)
+            if len(in_flight) > 2:
+                collect(in_flight.pop(0))
         for pending in in_flight:
             collect(pending)
 
@@ -691,16 +700,17 @@ def _read_each_with_crcs(path, f, data_start: int, specs) -> tuple[list, list]:
     the next group (``readinto`` and ``zlib.crc32`` both release the GIL): verifying then costs
     little more than reading when a core is free.
     """
-    blobs, futures, group, group_bytes = [], [], [], 0
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        for n, spec in enumerate(specs):
+    blobs: list = []
+
+    def read_all():
+        for spec in specs:
             blob = _read_aligned(path, f, data_start + spec[3], spec[4] - spec[3])
             blobs.append(blob)
-            group.append(blob)
-            group_bytes += blob.nbytes
-            if group_bytes >= _GROUP_BYTES or n == len(specs) - 1:
-                futures.append(pool.submit(_crc_many, group))
-                group, group_bytes = [], 0
+            yield None, blob
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        futures = [pool.submit(_crc_many, [blob for _, blob in group])
+                   for group in _byte_groups(read_all())]
         computed = [crc for fut in futures for crc in fut.result()]
     return blobs, computed
 
