@@ -221,6 +221,49 @@ class TestRebinding:
         assert len(errors) == 1 and st.value.shape == (3,)
 
 
+class TestSharedAvals:
+    """JAX shares one aval object among arrays of one shape/dtype; the compiled core settles a
+    write by aval identity once an aval has matched (its cache must never outlive the
+    signature it matched)."""
+
+    def test_arrays_of_one_shape_share_their_aval(self):
+        # the premise of the cache (if JAX stops sharing, the cache only misses)
+        assert jnp.ones(3).aval is jnp.zeros(3).aval
+
+    def test_a_matched_aval_does_not_admit_another_shape_or_dtype(self):
+        st = State(jnp.zeros(3))
+        st.value = jnp.ones(3)
+        st.value = jnp.ones(3)
+        for bad in (jnp.ones(4), jnp.ones(3, i32), jnp.ones((3, 1))):
+            with pytest.raises(StateSignatureError):
+                st.value = bad
+        assert st.value.shape == (3,)
+
+    def test_weak_typed_array_of_the_same_shape_and_dtype_matches(self):
+        st = State(jnp.zeros(3))
+        st.value = jnp.ones(3)
+        weak = jax.jit(lambda x: jnp.broadcast_to(x, (3,)))(1.0)
+        assert weak.aval.weak_type and weak.aval is not jnp.ones(3).aval
+        st.value = weak
+        assert st.value is weak
+
+    def test_rebind_drops_the_matched_aval(self):
+        st = State(jnp.zeros(3))
+        st.value = jnp.ones(3)  # jnp.ones(3)'s aval now matched
+        with brainstate.check_state_value_tree(False):
+            st.value = jnp.zeros(4)
+        with pytest.raises(StateSignatureError):
+            st.value = jnp.ones(3)
+        st.value = jnp.ones(4)
+
+    def test_signature_assignment_drops_the_matched_aval(self):
+        st = State(jnp.zeros(3))
+        st.value = jnp.ones(3)
+        st._signature = State(jnp.zeros(5))._signature
+        with pytest.raises(StateSignatureError):
+            st.value = jnp.ones(3)
+
+
 # --- tracer guard (tracing.md §4a) ----------------------------------------------------------
 
 
