@@ -8,7 +8,7 @@ the callables it needs. The graph walks (``_core_graph.pxi``) get brainstate.gra
 same way, from ``configure_graph``.
 """
 
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_XDECREF
 from cpython.unicode cimport PyUnicode_Tailmatch
 
@@ -508,6 +508,57 @@ cdef object _normalize_tag(object tag):
     return set(tag)
 
 
+# --- `state.value = v` without the generic attribute machinery ----------------------------
+#
+# STORE_ATTR reaches StateCore.__setattr__ (the strict attribute guard), whose generic store
+# looks ``value`` up through the type's MRO and calls the property setter through its
+# wrapper: ~10 ns of a ~47 ns checked write. Types whose ``value`` is StateCore's own property
+# are remembered with their version tag (CPython invalidates it on any change to the type or
+# a base, as its own method cache relies on), and their writes go straight to ``_write``.
+
+cdef extern from *:
+    """
+    static inline int bs_type_tag_valid(PyTypeObject* tp, unsigned int tag) {
+    #ifdef Py_TPFLAGS_VALID_VERSION_TAG
+        if (!(tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) return 0;
+    #endif
+        return tag != 0 && tp->tp_version_tag == tag;
+    }
+    """
+    bint bs_type_tag_valid(PyTypeObject* tp, unsigned int tag)
+
+cdef object _value_descr = None  # StateCore.__dict__["value"], set after the class
+cdef str _VALUE_NAME = "value"
+cdef PyTypeObject* _own_value_types[4]
+cdef unsigned int _own_value_tags[4]
+cdef int _own_value_next = 0
+
+
+cdef inline bint _own_value_setter(object t):
+    cdef PyTypeObject* tp = <PyTypeObject*>t
+    cdef int i
+    for i in range(4):
+        if _own_value_types[i] == tp:
+            if bs_type_tag_valid(tp, _own_value_tags[i]):
+                return True
+            break
+    return _own_value_setter_slow(t)
+
+
+cdef bint _own_value_setter_slow(object t):
+    global _own_value_next
+    cdef PyTypeObject* tp = <PyTypeObject*>t
+    if getattr(t, _VALUE_NAME, None) is not _value_descr:  # (assigns the version tag)
+        return False
+    if bs_type_tag_valid(tp, tp.tp_version_tag):
+        # a borrowed pointer: a stale entry only fails to match (a new type at the same
+        # address has its own version tag)
+        _own_value_types[_own_value_next] = tp
+        _own_value_tags[_own_value_next] = tp.tp_version_tag
+        _own_value_next = (_own_value_next + 1) & 3
+    return True
+
+
 cdef class StateCore:
     """Base type of ``State``: typed slots and the whole read/write order of ``.value``."""
 
@@ -614,6 +665,9 @@ cdef class StateCore:
     def __setattr__(self, name, value):
         if _n_tracer_check:
             _strict_guard(self)
+        if name is _VALUE_NAME and _own_value_setter(type(self)):
+            self._write(value, True)
+            return
         _generic_setattr(self, name, <PyObject*>value)
 
     def __delattr__(self, name):
@@ -674,7 +728,7 @@ cdef class StateCore:
         # attribute guard; all of them before any hook, recording or mutation.
         cdef bint has_tracer = False
         cdef int code
-        if isinstance(v, StateCore):
+        if type(v) is not _array_type and isinstance(v, StateCore):
             raise _make_error("set_state", self, v)
         code = self._check(0, v, &has_tracer)
         if has_tracer and not (_n_frames and len(<list>_get_ctx().state_stack)):
@@ -891,6 +945,9 @@ cdef inline Signature _state_signature(StateCore st):
         s.dtype = st._sig_dtype
         st._sig1 = s
     return <Signature>st._sig1
+
+
+_value_descr = StateCore.__dict__["value"]
 
 
 # --- hook dispatch ---------------------------------------------------------------------------

@@ -287,6 +287,32 @@ def test_dispatched_contexts():
     assert seen[-1].init_metadata == {}
 
 
+def test_timestamps_of_reused_contexts_are_fresh_and_kept_values_stay():
+    # the compiled dispatch reuses a context and its timestamp float when nothing else holds
+    # them: a timestamp a hook kept, or a context it kept, must not change afterwards
+    import brainstate
+    import jax.numpy as jnp
+
+    st = brainstate.State(jnp.zeros(2))
+    stamps, kept = [], []
+    h1 = st.register_hook("write_after", lambda ctx: stamps.append(ctx.timestamp))
+    for _ in range(3):
+        st.value = jnp.ones(2)
+    h2 = st.register_hook("write_after", kept.append)
+    for _ in range(3):
+        st.value = jnp.ones(2)
+    h1.remove()
+    h2.remove()
+    snapshot = list(stamps)
+    before = time.time()
+    st.register_hook("write_after", lambda ctx: None)
+    st.value = jnp.ones(2)
+    assert stamps == snapshot and stamps == sorted(stamps) and stamps[-1] <= before
+    assert [c.timestamp for c in kept] == stamps[3:]
+    assert len({id(c) for c in kept}) == 3
+    st.clear_hooks()
+
+
 def test_shared_context_per_manager_execution():
     # read/write_after/restore/init: one context per manager run (metadata carries data between
     # hooks of one scope); the global scope has its own.

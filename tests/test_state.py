@@ -425,6 +425,122 @@ class TestWrite:
 # --- §5 other methods ---------------------------------------------------------------------------
 
 
+class TestValueAssignmentRoute:
+    """``state.value = v`` skips the generic attribute machinery for classes whose ``value`` is
+    the core's property (compiled core); overrides and later patches must still win."""
+
+    def test_subclass_overriding_value_uses_its_property(self):
+        seen = []
+
+        class Logged(State):
+            @property
+            def value(self):
+                return State.value.__get__(self)
+
+            @value.setter
+            def value(self, v):
+                seen.append(v)
+                State.value.__set__(self, v)
+
+        st, x = Logged(jnp.zeros(2)), jnp.ones(2)
+        st.value = x
+        assert seen == [x] and st.value is x
+
+    def test_value_property_patched_after_writes_is_used(self):
+        class Patched(State):
+            pass
+
+        st = Patched(jnp.zeros(2))
+        for _ in range(3):
+            st.value = jnp.ones(2)  # the class is remembered as using the core's property
+        seen = []
+        Patched.value = property(lambda self: 0, lambda self, v: seen.append(v))
+        try:
+            st.value = 5
+            assert seen == [5]
+        finally:
+            del Patched.value
+        st.value = jnp.full(2, 3.0)
+        assert float(st.value[0]) == 3.0
+
+    def test_non_interned_name_and_setattr_are_checked_writes(self):
+        st = State(jnp.zeros(2))
+        name = "".join(["val", "ue"])
+        setattr(st, name, jnp.ones(2))
+        assert float(st.value[0]) == 1.0
+        with pytest.raises(StateSignatureError):
+            setattr(st, name, jnp.ones(3))
+        with pytest.raises(StateSignatureError):
+            st.value = jnp.ones(3)
+
+
+class _Abort(BaseException):
+    pass
+
+
+class TestHookFailuresThroughWrites:
+    """The error policies on a real state's write (the compiled dispatch calls callbacks
+    directly and hands failures to the policy out of line)."""
+
+    @staticmethod
+    def _state(policy):
+        st = State(jnp.zeros(2))
+        st._hooks_manager = brainstate.HookManager(brainstate.HookConfig(on_error=policy))
+        return st
+
+    @staticmethod
+    def _boom(ctx):
+        raise ValueError("boom")
+
+    def test_raise_policy_raising_write_before_leaves_the_state(self):
+        st = self._state("raise")
+        st.register_hook("write_before", self._boom, name="bad")
+        with pytest.raises(brainstate.HookExecutionError, match="Hook 'bad'"):
+            st.value = jnp.ones(2)
+        assert float(st.value[0]) == 0.0
+
+    def test_raise_policy_raising_write_after_raises_after_the_write(self):
+        st = self._state("raise")
+        st.register_hook("write_after", self._boom, name="bad")
+        with pytest.raises(brainstate.HookExecutionError):
+            st.value = jnp.ones(2)
+        assert float(st.value[0]) == 1.0
+
+    def test_log_policy_warns_and_runs_the_rest_of_the_chain(self):
+        st, later = self._state("log"), []
+        st.register_hook("write_before", self._boom, priority=1, name="bad")
+        st.register_hook("write_before", later.append)
+        st.register_hook("write_after", self._boom, name="bad_after")
+        with pytest.warns(brainstate.HookWarning, match="Hook 'bad"):
+            st.value = jnp.ones(2)
+        assert float(st.value[0]) == 1.0 and len(later) == 1
+
+    def test_ignore_policy_is_silent(self):
+        import warnings
+
+        st = self._state("ignore")
+        st.register_hook("write_after", self._boom)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            st.value = jnp.ones(2)
+
+    def test_base_exception_is_not_a_hook_error_and_releases_the_lock(self):
+        st = self._state("ignore")
+
+        def abort(ctx):
+            raise _Abort()
+
+        h = st.register_hook("write_before", abort)
+        with pytest.raises(_Abort):
+            st.value = jnp.ones(2)
+        assert float(st.value[0]) == 0.0
+        h.remove()
+        seen = []
+        st.register_hook("write_before", seen.append)
+        st.value = jnp.ones(2)  # the manager's lock was released on the way out
+        assert len(seen) == 1 and float(st.value[0]) == 1.0
+
+
 class TestRestoreValue:
     def test_state_value_rejected(self):
         st = State(jnp.zeros(2))
