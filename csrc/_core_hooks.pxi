@@ -6,16 +6,18 @@
 # each __slots__ entry, so a context costs one allocation and a few pointer stores instead of
 # a Python-level construction (measured: ~230 ns per context in Python).
 #
-# Where a hooked write's time goes (one write_after hook, bench_hooks.py's loop on the 2-core
-# VM, parts removed one at a time): the checked write itself 82 ns; per dispatch, masks +
-# manager lock + try/finally 27 ns, context fill 16 ns, the timestamp 24 ns (clock_gettime
-# through the vDSO costs that much here; time.time() is the same call), the call into the
-# Python callback 42 ns (a Python-to-Python call inlined by the eval loop, as in the
-# benchmark's limit, costs ~20 ns). With one write_before and one write_after hook that is
-# ~300 ns against a 66 ns limit: the two timestamps and two calls alone put 3x out of reach.
+# Where a hooked write's time goes (one write_before + one write_after hook, bench_hooks.py's
+# loop, 2-core VM, ~172 ns against a ~62 ns limit): two CLOCK_REALTIME reads (~16 ns each
+# through the vDSO; time.time() is the same call), two C-to-Python calls (~35 ns each: the
+# eval loop's entry and frame setup, which the limit's inlined Python-to-Python calls skip),
+# the checked write (~39 ns), and the dispatch (masks, lock, contexts: ~15 ns per hook).
+# What it took to get there from ~290 ns (callgrind instruction counts, perf samples): the
+# callbacks are called by raw vectorcall with the error path out of line (a Cython try saves
+# and restores the exception state), the masks are read as small ints once per manager and
+# round, the spare contexts live in a C array, a reused context's timestamp float is
+# overwritten in place, and the write itself got cheaper (aval identity, see _core.pyx).
 
-from cpython.long cimport PyLong_AsLong
-from cpython.ref cimport Py_INCREF, Py_REFCNT
+from cpython.ref cimport Py_INCREF
 from cpython.weakref cimport PyWeakref_NewRef
 
 cdef extern from "Python.h":
@@ -30,7 +32,6 @@ cdef extern from "Python.h":
     int PyThread_acquire_lock(PyThread_type_lock, int waitflag) nogil
     void PyThread_release_lock(PyThread_type_lock) nogil
     unsigned long PyThread_get_thread_ident()
-    double PyFloat_AS_DOUBLE(object)
     PyObject* PyObject_Vectorcall(PyObject* callable, PyObject** args, size_t nargsf,
                                   PyObject* kwnames)
     size_t PY_VECTORCALL_ARGUMENTS_OFFSET
@@ -243,7 +244,10 @@ def configure_hooks(hooks):
 def set_global_hook_registry(registry):
     """Tell the core which manager holds the global hooks (None: no registry)."""
     global _global_mgr
-    _global_mgr = registry
+    if registry is not None and not (_hooks_ready and isinstance(registry, _MgrType)):
+        raise TypeError("the global hook registry must be a HookManager of the configured "
+                        f"hooks module, got {type(registry).__name__}")
+    _global_mgr = registry  # checked once here: _hook_bits reads its mask unchecked
 
 
 cdef extern from *:
@@ -286,9 +290,12 @@ cdef enum:
 cdef inline long _hook_bits(StateCore state) except -1:
     """The hook points with hooks for ``state``, packed per manager (see _STATE_SHIFT)."""
     cdef long bits = 0
+    cdef PyObject* gm
     g = _global_mgr
     if g is not None:
-        bits = _mask(g)
+        gm = _slot(g, _O_MGR_MASK)
+        if gm != NULL:
+            bits = bs_small_long(gm)
     m = state._hooks_mgr_or_none
     if m is not None:
         bits |= _mask(m) << _STATE_SHIFT
@@ -487,8 +494,12 @@ cdef int _dispatch_observe(StateCore state, long bits, long bit, Py_ssize_t idx,
 
 
 cdef inline int _dispatch_read(StateCore state, object value) except -1:
-    return _dispatch_observe(state, _hook_bits(state), 1, 0, _K_READ, _ReadCtx, "read", value,
-                             None, None)
+    # the bits are tested here, inline: a read while hooks exist only on other states or
+    # for other hook points must not pay a call
+    cdef long bits = _hook_bits(state)
+    if _any_bit(bits, 1):
+        _dispatch_observe(state, bits, 1, 0, _K_READ, _ReadCtx, "read", value, None, None)
+    return 0
 
 
 cdef object _dispatch_write_before(StateCore state, long bits, object new, object old):
