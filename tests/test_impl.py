@@ -125,3 +125,21 @@ def test_a_jit_miss_leaves_the_collector_enabled():
     with pytest.raises(TypeError):
         f("not an array")  # a failed trace
     assert gc.isenabled()
+
+
+@pytest.mark.c_extension
+def test_compiled_core_refuses_a_global_registry_that_is_not_a_hook_manager():
+    # the compiled write path reads the registry's mask slot unchecked: the type is checked
+    # once, when the registry is installed
+    from brainstate import _core
+
+    with pytest.raises(TypeError, match="global hook registry must be a HookManager"):
+        _core.set_global_hook_registry(object())
+    seen = []
+    handle = brainstate.register_state_hook("write_after", seen.append)
+    try:
+        st = brainstate.State(jnp.zeros(2))
+        st.value = jnp.ones(2)
+        assert len(seen) == 1  # the installed registry is still the real one
+    finally:
+        handle.remove()
