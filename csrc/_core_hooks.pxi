@@ -88,8 +88,12 @@ cdef class FastRLock:
 
     cdef int _acquire_contended(self, unsigned long me) except -1:
         if not self._locked and not self._waiting:
-            # the owner never took the OS lock: take it for them, their release frees it
-            PyThread_acquire_lock(self._lk, 1)
+            # The owner never took the OS lock: take it for them, their release frees it. It
+            # is free here: it is held only while _locked is set (taken for an owner, or by a
+            # woken waiter, who sets _locked before anyone else gets the GIL) or while a
+            # waiter is counted in _waiting. So the acquire does not wait (with the GIL held).
+            if not PyThread_acquire_lock(self._lk, 0):
+                raise RuntimeError("FastRLock: OS lock held with no owner or waiter recorded")
             self._locked = True
         self._waiting += 1
         with nogil:
