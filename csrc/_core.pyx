@@ -645,13 +645,18 @@ cdef class StateCore:
     # mirrors _core_py.StateCore._init_from's value/signature part, for a value whose
     # signature is known (a ref made by make_ref, whose value is the state's checked value)
     cdef inline void _bind_known(self, object value, Signature sig):
+        # (None fields are tested before they are cleared: on a fresh state they all are, and
+        # each store of None is two writes to None's reference count, which every store in
+        # this loop waits on)
         self._value = value
         if sig.treedef is None:
-            self._sigobj = None
+            if self._sigobj is not None:
+                self._sigobj = None
             self._sig_shape = sig.shape
             self._sig_dtype = sig.dtype
             self._sig1 = sig
-            self._aval = None
+            if self._aval is not None:
+                self._aval = None
         else:
             self._sigobj = sig
         self._flags = 0

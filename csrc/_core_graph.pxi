@@ -678,20 +678,20 @@ cdef object _rebuild(object ref, _Rebinder rb):
         st._bind(value)
     st._trace_ref = rb.trace_ref
     st._level = rb.level
+    # (a fresh state's fields are None: None is not stored again, see _bind_known)
     if site is not None:
         st._site_obj = site
-        st._site_code = None
-    else:
-        if not rb.have_caller:
-            rb.caller = _site_of_caller()
-            rb.have_caller = True
-        s = rb.caller
-        st._site_obj = None
-        st._site_code = None if s is None else s[0]
-        st._site_lasti = 0 if s is None else s[1]
-    st._name = name
+    elif not rb.have_caller:
+        rb.caller = _site_of_caller()
+        rb.have_caller = True
+    if site is None and rb.caller is not None:
+        st._site_code = rb.caller[0]
+        st._site_lasti = rb.caller[1]
+    if name is not None:
+        st._name = name
     st._been_writen = written
-    st.tag = set(tag) if type(tag) is set else tag
+    if tag is not None:
+        st.tag = set(tag) if type(tag) is set else tag
     return st
 
 
@@ -1393,6 +1393,24 @@ cdef inline int _tab_set(object tab, bint dense, object idx, object v) except -1
     return PyDict_SetItem(<dict>tab, idx, v)
 
 
+cdef extern from "Python.h":
+    int PyDict_Next(object d, Py_ssize_t* pos, PyObject** key, PyObject** value)
+
+
+# ``sub[k]`` for keys asked in the sub-mapping's own order (a split writes each node's entries
+# in its key order, and a jax.tree.map keeps it): the next entry is checked by key identity
+# before falling back to a hash lookup (~10 ns per state of a merge).
+cdef inline object _sub_get(dict sub, object k, Py_ssize_t* pos):
+    cdef PyObject* key
+    cdef PyObject* value
+    cdef Py_ssize_t at = pos[0]
+    if PyDict_Next(sub, &at, &key, &value) and key == <PyObject*>k:
+        pos[0] = at
+        return <object>value
+    value = PyDict_GetItemWithError(sub, k)
+    return _G_MISSING if value == NULL else <object>value
+
+
 # mirrors _core_py.DecoderCore
 cdef class DecoderCore:
     """The loops of one ``graph.unflatten`` call; the graph package subclasses it with the rare
@@ -1577,6 +1595,7 @@ cdef class DecoderCore:
         cdef bint dict_sub = type(sub) is dict
         cdef PyObject* p
         cdef tuple c
+        cdef Py_ssize_t cursor = 0  # _sub_get's position in a dict ``sub``
         if type(keys) is not tuple:
             keys = tuple(keys)
         if type(codes) is not tuple:
@@ -1592,8 +1611,7 @@ cdef class DecoderCore:
                 st = _tab_get(table, dense, idx)
                 if st is None:
                     if dict_sub:
-                        p = PyDict_GetItemWithError(<dict>sub, k)
-                        v = _G_MISSING if p == NULL else <object>p
+                        v = _sub_get(<dict>sub, k, &cursor)
                     elif sub_get is not None:
                         v = sub_get(k, _G_MISSING)
                     else:
@@ -1619,8 +1637,9 @@ cdef class DecoderCore:
             elif tag == _C_NODE_DEF:
                 if sub is not None:
                     if dict_sub:
-                        p = PyDict_GetItemWithError(<dict>sub, k)
-                        child = None if p == NULL else <object>p
+                        child = _sub_get(<dict>sub, k, &cursor)
+                        if child is _G_MISSING:
+                            child = None
                     else:
                         child = sub_get(k)
                     if child is not None:

@@ -722,6 +722,28 @@ class TestIndexRefCache:
 
 
 class TestSplitMerge:
+    def test_merge_does_not_depend_on_the_mappings_key_order_or_key_identity(self):
+        # the compiled merge reads each node's entries in the mapping's order when it matches
+        # the GraphDef's, by key identity; any other order or equal-but-new keys still merge
+        model = Holder(first=Cell(), second=Cell(3))
+        gd, mapping = graph.treefy_split(model)
+        nested = mapping.to_dict() if hasattr(mapping, "to_dict") else dict(mapping)
+
+        def rebuilt(d, flip):  # new key objects (equal, not identical), optionally reversed
+            if not isinstance(d, dict):
+                return d
+            items = list(d.items())
+            return {"".join(list(k)): rebuilt(v, flip) for k, v in (items[::-1] if flip else items)}
+
+        for flip in (False, True):
+            out = graph.treefy_merge(gd, NestedDict(rebuilt(nested, flip)))
+            for name in ("first", "second"):
+                for attr in ("w", "h"):
+                    got = getattr(getattr(out, name), attr)
+                    want = getattr(getattr(model, name), attr)
+                    assert type(got) is type(want)
+                    np.testing.assert_array_equal(got.value, want.value)
+
     def test_no_filter(self):
         gd, mapping = graph.treefy_split(Cell())
         assert _paths(mapping) == [("h",), ("w",)]
