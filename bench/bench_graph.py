@@ -14,9 +14,12 @@ operation they bound:
 a transform hands back): its refs carry no signature from the split, so every value's shape and
 dtype are read again. ``main()`` also prints the allocation floor of a merge: creating (and
 freeing) only the bare states, node shells and their 2-entry dicts, the least any merge must
-do. Measured (2-core loaded machine, compiled core) it is already ~2.7-2.9x
-``jax.tree.unflatten``, so the 3x merge target cannot be met while a merge builds new ``State``
-objects.
+do. Here it is made through Python-level ``__new__`` calls (~2.7x ``jax.tree.unflatten``).
+The same loop written in Cython (``tp_new`` of the state classes, ``PyType_GenericAlloc`` of
+the shells, a dict each, no field set; session 3's note) measured 1.8x at 1,000 states and
+2.7x at 10,000, where the ~190-byte states no longer fit the caches: at 10,000 states the 3x
+merge target leaves ~0.3x for everything but allocating, which no merge that builds new
+``State`` objects of this layout reaches.
 
 Run ``pytest bench/bench_graph.py`` (pytest-benchmark), or ``python bench/bench_graph.py`` for a
 table of ratios.
