@@ -314,6 +314,7 @@ cdef extern from "Python.h":
     ctypedef struct PyFloatObject:
         double ob_fval
     bint PyFloat_CheckExact(PyObject* o)
+    Py_ssize_t _refcnt "Py_REFCNT"(PyObject* o)  # (the macro: also right where the count is split)
 
 
 cdef inline int _stamp(object ctx) except -1:
@@ -326,7 +327,7 @@ cdef inline int _stamp(object ctx) except -1:
     timespec_get(&ts, TIME_UTC)
     cdef double t = ts.tv_sec + ts.tv_nsec * 1e-9
     cdef PyObject* old = _slot(ctx, _O_CTX_TIME)
-    if old != NULL and old.ob_refcnt == 1 and PyFloat_CheckExact(old):
+    if old != NULL and _refcnt(old) == 1 and PyFloat_CheckExact(old):
         (<PyFloatObject*>old).ob_fval = t
     else:
         _set_slot(ctx, _O_CTX_TIME, t)
@@ -357,7 +358,7 @@ cdef enum:
 
 cdef inline object _fresh(int k, type cls):
     cdef PyObject* spare = _spare[k]
-    if spare != NULL and spare.ob_refcnt == 1:  # only the cache refers to it
+    if spare != NULL and _refcnt(spare) == 1:  # only the cache refers to it
         _clear_slot(<object>spare, _O_CTX_METADATA)
         return <object>spare
     ctx = PyType_GenericAlloc(cls, 0)
