@@ -387,3 +387,30 @@ class TestFastPath:
         f(f32(1))
         with pytest.raises(ValueError, match="cannot be an instance of State"):
             f(a)
+
+
+class TestRepeatCallArgumentShapes:
+    """The repeat-call fast path skips flattening only when every argument is one array; any
+    other argument structure must go through the full key (and give the right result)."""
+
+    @pytest.mark.parametrize("make_args", [
+        lambda a: (a, None),
+        lambda a: ((a,),),
+        lambda a: (a, ()),
+        lambda a: ({"x": a},),
+        lambda a: (a, a),
+    ])
+    def test_repeat_calls_see_their_arguments(self, make_args):
+        st = brainstate.State(jnp.zeros(3))
+
+        @jit
+        def f(*args):
+            total = sum(jnp.sum(x) for x in jax.tree.leaves(args))
+            st.value = st.value + total
+            return total
+
+        for k in range(1, 4):
+            a = jnp.full(3, float(k))
+            leaves = jax.tree.leaves(make_args(a))
+            assert float(f(*make_args(a))) == pytest.approx(sum(3.0 * k for _ in leaves))
+        assert float(st.value[0]) == pytest.approx(sum(3.0 * k * len(leaves) for k in (1, 2, 3)))

@@ -393,7 +393,9 @@ class StatefulFunction:
                                                or self.static_argnames):
             entry.in_treedef = kl[2]
             n = len(args)
-            entry.n_bare = n if kl[2] == jax.tree_util.tree_structure((0,) * n) else -1
+            # n leaves and n + 1 nodes: the args tuple holds n leaves and nothing else
+            td = kl[2]
+            entry.n_bare = n if td.num_leaves == n and td.num_nodes == n + 1 else -1
             self._last = entry
         return out
 
