@@ -143,3 +143,16 @@ def test_compiled_core_refuses_a_global_registry_that_is_not_a_hook_manager():
         assert len(seen) == 1  # the installed registry is still the real one
     finally:
         handle.remove()
+
+
+@pytest.mark.c_extension
+def test_public_state_classes_use_the_core_value_property():
+    # `state.value = v` goes straight to the checked write only for classes whose `value` is
+    # the core's property (csrc/_core.pyx): an override in a public class would silently
+    # take every write of that class back through the generic attribute path
+    from brainstate import _core
+
+    own = _core.StateCore.__dict__["value"]
+    classes = [brainstate.State, brainstate.ParamState, brainstate.ShortTermState,
+               brainstate.LongTermState, brainstate.HiddenState, brainstate.BatchState]
+    assert all(cls.value is own for cls in classes)
