@@ -512,7 +512,7 @@ cdef object _normalize_tag(object tag):
 #
 # STORE_ATTR reaches StateCore.__setattr__ (the strict attribute guard), whose generic store
 # looks ``value`` up through the type's MRO and calls the property setter through its
-# wrapper: ~10 ns of a ~47 ns checked write. Types whose ``value`` is StateCore's own property
+# wrapper: ~7 ns of a ~47 ns checked write. Types whose ``value`` is StateCore's own property
 # are remembered with their version tag (CPython invalidates it on any change to the type or
 # a base, as its own method cache relies on), and their writes go straight to ``_write``.
 

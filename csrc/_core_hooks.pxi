@@ -412,7 +412,9 @@ cdef inline int _call_hook(object mgr, object hook, object ctx) except -1:
     cdef PyObject* args[2]
     args[0] = NULL
     args[1] = <PyObject*>ctx
-    cdef PyObject* r = PyObject_Vectorcall(_slot(hook, _O_HOOK_CALLBACK), &args[1],
+    # held for the call: the callback may replace ``hook.callback``, dropping the last reference
+    cdef object cb = <object>_slot(hook, _O_HOOK_CALLBACK)
+    cdef PyObject* r = PyObject_Vectorcall(<PyObject*>cb, &args[1],
                                            1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
     if r == NULL:
         return _hook_failed(mgr, hook, ctx)
