@@ -168,6 +168,28 @@ def bench_merge_treefy_merge_mapped(benchmark, n):
     benchmark(graph.treefy_merge, gd, m)
 
 
+_INDEX_REF: dict = {}
+
+
+def index_ref(n: int) -> dict:
+    """The index table of one merge of the split, to merge into again (``index_ref_cache``)."""
+    if n not in _INDEX_REF:
+        table: dict = {}
+        graph.unflatten(setup(n)[4], setup(n)[5], index_ref=table)
+        _INDEX_REF[n] = table
+    return _INDEX_REF[n]
+
+
+@pytest.mark.parametrize("n", SIZES)
+def bench_merge_into_cache(benchmark, n):
+    """``unflatten(..., index_ref_cache=...)``: the nodes and states of an earlier merge are
+    refilled and updated in place (no allocation of states; each is written or restored)."""
+    *_, graphdef, mapping = setup(n)
+    cache = index_ref(n)
+    benchmark.group = f"merge-{n}"
+    benchmark(graph.unflatten, graphdef, mapping, index_ref_cache=cache)
+
+
 @pytest.mark.parametrize("n", SIZES)
 def bench_states_baseline_plain_walk(benchmark, n):
     model, *_ = setup(n)
@@ -226,6 +248,9 @@ def main() -> None:
             (n, "treefy_merge", _best(graph.treefy_merge, graphdef, mapping), unflat, 3.0),
             (n, "  (mapped refs)", _best(graph.treefy_merge, graphdef, mapped(n)), unflat, None),
             (n, "  (allocation floor)", _best(allocation_floor, n), unflat, None),
+            (n, "  (into index_ref_cache)",
+             _best(graph.unflatten, graphdef, mapping, index_ref_cache=index_ref(n)), unflat,
+             None),
             (n, "model.states()", _best(model.states), walk, 1.0),
             (n, "model.states(ParamState)", _best(model.states, ParamState), walk_p, 1.0),
         ]

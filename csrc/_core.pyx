@@ -828,6 +828,9 @@ cdef class StateCore:
 
         Checked against the signature, recorded as a read, fires ``restore`` hooks.
         """
+        self._restore(v)
+
+    cdef int _restore(self, object v) except -1:
         cdef bint has_tracer = False
         cdef int code
         if isinstance(v, StateCore):
@@ -844,6 +847,7 @@ cdef class StateCore:
         self._flags &= ~_VIEW
         if _n_hooks:
             _dispatch_restore(self, v, old)
+        return 0
 
     # -- internal paths used by transforms --
     def _write_no_before(self, v):

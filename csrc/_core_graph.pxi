@@ -704,6 +704,29 @@ def rebuild_state(ref):
     return _rebuild(ref, _Rebinder())
 
 
+# mirrors State.update_from_ref (brainstate/_state.py) for a ref of the standard layout, as
+# DecoderCore._items_c reaches it through _Decoder._update_cached for a state of the cache
+cdef int _update_from_ref(StateCore st, TreefyStateCore r) except -1:
+    """Adopt the ref's ``_name``, ``tag`` and ``_been_writen``, then write its value (restore it
+    when the ref was never written); on failure the three are put back."""
+    old_name, old_tag, old_written = st._name, st.tag, st._been_writen
+    written = r._written
+    st._name = r._name
+    st.tag = r._tag
+    st._been_writen = written
+    try:
+        if written:
+            if _n_tracer_check:  # ``st.value = ...`` passes the strict attribute guard first
+                _strict_guard(st)
+            st._write(r._value, True)
+        else:
+            st._restore(r._value)
+    except BaseException:
+        st._name, st.tag, st._been_writen = old_name, old_tag, old_written
+        raise
+    return 0
+
+
 # mirrors _core_py._keep_poisoned
 cdef inline bint _keep_poisoned(StateCore st, object sig) except -1:
     if st._value is _INVALID:
@@ -1582,6 +1605,22 @@ cdef class DecoderCore:
             return dict(zip(code[2], children))
         return treedef.unflatten(children)
 
+    cdef object _fast_cached(self, object idx):
+        """The cache's state at ``idx`` when its class takes the compiled update (else None)."""
+        cdef PyObject* p = PyDict_GetItemWithError(<dict>self.cache, idx)
+        if p == NULL or not isinstance(<object>p, StateCore):
+            return None
+        cls = type(<object>p)
+        if self._rb is None:
+            self._rb = _Rebinder()
+        if cls is not self._rb.fast_cls and cls is not self._rb.fast_cls2:
+            q = PyDict_GetItemWithError(_g_fast_state, cls)
+            if not ((q != NULL and <object>q) or _g_fast_state_ok(cls)):
+                return None
+            self._rb.fast_cls2 = self._rb.fast_cls
+            self._rb.fast_cls = cls
+        return <object>p
+
     # mirrors _core_py.DecoderCore._items; with ``target`` the values go into it under their
     # keys (a node's new __dict__) and None is returned
     cdef list _items_c(self, object keys, object codes, object sub, tuple prefix, dict target):
@@ -1591,6 +1630,7 @@ cdef class DecoderCore:
         cdef list out = [] if target is None else None
         cdef Py_ssize_t j, n, tag, n_leaves = 0
         cdef bint inline = self.cache is None and not self.copy_hooks
+        cdef bint cached = type(self.cache) is dict and not self.copy_hooks
         cdef bint check = self.check
         cdef bint dict_sub = type(sub) is dict
         cdef PyObject* p
@@ -1629,6 +1669,26 @@ cdef class DecoderCore:
                             self.leaves += n_leaves
                             raise self._bad_signature(_path_plus(prefix, k), st, sig)
                         _tab_set(table, dense, idx, st)
+                    elif cached and type(v) is _g_ref_type and \
+                            (<TreefyStateCore>v)._std and not (<TreefyStateCore>v)._extra:
+                        # mirrors _Decoder._state / _update_cached for a state of the cache
+                        st = self._fast_cached(idx)
+                        if st is None:
+                            st = self._state(v, c, _path_plus(prefix, k))
+                        else:
+                            n_leaves += 1
+                            try:
+                                _update_from_ref(<StateCore>st, <TreefyStateCore>v)
+                            except Exception as exc:
+                                self.leaves += n_leaves
+                                raise self._cached_error(_path_plus(prefix, k), exc)
+                            sig = c[3]
+                            if check and sig is not None and \
+                                    _sig_differs(<StateCore>st, sig) and \
+                                    not _keep_poisoned(<StateCore>st, sig):
+                                self.leaves += n_leaves
+                                raise self._bad_signature(_path_plus(prefix, k), st, sig)
+                            _tab_set(table, dense, idx, st)
                     else:
                         st = self._state(v, c, _path_plus(prefix, k))
                 _emit(out, target, k, st)

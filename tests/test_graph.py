@@ -711,6 +711,47 @@ class TestIndexRefCache:
         out = graph.unflatten(gd, NestedDict(), index_ref_cache=cache)
         assert out.w is rebuilt.w
 
+    def test_update_adopts_name_tag_and_written_from_the_ref(self):
+        gd, rebuilt, cache = self._first_build()
+        other = Cell()
+        other.w.value = jnp.full(2, 3.0)
+        other.w._name = "weights"
+        other.w.tag = {"trainable"}
+        out = graph.unflatten(*graph.flatten(other), index_ref_cache=cache)
+        w = out.w
+        assert w is rebuilt.w and w.name == "weights" and w.tag == {"trainable"}
+        assert w._been_writen and np.allclose(w.value, 3.0)
+        assert not out.h._been_writen  # h was never written: restored
+
+    def test_failed_update_leaves_the_cached_state_as_it_was(self):
+        gd, rebuilt, cache = self._first_build()
+        w = rebuilt.w
+        w._name, w.tag = "before", {"old"}
+        handle = w.register_hook("write_before", lambda ctx: setattr(ctx, "cancel", True))
+        other = Cell()
+        other.w.value = jnp.full(2, 5.0)
+        other.w._name, other.w.tag = "after", {"new"}
+        with pytest.raises(brainstate.HookCancellationError):
+            graph.unflatten(*graph.flatten(other), index_ref_cache=cache)
+        handle.remove()
+        assert (w.name, w.tag, w._been_writen) == ("before", {"old"}, False)
+        assert np.allclose(w.value, 1.0)
+
+    def test_a_class_overriding_update_from_ref_is_honoured(self):
+        calls = []
+
+        class Tracked(ParamState):
+            def update_from_ref(self, ref):
+                calls.append(ref)
+                super().update_from_ref(ref)
+
+        holder = Holder(p=Tracked(jnp.ones(2)))
+        gd, mapping = graph.flatten(holder)
+        cache: dict = {}
+        rebuilt = graph.unflatten(gd, mapping, index_ref=cache)
+        graph.unflatten(gd, mapping, index_ref_cache=cache)
+        assert len(calls) == 1 and isinstance(rebuilt.p, Tracked)
+
     def test_signature_error_names_the_path(self):
         gd, rebuilt, cache = self._first_build()
         bad = NestedDict({"w": ParamState(jnp.ones(4)).to_state_ref()})

@@ -74,6 +74,7 @@ def _fast_state_ok(cls: Any) -> bool:
             and cls._adopt is State._adopt
             and cls._init_from is State._init_from
             and cls.__new__ is State.__new__
+            and cls.update_from_ref is State.update_from_ref
         )
         _FAST_STATE[cls] = ok
     return ok
@@ -471,6 +472,19 @@ class _Decoder(_core.DecoderCore):
         self.table[index] = st
         return st
 
+    def _cached_error(self, keys_path: tuple, exc: Exception) -> Exception:
+        """What ``_update_cached`` raises for ``exc`` (the compiled update's failure)."""
+        if isinstance(exc, StateSignatureError):
+            err = _RebuildError(
+                keys_path,
+                lambda where, exc=exc: StateSignatureError(
+                    f"At path {where} of the state mapping: {exc}"
+                ),
+            )
+            err.__cause__ = exc
+            return err
+        return exc
+
     def _update_cached(self, st: Any, v: Any, keys_path: tuple) -> State:
         if not isinstance(st, State):
             raise _RebuildError(
@@ -497,14 +511,7 @@ class _Decoder(_core.DecoderCore):
                     ),
                 )
         except StateSignatureError as exc:
-            err = _RebuildError(
-                keys_path,
-                lambda where, exc=exc: StateSignatureError(
-                    f"At path {where} of the state mapping: {exc}"
-                ),
-            )
-            err.__cause__ = exc
-            raise err from exc
+            raise self._cached_error(keys_path, exc) from exc
         return st
 
     def _define_all(self) -> None:
