@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Any, Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 __all__ = [
     "CORE_ABI",
@@ -66,12 +67,12 @@ CORE_ABI = 4
 
 _tree_flatten: Callable[[Any], tuple[list, Any]] = None  # type: ignore[assignment]
 _leaf_spec: Callable[[Any], Any] = None  # type: ignore[assignment]
-_array_type: type = type(None)
+_array_type: Any = type(None)  # jax.Array's concrete type (its instances carry .aval)
 _tracer_type: type = type(None)
 _trace_ctx: Any = None
 _make_error: Callable[..., BaseException] = None  # type: ignore[assignment]
 _hooks: Any = None
-_metadata_type: type = type(None)
+_metadata_type: Any = type(None)
 _pkg_prefix: str = "\0"
 _source_site: Callable[[Any, int], Any] = None  # type: ignore[assignment]
 _jax_tracer_type_check = None
@@ -428,7 +429,7 @@ def _strict_guard(st: "StateCore") -> None:
 
 def capture_site() -> Any:
     """The first calling frame outside the brainstate package, as a ``SourceSite``."""
-    f = sys._getframe(1)
+    f: Optional[FrameType] = sys._getframe(1)
     while f is not None and f.f_code.co_filename.startswith(_pkg_prefix):
         f = f.f_back
     if f is None:
@@ -453,6 +454,17 @@ class StateCore:
         "__dict__",
         "__weakref__",
     )
+    # (the slots' types, for the type checker; __new__ fills every one)
+    _value: Any
+    _sig: Any
+    _trace_ref: Any
+    _level: int
+    _been_writen: bool
+    _flags: int
+    _hooks_mgr_or_none: Any
+    _site: Any
+    _name: Any
+    tag: Any
 
     def __new__(cls, *args: Any, **kwargs: Any) -> "StateCore":
         self = object.__new__(cls)
@@ -796,8 +808,8 @@ _g_fast_ref: dict = {}
 _g_fast_ref_ok: Callable = None  # type: ignore[assignment]
 _g_fast_state: dict = {}
 _g_fast_state_ok: Callable = None  # type: ignore[assignment]
-_g_ref_type: type = type(None)
-_g_rebuild_error: type = type(None)
+_g_ref_type: Any = type(None)
+_g_rebuild_error: Any = type(None)  # an exception class
 _MISSING = object()
 _NONE_CODE = (_C_STATIC, None)
 
@@ -874,7 +886,7 @@ def treefy_attrs(ref: Any) -> dict:
     return dict(vars(ref))
 
 
-def treefy_from_attrs(cls: type, attrs: dict) -> Any:
+def treefy_from_attrs(cls: Any, attrs: dict) -> Any:
     """A new ``cls`` ref whose attributes are ``attrs`` (in order), built without ``__init__``."""
     ref = cls.__new__(cls)
     vars(ref).update(attrs)
@@ -892,7 +904,7 @@ def treefy_flatten(ref: Any) -> tuple:
     return d["value"], (d["type"], md)
 
 
-def treefy_unflatten(cls: type, aux: tuple, children: Any) -> Any:
+def treefy_unflatten(cls: Any, aux: tuple, children: Any) -> Any:
     """The ref of ``cls`` that ``treefy_flatten`` described: fresh ``_source_info`` and
     ``_hooks_manager`` (None), then the metadata items in order."""
     ref = cls.__new__(cls)
@@ -1020,7 +1032,7 @@ def collect_states(root: Any, lo: int, hi: int, accept: Any = None) -> dict:
             items(ks, sv, (), 0)
         return out
     finally:
-        items = node = None  # break the closures' reference cycle  # noqa: F841
+        items = node = None  # type: ignore[assignment]  # noqa: F841  (break the closures' cycle)
 
 
 def encode(root: Any, root_kind: int, table: dict | None, treefy: bool) -> tuple:
@@ -1158,7 +1170,7 @@ def encode(root: Any, root_kind: int, table: dict | None, treefy: bool) -> tuple
     finally:
         # The closures refer to each other through their cells: clear the cells so the call
         # leaves no reference cycle behind for the garbage collector.
-        enc_items = enc_node = enc_pytree = None  # noqa: F841
+        enc_items = enc_node = enc_pytree = None  # type: ignore[assignment]  # noqa: F841
 
 
 def _treedef_kind(td: Any) -> int:
@@ -1212,7 +1224,7 @@ def index_bound(root: tuple, records: tuple) -> int:
             for c in rec[4]:
                 visit(c)
     finally:
-        visit = None  # noqa: F841  (break the closure's reference cycle)
+        visit = None  # type: ignore[assignment]  # noqa: F841  (break the closure's cycle)
     if bad or top + 1 > 2 * count + 64:
         return -1
     return top + 1
@@ -1227,6 +1239,19 @@ class DecoderCore:
 
     __slots__ = ("gd", "mapping", "table", "cache", "check", "copy_hooks", "subs", "total",
                  "dicts", "leaves", "exact")
+
+    if TYPE_CHECKING:  # the rare paths and the errors, defined by the graph package's subclass
+        def _state(self, v: Any, code: tuple, keys_path: tuple) -> Any: ...
+        def _state_at(self, code: tuple, keys_path: tuple) -> Any: ...
+        def _ref_to_state(self, ref: Any) -> Any: ...
+        def _leaf(self, path: tuple, keys_path: tuple) -> Any: ...
+        def _raise(self, index: int | None, err: Any) -> None: ...
+        def _bad_node_type(self, t: type) -> None: ...
+        def _bad_cached_node(self, t: type, index: int, shell: Any) -> None: ...
+        def _bad_signature(self, keys_path: tuple, st: Any, sig: Any) -> BaseException: ...
+        def _not_a_dict(self, keys_path: tuple, value: Any) -> BaseException: ...
+        def _unknown_index(self, keys_path: tuple, what: str, index: int) -> BaseException: ...
+        def _bad_code(self, code: Any) -> BaseException: ...
 
     def __init__(self, gd: Any, mapping: Any, table: dict | None, cache: Any, check: bool,
                  copy_hooks: bool, size: int | None = None) -> None:
@@ -1254,7 +1279,7 @@ class DecoderCore:
         impls = _g_impls
         for rec in records:
             t, index = rec[0], rec[1]
-            impl = impls.get(t)
+            impl: Any = impls.get(t)
             if impl is None:
                 self._bad_node_type(t)
             if cache is not None and index in cache:
