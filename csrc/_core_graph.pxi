@@ -12,6 +12,7 @@
 # jax.tree.flatten, so no Python loop can meet the 3x targets.
 
 from cpython.dict cimport PyDict_Next, PyDict_SetItem, PyDict_Keys
+from cpython.dict cimport PyDict_Clear
 from cpython.list cimport PyList_Append, PyList_Sort
 from cpython.long cimport PyLong_FromVoidPtr, PyLong_AsSsize_t
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
@@ -1518,11 +1519,20 @@ cdef class DecoderCore:
                 impl = None
             else:
                 impl = <object>p
-            if cache is not None and index in cache:
+            if type(cache) is dict:
+                p = PyDict_GetItemWithError(<dict>cache, index)
+                shell = None if p == NULL else <object>p
+            elif cache is not None and index in cache:
                 shell = cache[index]
+            else:
+                shell = None
+            if shell is not None:
                 if type(shell) is not t:
                     self._bad_cached_node(t, index, shell)
-                impl.clear(shell)
+                if self._is_fast(t, impl):
+                    PyDict_Clear(_node_dict(shell))  # a fast node's impl.clear: vars().clear()
+                else:
+                    impl.clear(shell)
             elif self._is_fast(t, impl):
                 shell = _new_plain(t)
             else:

@@ -711,6 +711,13 @@ class TestIndexRefCache:
         out = graph.unflatten(gd, NestedDict(), index_ref_cache=cache)
         assert out.w is rebuilt.w
 
+    def test_reused_shells_are_cleared_before_the_refill(self):
+        gd, rebuilt, cache = self._first_build()
+        rebuilt.extra = 1  # not in the GraphDef: gone after the refill
+        out = graph.unflatten(*graph.flatten(Cell()), index_ref_cache=cache)
+        assert out is rebuilt and not hasattr(out, "extra")
+        assert sorted(vars(out)) == ["h", "label", "w"]
+
     def test_update_adopts_name_tag_and_written_from_the_ref(self):
         gd, rebuilt, cache = self._first_build()
         other = Cell()

@@ -44,8 +44,9 @@ class GraphNodeImpl:
         self.clear = clear
         # ``fast``: a plain Node: children are ``vars(node)`` (sorted, minus the class's
         # ``graph_invisible_attrs``), a fresh shell is ``object.__new__(cls)`` and is filled by
-        # one ``vars(shell).update``. Set only by Node.__init_subclass__ for classes without a
-        # custom ``__setattr__``.
+        # one ``vars(shell).update``, a reused one is cleared by ``vars(shell).clear()`` (the
+        # compiled core does these directly). Set only by Node.__init_subclass__ for classes
+        # without a custom ``__setattr__``.
         self.fast = fast
 
 
