@@ -369,7 +369,8 @@ cdef inline object _fresh(int k, type cls):
 
 
 cdef inline void _set_slot_if_new(object obj, Py_ssize_t off, object value) noexcept:
-    # a reused context usually holds the same operation string and state reference already
+    # a reused context often holds the same object already (operation string, state
+    # reference, None/False defaults, a value written again): no reference count traffic
     if _slot(obj, off) != <PyObject*>value:
         _set_slot(obj, off, value)
 
@@ -380,11 +381,11 @@ cdef inline object _new_ctx(int k, type cls, str op, object ref, object value):
     _set_slot_if_new(ctx, _O_CTX_REF, ref)
     _stamp(ctx)
     if k == _K_READ:
-        _set_slot(ctx, _O_READ_VALUE, value)
+        _set_slot_if_new(ctx, _O_READ_VALUE, value)
     elif k == _K_INIT:
-        _set_slot(ctx, _O_INIT_VALUE, value)
+        _set_slot_if_new(ctx, _O_INIT_VALUE, value)
     else:
-        _set_slot(ctx, _O_CTX_VALUE, value)
+        _set_slot_if_new(ctx, _O_CTX_VALUE, value)
     return ctx
 
 
@@ -435,7 +436,7 @@ cdef int _run_observe(object mgr, Py_ssize_t idx, int k, type cls, str op, objec
             if k == _K_INIT:
                 _set_slot(ctx, _O_CTX_INITMD, {} if init_md is None else init_md)
             elif k != _K_READ:
-                _set_slot(ctx, _O_CTX_OLD, old)
+                _set_slot_if_new(ctx, _O_CTX_OLD, old)
             for hook in chain:  # mirrors brainstate._hooks._run_shared
                 if _slot(hook, _O_HOOK_ENABLED) == _PY_TRUE:
                     _call_hook(mgr, hook, ctx)
@@ -456,10 +457,10 @@ cdef object _run_write_before(object mgr, object new, object old, object ref):
             if _slot(hook, _O_HOOK_ENABLED) != _PY_TRUE:
                 continue
             ctx = _new_ctx(_K_MUTABLE, _MutableCtx, "write_before", ref, new)
-            _set_slot(ctx, _O_CTX_OLD, old)
-            _set_slot(ctx, _O_CTX_TRANSFORMED, transformed)
-            _set_slot(ctx, _O_CTX_CANCEL, False)
-            _set_slot(ctx, _O_CTX_REASON, None)
+            _set_slot_if_new(ctx, _O_CTX_OLD, old)
+            _set_slot_if_new(ctx, _O_CTX_TRANSFORMED, transformed)
+            _set_slot_if_new(ctx, _O_CTX_CANCEL, False)
+            _set_slot_if_new(ctx, _O_CTX_REASON, None)
             if _call_hook(mgr, hook, ctx):
                 continue
             p = _slot(ctx, _O_CTX_CANCEL)
