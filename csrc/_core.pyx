@@ -528,7 +528,7 @@ cdef extern from *:
     bint bs_type_tag_valid(PyTypeObject* tp, unsigned int tag)
 
 cdef object _value_descr = None  # StateCore.__dict__["value"], set after the class
-cdef str _VALUE_NAME = "value"
+cdef object _K_VALUE = "value"  # (also a key of the graph code's ref dicts)
 cdef PyTypeObject* _own_value_types[4]
 cdef unsigned int _own_value_tags[4]
 cdef int _own_value_next = 0
@@ -548,7 +548,7 @@ cdef inline bint _own_value_setter(object t):
 cdef bint _own_value_setter_slow(object t):
     global _own_value_next
     cdef PyTypeObject* tp = <PyTypeObject*>t
-    if getattr(t, _VALUE_NAME, None) is not _value_descr:  # (assigns the version tag)
+    if getattr(t, _K_VALUE, None) is not _value_descr:  # (assigns the version tag)
         return False
     if bs_type_tag_valid(tp, tp.tp_version_tag):
         # a borrowed pointer: a stale entry only fails to match (a new type at the same
@@ -670,7 +670,7 @@ cdef class StateCore:
     def __setattr__(self, name, value):
         if _n_tracer_check:
             _strict_guard(self)
-        if name is _VALUE_NAME and _own_value_setter(type(self)):
+        if name is _K_VALUE and _own_value_setter(type(self)):
             self._write(value, True)
             return
         _generic_setattr(self, name, <PyObject*>value)

@@ -96,7 +96,6 @@ cdef object _I_PYTREE = _C_PYTREE
 cdef object _I_LEAF = _C_LEAF
 cdef object _object_new = object.__new__
 cdef object _K_TYPE = "type"
-cdef object _K_VALUE = "value"
 cdef object _K_SITE = "_source_info"
 cdef object _K_HOOKS = "_hooks_manager"
 cdef object _K_NAME = "_name"
@@ -633,6 +632,20 @@ cdef class _Rebinder:
         self.have_caller = False
 
 
+cdef bint _fast_state_cls(_Rebinder rb, object cls) except -1:
+    """``_fast_state_ok(cls)``: the class customises none of what the compiled rebuild and
+    update do for it (the last two classes answered are remembered on ``rb``)."""
+    cdef PyObject* p
+    if cls is rb.fast_cls or cls is rb.fast_cls2:
+        return True
+    p = PyDict_GetItemWithError(_g_fast_state, cls)
+    if not ((p != NULL and <object>p) or _g_fast_state_ok(cls)):
+        return False
+    rb.fast_cls2 = rb.fast_cls
+    rb.fast_cls = cls
+    return True
+
+
 # mirrors _core_py.rebuild_state
 cdef object _rebuild(object ref, _Rebinder rb):
     cdef TreefyStateCore r
@@ -665,12 +678,8 @@ cdef object _rebuild(object ref, _Rebinder rb):
             tag = d[_K_TAG]
         except KeyError:
             return None
-    if cls is not rb.fast_cls and cls is not rb.fast_cls2:
-        p = PyDict_GetItemWithError(_g_fast_state, cls)
-        if not ((p != NULL and <object>p) or _g_fast_state_ok(cls)):
-            return None
-        rb.fast_cls2 = rb.fast_cls
-        rb.fast_cls = cls
+    if not _fast_state_cls(rb, cls):
+        return None
     st = <StateCore>(<PyTypeObject*>cls).tp_new(cls, <PyObject*>_EMPTY, NULL)
     # StateCore._init_from, with what the call shares computed once
     if sig is not None:
@@ -682,12 +691,13 @@ cdef object _rebuild(object ref, _Rebinder rb):
     # (a fresh state's fields are None: None is not stored again, see _bind_known)
     if site is not None:
         st._site_obj = site
-    elif not rb.have_caller:
-        rb.caller = _site_of_caller()
-        rb.have_caller = True
-    if site is None and rb.caller is not None:
-        st._site_code = rb.caller[0]
-        st._site_lasti = rb.caller[1]
+    else:
+        if not rb.have_caller:
+            rb.caller = _site_of_caller()
+            rb.have_caller = True
+        if rb.caller is not None:
+            st._site_code = rb.caller[0]
+            st._site_lasti = rb.caller[1]
     if name is not None:
         st._name = name
     st._been_writen = written
@@ -1620,16 +1630,9 @@ cdef class DecoderCore:
         cdef PyObject* p = PyDict_GetItemWithError(<dict>self.cache, idx)
         if p == NULL or not isinstance(<object>p, StateCore):
             return None
-        cls = type(<object>p)
         if self._rb is None:
             self._rb = _Rebinder()
-        if cls is not self._rb.fast_cls and cls is not self._rb.fast_cls2:
-            q = PyDict_GetItemWithError(_g_fast_state, cls)
-            if not ((q != NULL and <object>q) or _g_fast_state_ok(cls)):
-                return None
-            self._rb.fast_cls2 = self._rb.fast_cls
-            self._rb.fast_cls = cls
-        return <object>p
+        return <object>p if _fast_state_cls(self._rb, type(<object>p)) else None
 
     # mirrors _core_py.DecoderCore._items; with ``target`` the values go into it under their
     # keys (a node's new __dict__) and None is returned
