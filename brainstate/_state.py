@@ -17,7 +17,8 @@ import numpy as np
 
 from brainstate import _impl
 from brainstate._impl import core as _core
-from brainstate._messages import attach_site
+from brainstate._messages import attach_site, describe_state
+from brainstate._signature import _unit_of
 
 __all__ = [
     "State",
@@ -443,6 +444,32 @@ class HiddenState(ShortTermState):
         return 1
 
 
+def _mantissa_in(value: Any, unit: Any, what: str) -> Any:
+    """``value``'s numbers expressed in ``unit`` (``None``: a plain array), as a JAX array.
+
+    A unitful value is converted (mV into a V slot is scaled); one of another physical dimension,
+    or a plain array for a unitful slot (and the reverse), is refused: guessing would rescale.
+    """
+    got = _unit_of(value)
+    if unit is None:
+        if got is not None and not getattr(got, "is_unitless", False):
+            raise TypeError(f"{what} holds plain numbers, got a value in {got}; pass "
+                            f"value.to_decimal({got}) to store the numbers in that unit.")
+        return jax.numpy.asarray(value.mantissa if got is not None else value)
+    if got is None:
+        raise TypeError(f"{what} is in {unit}, got a plain array; multiply it by the unit "
+                        f"(value * {unit}) to say what the numbers mean.")
+    return jax.numpy.asarray(value.to_decimal(unit))  # brainunit refuses another dimension
+
+
+def _with_unit(mantissa: Any, unit: Any) -> Any:
+    if unit is None:
+        return mantissa
+    import brainunit  # present: a unit was found on a value
+
+    return brainunit.Quantity(mantissa, unit=unit)
+
+
 class HiddenGroupState(HiddenState):
     """Several same-shaped hidden variables stacked on the last axis of one array."""
 
@@ -489,7 +516,9 @@ class HiddenGroupState(HiddenState):
             val = dict(enumerate(val))
         if not isinstance(val, dict):
             raise TypeError(f"set_value needs a dict or a list, got {type(val).__name__}.")
-        new = jax.numpy.asarray(self.value)
+        current = self.value
+        unit = _unit_of(current)
+        new = jax.numpy.asarray(current.mantissa if unit is not None else current)
         for k, v in val.items():
             if isinstance(k, str):
                 k = self._index(k)
@@ -497,14 +526,17 @@ class HiddenGroupState(HiddenState):
                 raise TypeError(f"The key {k!r} should be int or str.")
             if not 0 <= k < self.num_state:
                 raise ValueError(f"Index {k} out of range [0, {self.num_state}).")
-            v = jax.numpy.asarray(v)
+            v = self._entry_mantissa(v, k, unit)
             if tuple(v.shape) != self.varshape:
                 raise ValueError(
                     f"The shape of the value {tuple(v.shape)} does not match the variable "
                     f"shape {self.varshape}."
                 )
             new = new.at[..., k].set(v.astype(new.dtype))
-        self.value = new
+        self.value = _with_unit(new, unit)
+
+    def _entry_mantissa(self, v: Any, index: int, unit: Any) -> Any:
+        return _mantissa_in(v, unit, f"Sub-state {index} of {describe_state(self)}")
 
 
 class HiddenTreeState(HiddenGroupState):
@@ -525,12 +557,17 @@ class HiddenTreeState(HiddenGroupState):
         shapes = {tuple(np.shape(a)) for a in arrays}
         if len(shapes) > 1:
             raise ValueError(f"HiddenTreeState entries must share one shape, got {sorted(shapes)}.")
-        stacked = jax.numpy.stack([jax.numpy.asarray(a) for a in arrays], axis=-1)
+        # Entries may carry different units: the stacked array holds each one's mantissa, the
+        # units are kept per entry and re-attached by get_value.
+        units = [_unit_of(a) for a in arrays]
+        stacked = jax.numpy.stack(
+            [jax.numpy.asarray(a.mantissa if unit is not None else a)
+             for a, unit in zip(arrays, units)], axis=-1)
         State.__init__(self, stacked, name=name, **metadata)
         self._setattr_no_check("name2index", {n: i for i, n in enumerate(names)})
         self._setattr_no_check("index2name", dict(enumerate(names)))
-        self._setattr_no_check("name2unit", {n: None for n in names})
-        self._setattr_no_check("index2unit", {i: None for i in range(len(names))})
+        self._setattr_no_check("name2unit", dict(zip(names, units)))
+        self._setattr_no_check("index2unit", dict(enumerate(units)))
 
     @property
     def num_state(self) -> int:
@@ -548,6 +585,15 @@ class HiddenTreeState(HiddenGroupState):
                 f"{type(val).__name__}; pass {{name: array}} for the sub-states to change."
             )
         super().set_value(val)
+
+    def get_value(self, item: Any) -> Any:
+        """The sub-state ``item`` (int index or name), with its unit where it has one."""
+        i = self._index(item)
+        return _with_unit(self.value[..., i], self.index2unit[i])
+
+    def _entry_mantissa(self, v: Any, index: int, unit: Any) -> Any:
+        return _mantissa_in(v, self.index2unit[index],
+                            f"Sub-state {self.index2name[index]!r} of {describe_state(self)}")
 
 
 class FakeState:

@@ -90,7 +90,7 @@ import numpy as np
 
 from brainstate import _impl
 from brainstate._error import BrainStateError
-from brainstate._signature import format_spec
+from brainstate._signature import format_spec, leaf_units
 from brainstate._state import State, TreefyState
 from brainstate.checkpoint import _format
 from brainstate.checkpoint._format import CheckpointFormatError, write_checkpoint
@@ -234,7 +234,10 @@ def _entries(items: list) -> list:
     for (path, st), value in zip(items, values):
         cls = _class_name(type(st))
         jpath = list(path)
-        for leaf_path, leaf in jax.tree_util.tree_flatten_with_path(value)[0]:
+        # A Quantity's unit lives in the treedef, not in its mantissa leaf: record it per leaf
+        # so that a load can refuse a target in another unit instead of reinterpreting numbers.
+        units = leaf_units(value)
+        for (leaf_path, leaf), unit in zip(jax.tree_util.tree_flatten_with_path(value)[0], units):
             if not isinstance(leaf, (jax.Array, np.ndarray, np.generic) + _PY_SCALARS):
                 raise TypeError(
                     f"Cannot save the {type(st).__name__} at path {_format_path(path)}: its "
@@ -251,6 +254,8 @@ def _entries(items: list) -> list:
             info = {"path": jpath, "class": cls}
             if leaf_path:
                 info["leaf"] = jax.tree_util.keystr(leaf_path)
+            if unit is not None:
+                info["unit"] = unit
             if not isinstance(leaf, (jax.Array, np.ndarray)):
                 leaf = np.asarray(leaf)
             entries.append((_record_key(path, leaf_path, used), leaf, info))
@@ -329,11 +334,12 @@ def save(path, target: Any, *, metadata: Mapping | None = None, backend: str = "
 class _Saved:
     """The records of one saved state."""
 
-    __slots__ = ("cls", "keys", "values")
+    __slots__ = ("cls", "keys", "units", "values")
 
     def __init__(self, cls: str) -> None:
         self.cls = cls
         self.keys: list = []  # keystr of each leaf, in save (flatten) order
+        self.units: list = []  # the unit name of each leaf inside a Quantity, else None
         self.values: list = []
 
 
@@ -344,7 +350,9 @@ def _group(path: str, records) -> dict:
         p = info.get("path")
         cls = info.get("class")
         leaf = info.get("leaf", "")
+        unit = info.get("unit")
         if not isinstance(p, list) or not isinstance(cls, str) or not isinstance(leaf, str) \
+                or not (unit is None or isinstance(unit, str)) \
                 or not all(type(x) is str or type(x) is int for x in p):
             raise CheckpointFormatError(
                 f"{path!r} is a checkpoint file but not one of states: record {key!r} has no "
@@ -362,6 +370,7 @@ def _group(path: str, records) -> dict:
                 "the file from a backup."
             )
         entry.keys.append(leaf)
+        entry.units.append(unit)
         entry.values.append(value)
     return saved
 
@@ -370,19 +379,21 @@ _KEYS_CACHE: dict = {}
 
 
 def _target_layout(st: State) -> tuple:
-    """(treedef, leaf keystrs, expected leaf specs) of a state's signature."""
+    """(treedef, leaf keystrs, leaf units, expected leaf specs) of a state's signature."""
     sig = st._signature
     if sig.treedef is None:
-        return None, [""], [(tuple(sig.shape), _canonical(sig.dtype))]
-    keys = _KEYS_CACHE.get(sig.treedef)
-    if keys is None:
+        return None, [""], [None], [(tuple(sig.shape), _canonical(sig.dtype))]
+    cached = _KEYS_CACHE.get(sig.treedef)
+    if cached is None:
         dummy = jax.tree_util.tree_unflatten(sig.treedef, [0] * sig.treedef.num_leaves)
         keys = [jax.tree_util.keystr(kp)
                 for kp, _ in jax.tree_util.tree_flatten_with_path(dummy)[0]]
+        cached = (keys, leaf_units(dummy))
         if len(_KEYS_CACHE) > 4096:
             _KEYS_CACHE.clear()
-        _KEYS_CACHE[sig.treedef] = keys
-    return sig.treedef, keys, list(sig.specs)
+        _KEYS_CACHE[sig.treedef] = cached
+    keys, units = cached
+    return sig.treedef, keys, units, list(sig.specs)
 
 
 def _canonical(dtype: Any) -> Any:
@@ -402,11 +413,19 @@ def _compare(st: State, saved: _Saved, check: bool) -> tuple:
     cls = _class_name(type(st))
     if cls != saved.cls:
         return f"state class {saved.cls} in the file, {cls} in the target", None
-    treedef, keys, specs = _target_layout(st)
+    treedef, keys, units, specs = _target_layout(st)
     if keys != saved.keys:
         show = lambda ks: "[" + ", ".join(k or "<value>" for k in ks) + "]"  # noqa: E731
         return (f"value leaves {show(saved.keys)} in the file, {show(keys)} in the target",
                 None)
+    # Checked even when re-binding: the restored value takes the target's unit, so a unit
+    # difference would silently rescale (mV data read as V) rather than re-bind anything.
+    for k, want, got in zip(keys, units, saved.units):
+        if want != got:
+            where = f"leaf {k}: " if k else ""
+            show = lambda unit: f"unit {unit}" if unit else "no unit"  # noqa: E731
+            return (f"{where}{show(got)} in the file, {show(want)} in the target (convert the "
+                    "target's values or load into a model built with the saved units)", None)
     if check:
         for k, want, value in zip(keys, specs, saved.values):
             got = _file_spec(value)
