@@ -59,7 +59,10 @@ from brainstate.util._dict_manager import DictManager, StateDictManager
 
 from brainstate import checkpoint, graph, nn, transform, util  # noqa: E402  (subpackages)
 
-__version__ = "0.1.0"
+# The upstream API level this package implements (0.5.4), with a local label that marks this
+# distribution: pip treats it as 0.5.4 when the ecosystem asks for ``brainstate>=0.5``, so
+# installing braintools or brainpy-state keeps this package instead of fetching upstream's.
+__version__ = "0.5.4+compiled.1"
 
 __all__ = [
     "checkpoint",
