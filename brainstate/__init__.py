@@ -57,7 +57,7 @@ from brainstate._state import (
 from brainstate._trace import StateTraceStack
 from brainstate.util._dict_manager import DictManager, StateDictManager
 
-from brainstate import checkpoint, graph, nn, transform, util  # noqa: E402  (subpackages)
+from brainstate import checkpoint, environ, graph, mixin, nn, transform, typing, util  # noqa: E402,I001  (subpackages)
 
 # The upstream API level this package implements (0.5.4), with a local label that marks this
 # distribution: pip treats it as 0.5.4 when the ecosystem asks for ``brainstate>=0.5``, so
@@ -66,9 +66,12 @@ __version__ = "0.5.4+compiled.1"
 
 __all__ = [
     "checkpoint",
+    "environ",
     "graph",
+    "mixin",
     "nn",
     "transform",
+    "typing",
     "util",
     # errors
     "BrainStateError",
