@@ -27,6 +27,7 @@ True
 from __future__ import annotations
 
 import copyreg
+import types
 from typing import Any, Callable, Optional, Sequence, TypeVar
 
 __all__ = [
@@ -189,7 +190,10 @@ class ParamDescriber(metaclass=NoSubclassMeta):
             return instance.cls is self.cls
         return issubclass(instance.cls, self.cls)
 
-    def __class_getitem__(cls, item) -> "ParamDescriber":
+    def __class_getitem__(cls, item) -> Any:
+        # A type variable is a generic annotation (``ParamDescriber[T]``), not a describer.
+        if isinstance(item, TypeVar):
+            return types.GenericAlias(cls, (item,))
         return ParamDescriber(item)
 
     @property

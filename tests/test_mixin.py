@@ -109,6 +109,13 @@ def test_describer_usable_in_annotations():
     assert Optional[ParamDescriber[Neuron]] is not None
 
 
+def test_describer_of_a_type_variable_is_a_generic_annotation():
+    T = typing.TypeVar("T")
+    alias = ParamDescriber[T]
+    assert typing.get_origin(alias) is ParamDescriber and typing.get_args(alias) == (T,)
+    assert typing.get_args(Union[ParamDescriber[T], T]) == (alias, T)
+
+
 def test_describer_repr():
     assert repr(Neuron.desc(10, tau=5.0)) == "ParamDescriber(Neuron(10, tau=5.0))"
 

@@ -1,5 +1,26 @@
-"""Neural-network building blocks: ``Module``, parameters and constraint transforms."""
+"""Neural-network building blocks: ``Module``, ``Dynamics``, parameters, constraint transforms."""
 
+from brainstate.nn._collective_ops import (
+    MAX_ORDER,
+    assign_state_values,
+    call_all_fns,
+    call_order,
+    init_all_states,
+    reset_all_states,
+    vmap_call_all_fns,
+    vmap_init_all_states,
+    vmap_reset_all_states,
+)
+from brainstate.nn._dynamics import (
+    Dynamics,
+    Prefetch,
+    init_maybe_prefetch,
+    not_receive_update_input,
+    not_receive_update_output,
+    receive_update_input,
+    receive_update_output,
+)
+from brainstate.nn._exp_euler import exp_euler_step
 from brainstate.nn._module import Module
 from brainstate.nn._param import Const, Param
 from brainstate.nn._regularization import (
@@ -56,6 +77,23 @@ from brainstate.nn._transforms import (
 
 __all__ = [
     "Module",
+    "Dynamics",
+    "Prefetch",
+    "init_maybe_prefetch",
+    "receive_update_output",
+    "not_receive_update_output",
+    "receive_update_input",
+    "not_receive_update_input",
+    "MAX_ORDER",
+    "call_order",
+    "call_all_fns",
+    "vmap_call_all_fns",
+    "init_all_states",
+    "vmap_init_all_states",
+    "reset_all_states",
+    "vmap_reset_all_states",
+    "assign_state_values",
+    "exp_euler_step",
     "Transform",
     "IdentityT",
     "SoftplusT",

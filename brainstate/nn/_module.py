@@ -7,6 +7,7 @@ from typing import Any, Iterator, Sequence
 
 from brainstate._state import NewStateCatcher, ParamState, catch_new_states
 from brainstate.graph import MAX_INT, Node, nodes, states, treefy_states
+from brainstate.mixin import ParamDesc
 
 __all__ = ["Module"]
 
@@ -35,12 +36,13 @@ def _as_size(value: Any, what: str) -> tuple:
     )
 
 
-class Module(Node):
+class Module(Node, ParamDesc):
     """The base class of models: a graph node with queries over its states and sub-modules.
 
     Sub-modules, states and other attributes are plain attributes; the graph functions of
     :mod:`brainstate.graph` see them. ``module(x)`` calls :meth:`update`, and so does
-    ``x >> module``.
+    ``x >> module``. ``Cls.desc(*args, **kwargs)`` (from :class:`~brainstate.mixin.ParamDesc`)
+    gives a deferred constructor.
 
     Parameters
     ----------
@@ -248,15 +250,19 @@ class Module(Node):
                         **kwargs: Any) -> NewStateCatcher:
         """Call ``init_state(*args, **kwargs)`` on every module, children first.
 
+        As :func:`brainstate.nn.init_all_states` (``call_order`` levels respected), but
+        returning what was created.
+
         Returns
         -------
         NewStateCatcher
             The states created meanwhile (tagged ``state_tag`` when given).
         """
-        found = nodes(self, Module)
+        # Imported here: the collective operations build on this module.
+        from brainstate.nn._collective_ops import call_all_fns
+
         with catch_new_states(state_tag) as catcher:
-            for module in found.values():
-                module.init_state(*args, **kwargs)
+            call_all_fns(self, "init_state", args, kwargs)
         return catcher
 
     # -- display --
