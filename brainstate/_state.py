@@ -19,6 +19,7 @@ from brainstate import _impl
 from brainstate._impl import core as _core
 from brainstate._messages import attach_site, describe_state
 from brainstate._signature import _unit_of
+from brainstate.util.filter import to_predicate
 
 __all__ = [
     "State",
@@ -740,7 +741,10 @@ class NewStateCatcher:
 
     def __init__(self, state_tag: str | None = None, state_to_exclude: Any = None) -> None:
         self.state_tag = state_tag
-        self.state_to_exclude = _nothing() if state_to_exclude is None else state_to_exclude
+        # Any filter (a state class, a tag, a predicate): calling a class as a predicate would
+        # construct a state, which the catcher would catch, and so on without end.
+        self.state_to_exclude = _nothing() if state_to_exclude is None \
+            else to_predicate(state_to_exclude)
         self._states: list = []
         self._ids: set = set()
 

@@ -1064,6 +1064,14 @@ class TestHelpers:
             s = State(0.0)
         assert list(c) == [s] and p.tag is None and s.tag is None
 
+    @pytest.mark.parametrize("exclude", [brainstate.ParamState, "weights"])
+    def test_catcher_exclusion_by_any_filter(self, exclude):
+        # a class or a tag is a filter like OfType(...): never called as a predicate
+        with brainstate.catch_new_states(state_to_exclude=exclude) as c:
+            p = brainstate.ParamState(0.0, tag="weights")
+            s = State(0.0)
+        assert list(c) == [s] and p.tag == {"weights"}
+
     def test_new_state_catcher_defaults(self):
         c = brainstate.NewStateCatcher()
         st = State(0.0)
