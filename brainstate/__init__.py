@@ -57,7 +57,9 @@ from brainstate._state import (
 from brainstate._trace import StateTraceStack
 from brainstate.util._dict_manager import DictManager, StateDictManager
 
-from brainstate import checkpoint, environ, graph, mixin, nn, transform, typing, util  # noqa: E402,I001  (subpackages)
+from brainstate import (  # noqa: E402  (subpackages)
+    checkpoint, environ, graph, mixin, nn, random, transform, typing, util,
+)
 
 # The upstream API level this package implements (0.5.4), with a local label that marks this
 # distribution: pip treats it as 0.5.4 when the ecosystem asks for ``brainstate>=0.5``, so
@@ -70,6 +72,7 @@ __all__ = [
     "graph",
     "mixin",
     "nn",
+    "random",
     "transform",
     "typing",
     "util",

@@ -10,6 +10,7 @@ def configure(
     tree_flatten: Callable[[Any], tuple[list, Any]],
     leaf_spec: Callable[[Any], Any],
     array_type: type,
+    key_array_type: type,
     tracer_type: type,
     trace_ctx: Any,
     make_error: Callable[..., BaseException],

@@ -83,6 +83,7 @@ def configure(
     tree_flatten: Callable,
     leaf_spec: Callable,
     array_type: type,
+    key_array_type: type,
     tracer_type: type,
     trace_ctx: Any,
     make_error: Callable,
@@ -91,7 +92,11 @@ def configure(
     pkg_prefix: str,
     source_site: Callable,
 ) -> None:
-    """Install the Python callables the core needs; called once by ``brainstate._impl``."""
+    """Install the Python callables the core needs; called once by ``brainstate._impl``.
+
+    ``key_array_type`` feeds the compiled core's aval cache only (typed PRNG keys); the pure
+    core compares every signature through ``leaf_spec`` and ignores it.
+    """
     global _tree_flatten, _leaf_spec, _array_type, _tracer_type, _trace_ctx, _make_error
     global _hooks, _metadata_type, _pkg_prefix, _source_site
     _tree_flatten = tree_flatten

@@ -60,6 +60,7 @@ def configure_core(mod=None, *, metadata_type: type) -> None:
         tree_flatten=jax.tree_util.tree_flatten,
         leaf_spec=_signature.leaf_spec,
         array_type=type(jax.numpy.zeros(())),
+        key_array_type=_key_array_type(),
         tracer_type=jax.core.Tracer,
         trace_ctx=jax_core.trace_ctx,
         make_error=_messages.make_error,
@@ -73,6 +74,19 @@ def configure_core(mod=None, *, metadata_type: type) -> None:
     _CONFIGURED.append(mod)
     mod.set_hooks_active(_hooks.active_count())
     _hooks.set_activity_listener(_broadcast_hook_activity)
+
+
+def _key_array_type() -> type:
+    """The concrete type of typed PRNG key arrays (``jax.random.key``), or ``NoneType``."""
+    import importlib
+
+    # internal, and it has moved between JAX releases; pinned by tests/test_impl.py
+    for where in ("jax._src.random.prng", "jax._src.prng"):
+        try:
+            return importlib.import_module(where).PRNGKeyArray
+        except (ImportError, AttributeError):
+            continue
+    return type(None)  # moved again: the core falls back to its generic check
 
 
 def _broadcast_hook_activity(count: int) -> None:

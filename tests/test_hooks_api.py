@@ -11,7 +11,6 @@ import dataclasses
 import gc
 import threading
 import time
-import timeit
 import warnings
 import weakref
 
@@ -783,38 +782,3 @@ def test_threads_register_toggle_and_dispatch_without_lost_calls(counts):
     mgr.clear_hooks()
     clear_state_hooks()
     assert _hooks.active_count() == base and counts[-1] == base
-
-
-# --- overhead ------------------------------------------------------------------------------
-
-
-def test_dispatch_overhead():
-    """Report write_before + write_after dispatch (one hook each) against direct calls."""
-    state = make_state()
-    mgr = state._hooks_mgr_or_none
-
-    def before(ctx):
-        pass
-
-    def after(ctx):
-        pass
-
-    mgr.register_hook("write_before", before)
-    mgr.register_hook("write_after", after)
-
-    def hooked():
-        dispatch_write_after(state, dispatch_write_before(state, 1, 0), 0)
-
-    def direct():
-        before(None)
-        after(None)
-
-    n = 20000
-    t_hooked = min(timeit.repeat(hooked, number=n, repeat=5)) / n
-    t_direct = min(timeit.repeat(direct, number=n, repeat=5)) / n
-    ratio = t_hooked / t_direct
-    print(f"\ndispatch write_before+write_after: {t_hooked * 1e9:.0f} ns, direct callbacks "
-          f"{t_direct * 1e9:.0f} ns, ratio {ratio:.1f}x")
-    # Loose guard against a regression of the kind "context built through the dataclass and a
-    # second lock": measured 16x on the dev box; the two contexts and two locks dominate.
-    assert ratio < 40

@@ -66,6 +66,14 @@ def test_jax_internals_we_depend_on_exist():
     assert trace._weakref() is trace
 
 
+def test_typed_key_arrays_have_the_type_the_core_checks_fast():
+    # the compiled core's aval cache covers typed PRNG keys by their concrete type (a
+    # RandomState's value, written at every draw); a JAX that moves it must fail here
+    key = jax.random.key(0)
+    assert type(key) is _impl._key_array_type()
+    assert key.aval.shape == key.shape and key.aval.dtype == key.dtype
+
+
 def test_disable_jit_state_tracks_the_public_switch():
     # the compiled-call fast path reads jax._src.config.disable_jit.value (4x cheaper than
     # jax.config.jax_disable_jit); it must follow jax.disable_jit() both ways

@@ -61,6 +61,11 @@ class TestConstruction:
         assert p.value().dtype == jnp.result_type(float)
         np.testing.assert_array_equal(p.value(), [1.0, 2.0, 3.0])
 
+    def test_default_dtype_follows_the_environment_precision(self):
+        with brainstate.environ.context(precision=16):
+            p = Param([1, 2, 3])
+        assert p.value().dtype == jnp.float16 and p.val.value.dtype == jnp.float16
+
     def test_stores_the_unconstrained_value(self):
         p = Param(arr(1.0, 2.0), t=SoftplusT(0.0))
         np.testing.assert_allclose(p.val.value, SoftplusT(0.0).inverse(arr(1.0, 2.0)))

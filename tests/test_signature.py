@@ -239,6 +239,25 @@ class TestSharedAvals:
                 st.value = bad
         assert st.value.shape == (3,)
 
+    def test_a_matched_typed_key_does_not_admit_another_key_shape_impl_or_raw_data(self):
+        # typed keys are settled by (base array aval, impl) identity once matched
+        st = State(jax.random.key(0))
+        st.value = jax.random.key(1)
+        st.value = jax.random.split(jax.random.key(2))[0]
+        rbg = State(jax.random.key(0, impl="rbg"))
+        rbg.value = jax.random.key(1, impl="rbg")
+        same_base = jax.random.key(1, impl="unsafe_rbg")  # uint32[4] data, like rbg's
+        assert jax.random.key_data(same_base).aval is jax.random.key_data(rbg.value).aval
+        for target, bad in ((st, jax.random.split(jax.random.key(0), 2)),
+                            (st, jax.random.key(0, impl="rbg")),
+                            (st, jax.random.PRNGKey(0)),
+                            (st, jax.random.key_data(jax.random.key(0))),
+                            (rbg, same_base)):
+            with pytest.raises(StateSignatureError, match="dtype=key<"):
+                target.value = bad
+        assert st.value.shape == () and st.value.dtype == jax.random.key(0).dtype
+        assert rbg.value.dtype == jax.random.key(0, impl="rbg").dtype
+
     def test_weak_typed_array_of_the_same_shape_and_dtype_matches(self):
         st = State(jnp.zeros(3))
         st.value = jnp.ones(3)

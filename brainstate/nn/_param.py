@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax._src import core as _jax_core  # internal: trace_ctx (as brainstate._impl uses it)
 
+from brainstate import environ
 from brainstate._hooks import HookHandle
 from brainstate._state import ParamState, State
 from brainstate.nn._module import Module
@@ -44,10 +45,6 @@ _CACHE_ATTRS = (
     "_cache_invalidation_hook_handle",
     "_cache_hooked_state",
 )
-
-
-def _dftype() -> Any:
-    return jnp.result_type(float)
 
 
 def _is_tracer(x: Any) -> bool:
@@ -233,7 +230,7 @@ class Param(Module):
 
     def _to_unconstrained(self, value: Any, like: Any, what: str) -> Any:
         """Validate a constrained value and return ``t.inverse(value)``; changes nothing."""
-        dtype = _dftype() if like is None else jnp.result_type(like)
+        dtype = environ.dftype() if like is None else jnp.result_type(like)
         try:
             y = jnp.asarray(value, dtype=dtype)
         except (TypeError, ValueError) as exc:

@@ -7,7 +7,9 @@ per-lane shape). The resulting pure jaxpr of ``(args, state values)`` is then ev
 one ``jax.vmap`` whose ``in_axes``/``out_axes`` come from the declarations, and compiled with
 ``jax.jit``. Which undeclared written states depend on the mapped axis is learnt once, on a cold
 call, by an abstract evaluation of the same ``jax.vmap`` that looks at the batching tracers of
-the written values (only when some written state is undeclared).
+the written values (only when some written state is undeclared). Undeclared random states
+enter the ``jax.vmap`` with one key per lane, split from their key inside the same compiled
+computation (``_with_lane_keys``), which also writes back the advanced key.
 
 A cold call therefore runs the Python function once (plus one abstract evaluation of its
 jaxpr); a warm call (same abstract arguments, no state re-bound since) traces nothing: it
@@ -17,6 +19,7 @@ gathers the touched states' values, runs the compiled computation and scatters t
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -292,6 +295,78 @@ def _undeclared_error(st: State, new_states: bool) -> BatchAxisError:
     )
 
 
+# --- random states: one stream per lane ----------------------------------------------------
+
+
+def _lane_split(states: Sequence, declared: Any) -> list:
+    """Indices of the random states among ``states`` that the mapping splits per lane.
+
+    A ``brainstate.random.RandomState`` the function uses without declaring it gets one key per
+    lane; a declared one is the user's choice (an opt-out) and is mapped like any state.
+    """
+    mod = sys.modules.get("brainstate.random._state")
+    if mod is None:  # no RandomState can exist before its module is imported
+        return []
+    from brainstate.random._keys import describe_key, is_single_key
+
+    out = []
+    for i, st in enumerate(states):
+        if isinstance(st, mod.RandomState) and id(st) not in declared:
+            if not is_single_key(st._value):
+                raise BatchAxisError(
+                    f"{describe_state(st)} holds {describe_key(st._value)}, not a single key, "
+                    "so vmap cannot split it into one key per lane. Declare it in in_states to "
+                    "map its keys along the axis, or give it a single key (restore_key())."
+                )
+            out.append(i)
+    return out
+
+
+def _mappable(pairs: Sequence) -> list:
+    """The declared ``(state, axis)`` pairs vmap maps, without random states holding one key.
+
+    A random state declared with a single key has no axis to map (upstream splits it anyway):
+    it is split per lane like an undeclared one. Only a declared random state that holds a
+    batch of keys is mapped as declared (the opt-out).
+    """
+    mod = sys.modules.get("brainstate.random._state")
+    if mod is None:
+        return list(pairs)
+    from brainstate.random._keys import is_single_key
+
+    return [(st, a) for st, a in pairs
+            if not (isinstance(st, mod.RandomState) and is_single_key(st._value))]
+
+
+def _with_lane_keys(vmapped: Callable, split: Sequence, n: int, write_idx: Sequence) -> tuple:
+    """Wrap ``vmapped`` so each split random state enters as ``n`` per-lane keys.
+
+    As if ``lanes = rng.split_key(n)`` ran before the call: the key is split once into
+    ``n + 1``; lane ``i`` starts from ``lanes[i]`` and the state keeps the first key. Returns
+    ``(run, extra)``: ``run`` has ``vmapped``'s signature and returns the advanced key in place
+    of each split state's per-lane writes, plus (appended to the written values) the advanced
+    keys of split states the lanes only read; ``extra`` lists those states' indices.
+    """
+    pos = {i: j for j, i in enumerate(write_idx)}
+    extra = [i for i in split if i not in pos]
+
+    def run(dyn_leaves, state_vals):
+        vals = list(state_vals)
+        advanced = {}
+        for i in split:
+            keys = jax.random.split(vals[i], n + 1)
+            advanced[i], vals[i] = keys[0], keys[1:]
+        res = vmapped(dyn_leaves, vals)
+        written = list(res[1])
+        for i in split:
+            if i in pos:
+                written[pos[i]] = advanced[i]
+        written.extend(advanced[i] for i in extra)
+        return (res[0], written) + tuple(res[2:])
+
+    return run, extra
+
+
 # --- the engine ------------------------------------------------------------------------------
 
 
@@ -318,13 +393,14 @@ class _Plan:
 
 
 def _build(owner: Any, entry: Any, mapping: _Mapping, leaves: list, state_in_axes: list,
-           probe: bool, extra_out: bool):
+           probe: bool, extra_out: bool, split: Sequence = ()):
     """The per-lane function of ``entry``, its ``jax.vmap`` arguments and (``probe``) batching.
 
     Returns ``(pure, in_axes, vmap_kwargs, flags)``. ``pure(dyn_leaves, state_vals) -> (out,
     written[, new])`` evaluates the per-lane jaxpr. With ``probe`` the same ``jax.vmap`` is
     evaluated abstractly once and ``flags`` says, for each written value (and each new-state
-    value), whether it depends on the mapped axis; otherwise ``flags`` is None.
+    value), whether it depends on the mapped axis; otherwise ``flags`` is None. The states at
+    ``split`` enter with per-lane keys stacked on axis 0 (see ``_with_lane_keys``).
     """
     fn = jaxpr_as_fun(entry.jaxpr)
     out_treedef, widx = entry.out_treedef, entry.write_idx
@@ -354,6 +430,9 @@ def _build(owner: Any, entry: Any, mapping: _Mapping, leaves: list, state_in_axe
 
         dyn_abs = [_sds(x) for x in leaves]
         st_abs = [jax.tree_util.tree_map(_sds, st._value) for st in entry.states]
+        for i in split:
+            st_abs[i] = jax.tree_util.tree_map(
+                lambda x: jax.ShapeDtypeStruct((mapping.n,) + tuple(x.shape), x.dtype), st_abs[i])
         jax.eval_shape(jax.vmap(probe_fn, in_axes=in_axes, out_axes=0, **vkw),
                        dyn_abs, st_abs)
         flags = box["flags"]
@@ -392,8 +471,6 @@ class VmappedFunction(_Engine):
                  axis_size: Any, spmd_axis_name: Any, in_states: Any, out_states: Any) -> None:
         super().__init__(fun, in_axes, out_axes, axis_name, axis_size, spmd_axis_name, "vmap")
         self._in_pairs, self._out_only = _format_states(in_states, out_states)
-        self._in_axis = {id(st): a for st, a in self._in_pairs}
-        self._out_axis = {id(st): a for st, a in self._out_only}
         self._sfs: dict = {}  # mapped axis size (or None without axis_name) -> StatefulFunction
         self._cache: OrderedDict = OrderedDict()
         self._lock = threading.RLock()
@@ -449,15 +526,16 @@ class VmappedFunction(_Engine):
                 plan.write_states[i]._restore_rebind(written[i])
         return out
 
-    def _trace_lane(self, mapping: _Mapping, n: int) -> Any:
+    def _trace_lane(self, mapping: _Mapping, n: int, in_pairs: Sequence,
+                    out_only: bool) -> Any:
         sf = self._stateful(n)
-        states = [st for st, _ in self._in_pairs]
+        states = [st for st, _ in in_pairs]
         for st, view in zip(states, mapping.in_views):
             st._set_view(view)
         try:
             return sf._entry(mapping.lane_args, {})
         except StateSignatureError as exc:
-            if self._out_only:
+            if out_only:
                 exc.add_note(
                     "Inside vmap, states declared only in out_states are read unmapped (whole) "
                     "and gain the mapped axis when written back; once batched, declare them in "
@@ -469,31 +547,42 @@ class VmappedFunction(_Engine):
                 st._restore_silent(val)
 
     def _plan(self, args: tuple, leaves: list, treedef: Any) -> _Plan:
-        mapping = _Mapping(self, args, leaves, treedef, self._in_pairs)
-        entry = self._trace_lane(mapping, mapping.n)
+        in_pairs, out_only = _mappable(self._in_pairs), _mappable(self._out_only)
+        in_axis = {id(st): a for st, a in in_pairs}
+        out_axis = {id(st): a for st, a in out_only}
+        mapping = _Mapping(self, args, leaves, treedef, in_pairs)
+        entry = self._trace_lane(mapping, mapping.n, in_pairs, bool(out_only))
         states = entry.states
-        state_in_axes = [self._in_axis.get(id(st)) for st in states]
+        split = _lane_split(states, in_axis.keys() | out_axis.keys())
+        state_in_axes = [in_axis.get(id(st)) for st in states]
+        for i in split:
+            state_in_axes[i] = 0
         w_axes, rebind, undeclared = [], [], []
         for j, i in enumerate(entry.write_idx):
             st = states[i]
-            if id(st) in self._in_axis:
-                w_axes.append(self._in_axis[id(st)])
-            elif id(st) in self._out_axis:
-                w_axes.append(self._out_axis[id(st)])
+            if id(st) in in_axis:
+                w_axes.append(in_axis[id(st)])
+            elif id(st) in out_axis:
+                w_axes.append(out_axis[id(st)])
                 rebind.append(j)
+            elif i in split:
+                w_axes.append(0)  # per-lane keys, replaced by the advanced key (_with_lane_keys)
             else:
                 w_axes.append(None)
                 undeclared.append(j)
         pure, in_axes, vkw, flags = _build(self, entry, mapping, leaves, state_in_axes,
-                                           probe=bool(undeclared), extra_out=False)
+                                           probe=bool(undeclared), extra_out=False, split=split)
         if undeclared:
             for j in undeclared:
                 if flags[0][j]:
                     raise _undeclared_error(entry.write_states[j], new_states=False)
-        compiled = jax.jit(jax.vmap(pure, in_axes=in_axes, out_axes=(self.out_axes, w_axes),
-                                    **vkw))
-        watch = list(states) + [st for st, _ in self._in_pairs]
-        return _Plan(states, entry.write_states, rebind, compiled, watch)
+        run, extra = _with_lane_keys(
+            jax.vmap(pure, in_axes=in_axes, out_axes=(self.out_axes, w_axes), **vkw),
+            split, mapping.n, entry.write_idx)
+        # every declared state is watched: one re-bound to a batch of keys must re-plan
+        watch = list(states) + [st for st, _ in self._in_pairs + self._out_only]
+        write_states = tuple(entry.write_states) + tuple(states[i] for i in extra)
+        return _Plan(states, write_states, rebind, jax.jit(run), watch)
 
 
 def vmap(fn: Any = _Missing, *, in_axes: Any = 0, out_axes: Any = 0,
@@ -509,7 +598,16 @@ def vmap(fn: Any = _Missing, *, in_axes: Any = 0, out_axes: Any = 0,
       mapped axis at ``b`` (its signature is re-bound to the batched shape);
     - an undeclared state that is only read is broadcast to every lane; one written with a value
       that is the same in every lane keeps that value; one written with a value that differs
-      across lanes raises :class:`BatchAxisError`.
+      across lanes raises :class:`BatchAxisError`;
+    - an undeclared :class:`brainstate.random.RandomState` (``brainstate.random.DEFAULT``
+      included) is split per lane, so each lane draws an independent stream: the call behaves
+      as if ``lanes = rng.split_key(n)`` ran first and lane ``i`` drew from ``lanes[i]``. The
+      state's key advances exactly once per call (to the key ``split_key`` leaves), lanes are
+      reproducible from the seed, and the split happens inside the compiled computation.
+      To opt out, make the state hold one key per lane (``rng.self_assign_multi_keys(n)``, or
+      keys of your choosing, identical ones for identical lanes) and declare it in
+      ``in_states``: it is then mapped and written back like any declared state. A declared
+      random state that holds a single key has no axis to map and is split as above.
 
     The function is traced once per abstract call signature (per lane); later calls run one
     compiled computation.
@@ -613,17 +711,24 @@ class VmapNewStatesFunction(_Engine):
             raise
         new, excluded = box["new"], box["excluded"]
         states = entry.states
-        w_axes = [None] * len(entry.write_idx)  # pre-existing states are never batched here
+        try:
+            split = _lane_split(states, ())
+        except BaseException:
+            for st in new:
+                st._recapture_trace()
+            raise
+        state_in_axes = [0 if i in split else None for i in range(len(states))]
+        # pre-existing states are never batched here, except split random states' lane keys
+        w_axes = [0 if i in split else None for i in entry.write_idx]
         new_axes = [None if (ex or _no_batching(st)) else 0 for st, ex in zip(new, excluded)]
         need_probe = bool(entry.write_idx) or any(a is None for a in new_axes)
         try:
-            pure, in_axes, vkw, flags = _build(self, entry, mapping, leaves,
-                                               [None] * len(states), probe=need_probe,
-                                               extra_out=True)
+            pure, in_axes, vkw, flags = _build(self, entry, mapping, leaves, state_in_axes,
+                                               probe=need_probe, extra_out=True, split=split)
             if need_probe:
                 w_flags, new_flags = flags
-                for st, batched in zip(entry.write_states, w_flags):
-                    if batched:
+                for st, batched, i in zip(entry.write_states, w_flags, entry.write_idx):
+                    if batched and i not in split:
                         raise _undeclared_error(st, new_states=True)
                 for j, (st, ex) in enumerate(zip(new, excluded)):
                     if new_flags[j] and new_axes[j] is None:
@@ -637,15 +742,18 @@ class VmapNewStatesFunction(_Engine):
                                 "one value for all lanes. Make its value independent of the "
                                 "mapped inputs, or use a batched state type."
                             )
-            compiled = jax.jit(jax.vmap(pure, in_axes=in_axes,
-                                        out_axes=(self.out_axes, w_axes, new_axes), **vkw))
-            out, written, new_vals = compiled(leaves, _core.gather(states))
+            run, extra = _with_lane_keys(
+                jax.vmap(pure, in_axes=in_axes, out_axes=(self.out_axes, w_axes, new_axes),
+                         **vkw),
+                split, mapping.n, entry.write_idx)
+            out, written, new_vals = jax.jit(run)(leaves, _core.gather(states))
         except BaseException:
             for st in new:
                 st._recapture_trace()
             raise
-        if entry.write_states:
-            _core.scatter(entry.write_states, written)
+        write_states = tuple(entry.write_states) + tuple(states[i] for i in extra)
+        if write_states:
+            _core.scatter(write_states, written)
         for j, (st, v) in enumerate(zip(new, new_vals)):
             if not (excluded[j] and new_axes[j] is not None):
                 st._restore_rebind(v)
@@ -666,7 +774,9 @@ def vmap_new_states(fun: Any = _Missing, *, in_axes: Any = 0, out_axes: Any = 0,
     except :class:`~brainstate._state.NonBatchState`\\ s and states tagged
     ``'INIT_NO_BATCHING'``, which keep one (lane-independent) value. New states are ordinary
     outer-scope states after the call. Pre-existing states follow :func:`vmap`'s rules for
-    undeclared states.
+    undeclared states: in particular a random state used to initialise the new states (e.g.
+    ``brainstate.random.normal`` from ``DEFAULT``) is split per lane, so each lane is
+    initialised with its own draw, and its key advances once per call.
 
     Parameters
     ----------
