@@ -78,7 +78,9 @@ MESH_SCRIPT = textwrap.dedent(r"""
             got, want = jax.random.key_data(got), jax.random.key_data(want)
         assert got.dtype == want.dtype and np.array_equal(np.asarray(got), np.asarray(want)), p
     assert not dst.step.value.committed
-    assert np.array_equal(np.asarray(dst(x)), np.asarray(src(x)))
+    # The restored values above are bit-exact; the two models' outputs are computed under
+    # different shardings, so their reductions run in another order: equal up to rounding.
+    np.testing.assert_allclose(np.asarray(dst(x)), np.asarray(src(x)), rtol=1e-5, atol=1e-6)
     # the same layout as the source restores onto the source's shardings
     same = Net(2, P("x", "y"), P("y"), P(None, "y"), P("x"))
     load(path, same)

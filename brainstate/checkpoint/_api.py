@@ -528,7 +528,9 @@ class _FastPut:
             if jax.config.jax_default_device is not None:
                 return
             dev = jax.local_devices()[0]
-            sharding = jax.sharding.SingleDeviceSharding(dev)
+            # JAX 0.12 deprecates the class's constructor for this factory
+            make = getattr(jax.sharding, "make_single_device_sharding", None)
+            sharding = make(dev) if make is not None else jax.sharding.SingleDeviceSharding(dev)
 
             def put(x: np.ndarray) -> Any:
                 aval = jcore.ShapedArray(x.shape, x.dtype)

@@ -43,8 +43,8 @@ without gaps (ordered by decreasing item size, so every array is aligned to its 
 * dtypes safetensors has no code for are stored as the same-shaped raw bytes ``U8``: int1/int2/
   int4, uint1/uint2/uint4, float4/float6 and the other float8 variants of ``ml_dtypes`` (each
   element occupies one byte, as in numpy; view the bytes as ``ml_dtypes.<dtype>``);
-* complex64/complex128 are stored as ``F32``/``F64`` with a trailing axis of 2 (real, imag),
-  which is the same byte layout (``arr.view(np.complex64)[..., 0]``);
+* complex32/complex64/complex128 are stored as ``F16``/``F32``/``F64`` with a trailing axis of 2
+  (real, imag), which is the same byte layout (``arr.view(np.complex64)[..., 0]``);
 * typed PRNG keys (``dtype`` ``"key<fry>"`` and so on) are stored as their
   ``jax.random.key_data`` (``U32``, key shape + implementation shape) and the record has
   ``"prng_impl"`` (``"threefry2x32"``, ``"rbg"``, ...): rebuild with
@@ -208,13 +208,17 @@ def _build_codecs() -> dict[str, _Codec]:
     codecs["complex64"] = _Codec("complex64", np.dtype(np.complex64), "F32", (2,), 4)
     codecs["complex128"] = _Codec("complex128", np.dtype(np.complex128), "F64", (2,), 8)
     codecs["bfloat16"] = _Codec("bfloat16", np.dtype(ml_dtypes.bfloat16), "BF16", (), 2)
+    # complex32 (ml_dtypes 0.5+, in jax.numpy from 0.12): two float16, like complex64's two F32
+    c32 = getattr(ml_dtypes, "complex32", None)
+    if c32 is not None and np.dtype(c32).itemsize == 4:
+        codecs["complex32"] = _Codec("complex32", np.dtype(c32), "F16", (2,), 2)
     for name, code in (("float8_e5m2", "F8_E5M2"), ("float8_e4m3fn", "F8_E4M3")):
         codecs[name] = _Codec(name, np.dtype(getattr(ml_dtypes, name)), code, (), 1)
     # One byte per element in numpy and in the file; getattr keeps older ml_dtypes working.
     for name in (
         "int1", "int2", "int4", "uint1", "uint2", "uint4", "float4_e2m1fn", "float6_e2m3fn",
         "float6_e3m2fn", "float8_e3m4", "float8_e4m3", "float8_e4m3b11fnuz", "float8_e4m3fnuz",
-        "float8_e5m2fnuz", "float8_e8m0fnu",
+        "float8_e5m2fnuz", "float8_e5m3fnu", "float8_e8m0fnu",
     ):
         t = getattr(ml_dtypes, name, None)
         if t is not None and np.dtype(t).itemsize == 1:

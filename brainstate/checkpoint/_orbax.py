@@ -223,7 +223,9 @@ def _key_data_sharding(sharding: Any, ndim: int) -> Any:
     if isinstance(sharding, NamedSharding):
         spec = tuple(sharding.spec) + (None,) * (ndim - len(sharding.spec))
         return NamedSharding(sharding.mesh, PartitionSpec(*spec))
-    if isinstance(sharding, jax.sharding.SingleDeviceSharding):
+    single = getattr(jax.sharding, "is_single_device_sharding", None)  # JAX 0.12's spelling
+    if single(sharding) if single is not None \
+            else isinstance(sharding, jax.sharding.SingleDeviceSharding):
         return sharding
     return None
 

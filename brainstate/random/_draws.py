@@ -699,9 +699,11 @@ class DrawMethods:
         if check_valid:
             _check("multinomial", "sum(pvals[:-1]) must not exceed 1",
                    lambda pv: pv[..., :-1].sum(-1) > 1 + 1e-6, pvals, traced=True)
-        batch = broadcast("multinomial", n, pvals[..., 0])
-        shape = as_shape(size, batch) + pvals.shape[-1:]
-        r = jr.multinomial(self._take(key), n, pvals, shape=shape, dtype=fdtype)
+        batch = as_shape(size, broadcast("multinomial", n, pvals[..., 0]))
+        # Broadcast the parameters instead of passing shape=: JAX 0.12 reads shape= without the
+        # category axis, earlier releases with it.
+        pvals = jnp.broadcast_to(pvals, batch + pvals.shape[-1:])
+        r = jr.multinomial(self._take(key), jnp.broadcast_to(n, batch), pvals, dtype=fdtype)
         return r.astype(_int(dtype))
 
     def categorical(self, logits: Any, axis: int = -1, size: Size | None = None,
