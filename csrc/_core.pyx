@@ -11,6 +11,7 @@ same way, from ``configure_graph``.
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_XDECREF
 from cpython.unicode cimport PyUnicode_Tailmatch
+from cpython.dict cimport PyDict_GetItem, PyDict_Size, PyDict_Next
 
 import sys
 import threading
@@ -41,6 +42,7 @@ cdef object _metadata_type = type(None)
 cdef str _pkg_prefix = "\0"
 cdef object _source_site = None
 cdef object _aval_get = None  # ArrayImpl's `aval` getter, called without attribute lookup
+cdef object _np_ndarray = type(None)  # numpy.ndarray once configured (a leaf type for the walk)
 
 
 cdef inline object _aval_of(object array):
@@ -57,7 +59,9 @@ def configure(*, tree_flatten, leaf_spec, array_type, key_array_type, tracer_typ
     """Install the Python callables the core needs; called once by ``brainstate._impl``."""
     global _tree_flatten, _leaf_spec, _array_type, _key_array_type, _tracer_type, _trace_ctx
     global _make_error, _hooks, _metadata_type, _pkg_prefix, _source_site, _aval_get
+    global _np_ndarray
     _tree_flatten = tree_flatten
+    _np_ndarray = sys.modules["numpy"].ndarray if "numpy" in sys.modules else type(None)
     _aval_get = getattr(getattr(array_type, "__dict__", {}).get("aval"), "fget", None)
     _leaf_spec = leaf_spec
     _array_type = array_type
@@ -301,6 +305,9 @@ cdef class Signature:
     cdef readonly tuple specs
     cdef readonly object shape
     cdef readonly object dtype
+    cdef object _walk           # C-only: None = not compiled yet, False = not walkable, or the
+                                # root _WalkNode of the treedef (see _compile_walk)
+    cdef list _avals            # per leaf: an aval known to match its spec (identity cache)
 
     def __init__(self, treedef, tuple specs, shape=None, dtype=None):
         self.treedef = treedef
@@ -368,6 +375,13 @@ cdef int _matches_tree(Signature sig, object value, bint* has_tracer) except -2:
     has_tracer[0] = False
     if type(value) is _array_type:
         return -1  # a tree signature never equals the single-array form
+    root = sig._walk
+    if root is None:
+        root = _compile_walk(sig)
+    if root is not False:
+        if _walk_node(<_WalkNode>root, value, sig, has_tracer) == 1:
+            return 1
+        has_tracer[0] = False  # the flatten below decides (and phrases nothing: same verdict)
     leaves_obj, treedef = _tree_flatten(value)
     leaves = <list>leaves_obj
     n = len(leaves)
@@ -386,6 +400,162 @@ cdef int _matches_tree(Signature sig, object value, bint* has_tracer) except -2:
         if not (_leaf_spec(leaf) == spec):
             return -1
     return 1
+
+
+# --- checked tree writes without JAX's flatten -------------------------------------------------
+#
+# Flattening a dict of 10 arrays costs ~6 us, most of a checked tree write. A tree signature
+# made only of plain containers is compiled once into _WalkNodes, and a write walks the new
+# value along them. The walk only ever confirms a match: anything it is not sure of (another
+# container type, a dict subclass, a namedtuple, a leaf type JAX might treat as a node, any
+# difference) sends the write to the flatten path above, which gives the verdict and, through
+# the slow path, the words. So the walk can make a write faster, never change its outcome.
+
+cdef enum:
+    _W_LEAF = 0
+    _W_NONE = 1
+    _W_DICT = 2
+    _W_LIST = 3
+    _W_TUPLE = 4
+
+
+cdef class _WalkNode:
+    """One node of a compiled tree signature (C-only, built by ``_compile_walk``)."""
+
+    cdef int kind
+    cdef Py_ssize_t index       # a leaf's position in Signature.specs
+    cdef tuple keys             # a dict's keys in JAX's (sorted) order, all exact str
+    cdef tuple children         # _WalkNodes, in JAX's flatten order
+
+
+cdef object _compile_walk(Signature sig):
+    """The root _WalkNode of ``sig`` (cached on it), or False when it cannot be walked."""
+    cdef list count = [0]
+    root = None
+    try:
+        root = _compile_node(sig.treedef, count, 0)
+    except (AttributeError, TypeError, ValueError):  # a PyTreeDef API this code does not know
+        root = None
+    if root is None or count[0] != len(sig.specs) or count[0] != sig.treedef.num_leaves:
+        sig._walk = False
+        return False
+    sig._avals = [None] * count[0]
+    sig._walk = root
+    return root
+
+
+cdef int _MAX_WALK_DEPTH = 256  # deeper signatures are flattened: C recursion stays bounded
+
+
+cdef object _compile_node(object treedef, list count, int depth):
+    # None when the node (or one below it) is not a plain container: the walk would have to
+    # reproduce a custom flatten (namedtuple, OrderedDict, defaultdict, registered classes)
+    if depth > _MAX_WALK_DEPTH:
+        return None
+    cdef _WalkNode node = _WalkNode.__new__(_WalkNode)
+    data = treedef.node_data()
+    if data is None:
+        node.kind = _W_LEAF
+        node.index = count[0]
+        count[0] += 1
+        return node
+    node_type, aux = data
+    if node_type is type(None):
+        node.kind = _W_NONE
+        return node
+    if node_type is dict:
+        # JAX sorts the keys; exact str keys sort one way whatever the insertion order
+        # (mixed or exotic keys are left to JAX, which may refuse to sort them)
+        for k in aux:
+            if type(k) is not str:
+                return None
+        node.kind = _W_DICT
+        node.keys = tuple(aux)
+    elif node_type is list:
+        node.kind = _W_LIST
+    elif node_type is tuple:
+        node.kind = _W_TUPLE
+    else:
+        return None
+    cdef list children = []
+    for child_def in treedef.children():
+        child = _compile_node(child_def, count, depth + 1)
+        if child is None:
+            return None
+        children.append(child)
+    node.children = tuple(children)
+    if node.kind == _W_DICT and len(node.keys) != len(node.children):
+        return None
+    return node
+
+
+cdef int _walk_node(_WalkNode node, object x, Signature sig, bint* has_tracer) except -2:
+    # 1 = x flattens to this node's structure with matching leaves; 0 = not sure (flatten).
+    cdef tuple children = node.children
+    cdef Py_ssize_t i, n
+    cdef Py_ssize_t pos = 0
+    cdef PyObject* k
+    cdef PyObject* item
+    cdef int kind = node.kind
+    if kind == _W_LEAF:
+        return _walk_leaf(node.index, x, sig, has_tracer)
+    if kind == _W_NONE:
+        return 1 if x is None else 0
+    if kind == _W_DICT:
+        if type(x) is not dict:  # a subclass is a leaf to JAX unless registered: flatten
+            return 0
+        n = len(children)
+        if PyDict_Size(x) != n:
+            return 0
+        # only exact str keys: a key that merely compares equal to a stored one could sort
+        # (or compare) differently in JAX's flatten
+        while PyDict_Next(x, &pos, &k, NULL):
+            if type(<object>k) is not str:
+                return 0
+        for i in range(n):
+            item = PyDict_GetItem(x, (<tuple>node.keys)[i])  # borrowed; str keys cannot raise
+            if item == NULL:
+                return 0
+            if _walk_node(<_WalkNode>children[i], <object>item, sig, has_tracer) != 1:
+                return 0
+        return 1
+    n = len(children)
+    if kind == _W_LIST:
+        if type(x) is not list or len(<list>x) != n:
+            return 0
+        for i in range(n):
+            if _walk_node(<_WalkNode>children[i], (<list>x)[i], sig, has_tracer) != 1:
+                return 0
+        return 1
+    # _W_TUPLE; a namedtuple is another node
+    if type(x) is not tuple or len(<tuple>x) != n:
+        return 0
+    for i in range(n):
+        if _walk_node(<_WalkNode>children[i], (<tuple>x)[i], sig, has_tracer) != 1:
+            return 0
+    return 1
+
+
+cdef int _walk_leaf(Py_ssize_t i, object leaf, Signature sig, bint* has_tracer) except -2:
+    # Only types JAX always treats as leaves; anything else may be a registered node (a
+    # Quantity has .shape and .dtype too) and goes to the flatten.
+    spec = sig.specs[i]
+    t = type(leaf)
+    if t is _array_type:
+        if type(spec) is not tuple:
+            return 0
+        aval = _aval_of(leaf)
+        if aval is (<list>sig._avals)[i]:  # avals are immutable and shared: see _check
+            return 1
+        if aval.shape == (<tuple>spec)[0] and _same_dtype(aval.dtype, (<tuple>spec)[1]):
+            (<list>sig._avals)[i] = aval
+            return 1
+        return 0
+    if not (t is float or t is int or t is bool or t is complex or t is _np_ndarray):
+        if not isinstance(leaf, _tracer_type):
+            return 0
+        has_tracer[0] = True
+    return 1 if _leaf_spec(leaf) == spec else 0
 
 
 def make_signature(value):
