@@ -19,7 +19,12 @@ from brainstate.transform._loop import (
     scan,
     while_loop,
 )
-from brainstate.transform._make_jaxpr import StatefulFunction, make_jaxpr
+from brainstate.transform._make_jaxpr import (
+    StatefulFunction,
+    get_jit_const_threshold,
+    make_jaxpr,
+    set_jit_const_threshold,
+)
 from brainstate.transform._progress import ProgressBar
 from brainstate.transform._vmap import (
     INIT_NO_BATCHING,
@@ -44,12 +49,14 @@ __all__ = [
     "cond",
     "eval_shape",
     "for_loop",
+    "get_jit_const_threshold",
     "grad",
     "ifelse",
     "jit",
     "jit_error_if",
     "make_jaxpr",
     "scan",
+    "set_jit_const_threshold",
     "switch",
     "vector_grad",
     "vmap",

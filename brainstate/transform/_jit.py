@@ -106,7 +106,8 @@ class JittedFunction:
         with outer_frames_untouched():
             entry = sf._entry(args, kwargs, (key, leaves, treedef))
         vals = [st._value for st in entry.states]
-        return sf._compiled(entry), vals, leaves
+        fn = sf._compiled(entry)
+        return fn, vals, [*leaves, *entry.hoisted]
 
     def eval_shape(self, *args: Any, **kwargs: Any) -> Any:
         """The output's shapes and dtypes (``jax.ShapeDtypeStruct``s); states untouched."""
@@ -159,6 +160,12 @@ def jit(fun: Any = _Missing, in_shardings: Any = None, out_shardings: Any = None
     call. Writes are checked against the states' signatures while tracing, so calls pay no
     per-state check. Usable as ``@jit``, ``@jit(...)`` or ``jit(f, ...)``.
 
+    Arrays the function captures without receiving them (module attributes, closure
+    variables) larger than :func:`set_jit_const_threshold` (1 MiB by default) are passed to
+    the compiled program at each call instead of being embedded in it, so compile time and
+    program size do not grow with them; smaller ones stay constants. This includes arrays
+    captured by ``for_loop``, ``scan``, ``grad``, ... traced inside the function.
+
     Parameters
     ----------
     fun : callable
@@ -171,6 +178,10 @@ def jit(fun: Any = _Missing, in_shardings: Any = None, out_shardings: Any = None
         One sharding per positional argument.
     out_shardings, keep_unused, device, backend, inline, **jax_jit_kwargs
         Passed to ``jax.jit``.
+
+    Notes
+    -----
+    Differs from upstream: brainstate 0.5.4 embeds every captured array as a constant.
 
     Examples
     --------

@@ -9,32 +9,132 @@ scatters the written values back (``brainstate._core.gather`` / ``scatter``).
 
 Signatures of written states are checked at trace time, so the per-call path does not re-check
 them: a compiled function's output avals are fixed when it is traced.
+
+Arrays the function captures without receiving them (module attributes, closure variables) are
+the closed jaxpr's ``consts``. When an entry is compiled, those larger than the threshold of
+:func:`set_jit_const_threshold` become extra arguments of the compiled function, passed from the
+entry at each call, instead of being embedded in the XLA program: compile time and program size
+then do not grow with the data, and XLA does not specialise (and slow down) gathers on them. The
+traced jaxpr itself is left as it is, so transforms nested inside an outer trace evaluate it
+unchanged and its consts reach the outermost compiled call, which hoists them.
 """
 
 from __future__ import annotations
 
+import numbers
 import threading
 from collections import OrderedDict
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
+import numpy as np
 from jax._src import core as _jax_core  # internal: trace_ctx, new_arg; pinned by tests
 from jax._src import config as _jax_config  # internal: disable_jit's C++ State (below)
 from jax._src import source_info_util as _source_info_util
-from jax.extend.core import jaxpr_as_fun
+from jax.extend.core import ClosedJaxpr, jaxpr_as_fun
 
 from brainstate._gc import gc_paused
 from brainstate._impl import core as _core
 from brainstate._state import State, catch_new_states
 from brainstate._trace import StateTraceStack
 
-__all__ = ["StatefulFunction", "make_jaxpr", "CacheKey"]
+__all__ = ["StatefulFunction", "make_jaxpr", "CacheKey", "get_jit_const_threshold",
+           "set_jit_const_threshold"]
 
 _ARRAY_TYPE = type(jax.numpy.zeros(()))
 # ``.value`` of JAX's own config State: 30 ns, against 120 ns for jax.config.jax_disable_jit
 # (a Python property lookup); read once per compiled call.
 _DISABLE_JIT = _jax_config.disable_jit
 _MAX_CACHE = 128
+# 1 MiB: embedding costs ~5 ms of compile time per MiB (CPU, a gather) and each hoisted array
+# ~1-2 us per call, so small arrays stay constants (which XLA may fold) and large ones move;
+# the COBA network's indices (12-128 MiB) compile 2.5-5x slower embedded
+# (bench/bench_jit_constants.py).
+_DEFAULT_CONST_THRESHOLD = 1 << 20
+_const_threshold: int | None = _DEFAULT_CONST_THRESHOLD
+
+
+def set_jit_const_threshold(nbytes: int | None = _DEFAULT_CONST_THRESHOLD) -> None:
+    """Set the size above which captured arrays become inputs of compiled programs.
+
+    A function compiled by ``jit`` (and by ``grad``, ``for_loop``, ``scan``, ... inside it)
+    may capture arrays it does not receive as arguments: module attributes, closure variables.
+    Such an array with more than ``nbytes`` bytes is passed to the compiled program as an
+    argument at each call instead of being embedded in it as a constant, so compile time and
+    program size do not grow with the data. Smaller arrays stay constants, which XLA can fold.
+
+    Parameters
+    ----------
+    nbytes : int or None
+        The threshold in bytes (default 1 MiB = 1048576); an array is hoisted when its
+        ``nbytes`` is strictly greater. ``0`` hoists every captured array, ``None`` none (every
+        captured array is embedded, as ``jax.jit`` does).
+
+    Raises
+    ------
+    TypeError
+        If ``nbytes`` is not an integer or None (bools and floats are refused).
+    ValueError
+        If ``nbytes`` is negative.
+
+    Notes
+    -----
+    The setting is process-wide and read when a traced function is first compiled; functions
+    compiled before a change keep their split until their cache is cleared (``clear_cache()``).
+    Differs from upstream: brainstate 0.5.4 always embeds captured arrays.
+
+    Examples
+    --------
+    >>> import brainstate
+    >>> brainstate.transform.set_jit_const_threshold(4 << 20)  # hoist arrays above 4 MiB
+    >>> brainstate.transform.get_jit_const_threshold()
+    4194304
+    >>> brainstate.transform.set_jit_const_threshold()  # back to the default
+    """
+    global _const_threshold
+    if nbytes is not None and (isinstance(nbytes, bool)
+                               or not isinstance(nbytes, numbers.Integral)):
+        raise TypeError(
+            f"set_jit_const_threshold expects a size in bytes (an int) or None, got "
+            f"{nbytes!r} ({type(nbytes).__name__}). Example: set_jit_const_threshold(1 << 20)."
+        )
+    if nbytes is not None and nbytes < 0:
+        raise ValueError(
+            f"set_jit_const_threshold expects a size in bytes >= 0, got {nbytes}. Use 0 to "
+            "hoist every captured array, or None to embed them all."
+        )
+    _const_threshold = None if nbytes is None else int(nbytes)
+
+
+def get_jit_const_threshold() -> int | None:
+    """The size in bytes above which captured arrays become compiled-program inputs, or None.
+
+    See :func:`set_jit_const_threshold`.
+    """
+    return _const_threshold
+
+
+def _split_consts(closed: Any) -> tuple[tuple, tuple]:
+    """``(indices, arrays)`` of the consts of ``closed`` to pass as arguments.
+
+    Those are the concrete arrays above the threshold. A tracer of an enclosing trace (a
+    transform traced inside another captures it as a const) stays where it is: it is no data
+    of ours. Host arrays are put on the device once here, so calls do not transfer them again;
+    an array whose type would change on the way (weak type) stays a constant.
+    """
+    limit = _const_threshold
+    if limit is None:
+        return (), ()
+    idx, arrays = [], []
+    for i, (var, c) in enumerate(zip(closed.jaxpr.constvars, closed.consts)):
+        if isinstance(c, jax.core.Tracer) or not isinstance(c, (jax.Array, np.ndarray)) \
+                or c.nbytes <= limit:
+            continue
+        a = c if isinstance(c, jax.Array) else jax.device_put(c)
+        if jax.typeof(a) == var.aval:
+            idx.append(i)
+            arrays.append(a)
+    return tuple(idx), tuple(arrays)
 
 
 class CacheKey(NamedTuple):
@@ -110,7 +210,7 @@ class _Entry:
 
     __slots__ = ("jaxpr", "out_shapes", "out_treedef", "trace", "states", "written",
                  "state_sigs", "epoch", "jitted", "n_out", "write_idx", "write_states",
-                 "in_avals", "in_treedef", "n_bare", "__weakref__")
+                 "in_avals", "in_treedef", "n_bare", "hoisted", "__weakref__")
 
     def __init__(self, jaxpr, out_shapes, out_treedef, trace, state_sigs, epoch):
         self.jaxpr = jaxpr
@@ -128,6 +228,7 @@ class _Entry:
         self.in_avals = None  # avals of the dynamic leaves when all are jax arrays
         self.in_treedef = None
         self.n_bare = -1  # len(args) when in_treedef is a flat tuple of that many leaves
+        self.hoisted = ()  # captured arrays passed as trailing arguments (set by _compiled)
 
 
 class StatefulFunction:
@@ -337,30 +438,43 @@ class StatefulFunction:
     # --- calling ---
 
     def _compiled(self, entry: _Entry) -> Callable:
-        """``jax.jit`` of ``pure(state_values, *dyn_leaves) -> (out, written values)``.
+        """``jax.jit`` of ``pure(state_vals, *dyn_leaves, *hoisted) -> (out, written values)``.
 
         State values go in as one list so JAX's C++ dispatch flattens them, as it does for the
         raw-``jax.jit`` baseline; dynamic leaves go positionally so donation maps per leaf.
+        Captured arrays above the const threshold go last (``entry.hoisted``), so the indices
+        of the other arguments do not move.
         """
         if entry.jitted is None:
-            fn = jaxpr_as_fun(entry.jaxpr)
+            jaxpr, consts = entry.jaxpr.jaxpr, list(entry.jaxpr.consts)
+            hidx, hoisted = _split_consts(entry.jaxpr)
+            n_h = len(hidx)
             treedef, widx = entry.out_treedef, entry.write_idx
-
             expected = entry.in_avals
 
-            def pure(state_vals, *dyn_leaves):
+            def pure(state_vals, *rest):
+                dyn_leaves = rest[:len(rest) - n_h] if n_h else rest
                 # Runs only when JAX (re)traces: refuse arguments this jaxpr was not traced
                 # for, so the lookup-free fast path of _call falls back to a real lookup.
                 if expected is not None and \
                         tuple(getattr(x, "aval", None) for x in dyn_leaves) != expected:
                     raise _Stale()
-                flat = fn(*dyn_leaves, *jax.tree_util.tree_leaves(state_vals))
+                cs = consts
+                if n_h:  # the hoisted consts are this trace's arguments, the rest stay values
+                    cs = list(consts)
+                    for i, v in zip(hidx, rest[len(rest) - n_h:]):
+                        cs[i] = v
+                flat = jaxpr_as_fun(ClosedJaxpr(jaxpr, cs))(
+                    *dyn_leaves, *jax.tree_util.tree_leaves(state_vals))
                 out, svals = jax.tree_util.tree_unflatten(treedef, flat)
                 return out, [svals[i] for i in widx]
 
             kw = dict(self._jit_kwargs)
             if self._jit_argmap is not None:
                 kw.update(self._jit_argmap(entry))
+            if n_h and "in_shardings" in kw:
+                kw["in_shardings"] = tuple(kw["in_shardings"]) + (None,) * n_h
+            entry.hoisted = hoisted
             entry.jitted = jax.jit(pure, **kw)
         return entry.jitted
 
@@ -377,7 +491,11 @@ class StatefulFunction:
                     leaves = None
             if leaves is not None:
                 try:
-                    out, written = last.jitted(_core.gather(last.states), *leaves)
+                    if last.hoisted:
+                        out, written = last.jitted(_core.gather(last.states), *leaves,
+                                                   *last.hoisted)
+                    else:
+                        out, written = last.jitted(_core.gather(last.states), *leaves)
                 except (_Stale, TypeError):
                     pass
                 else:
@@ -387,7 +505,8 @@ class StatefulFunction:
         kl = self._key_and_leaves(args, kwargs)
         with gc_paused():  # a miss traces and compiles: see brainstate/_gc.py
             entry = self._entry(args, kwargs, kl)
-            out, written = self._compiled(entry)(_core.gather(entry.states), *kl[1])
+            fn = self._compiled(entry)
+            out, written = fn(_core.gather(entry.states), *kl[1], *entry.hoisted)
         _core.scatter(entry.write_states, written)
         if entry.in_avals is not None and not (kwargs or self.static_argnums
                                                or self.static_argnames):
