@@ -184,14 +184,14 @@ def stack_level():
     return _stack_level()
 
 
-def push_frame(TraceFrame frame):
+def push_frame(TraceFrame frame not None):
     """Make ``frame`` the innermost active frame of this thread."""
     global _n_frames
     (<list>_get_ctx().state_stack).append(frame)
     _n_frames += 1
 
 
-def pop_frame(TraceFrame frame):
+def pop_frame(TraceFrame frame not None):
     """Pop ``frame`` if it is innermost; return False (stack untouched) otherwise."""
     global _n_frames
     cdef list stack = _get_ctx().state_stack
@@ -618,7 +618,7 @@ cdef class TraceFrame:
             st._flags |= _VIEW
         return n
 
-    def read_its_value(self, StateCore st):
+    def read_its_value(self, StateCore st not None):
         """Record a read of ``st`` (first sight: snapshot it and apply ``new_arg``)."""
         self._read(st)
 
@@ -628,7 +628,7 @@ cdef class TraceFrame:
         self.been_writen[idx] = True
         return 0
 
-    def write_its_value(self, StateCore st):
+    def write_its_value(self, StateCore st not None):
         """Record a write of ``st`` (registered as read first if unseen)."""
         self._write(st)
 
@@ -862,7 +862,7 @@ cdef class StateCore:
         return _state_signature(self)
 
     @_signature.setter
-    def _signature(self, Signature sig):
+    def _signature(self, Signature sig not None):
         global _epoch
         _epoch += 1
         if sig.treedef is None:

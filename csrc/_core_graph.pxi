@@ -476,7 +476,7 @@ cdef class TreefyStateCore:
 
 
 # mirrors _core_py.treefy_attrs
-def treefy_attrs(TreefyStateCore ref):
+def treefy_attrs(TreefyStateCore ref not None):
     """A new dict of ``ref``'s attributes in order (``dict(vars(ref))`` without touching it)."""
     if ref._std:
         d = {
@@ -523,7 +523,7 @@ cdef tuple _AUX_SKIP = ("type", "value", "_source_info", "_hooks_manager")
 
 
 # mirrors _core_py.treefy_flatten
-def treefy_flatten(TreefyStateCore ref):
+def treefy_flatten(TreefyStateCore ref not None):
     """``(value, aux)`` of ``ref``'s pytree form: aux = ``(type, metadata items)`` in insertion
     order, without ``_source_info`` and ``_hooks_manager``."""
     cdef list items
