@@ -16,7 +16,7 @@ dtype are read again. ``main()`` also prints the allocation floor of a merge: cr
 freeing) only the bare states, node shells and their 2-entry dicts, the least any merge must
 do. Here it is made through Python-level ``__new__`` calls (~2.7x ``jax.tree.unflatten``).
 The same loop written in Cython (``tp_new`` of the state classes, ``PyType_GenericAlloc`` of
-the shells, a dict each, no field set; session 3's note) measured 1.8x at 1,000 states and
+the shells, a dict each, no field set) measured 1.8x at 1,000 states and
 2.7x at 10,000, where the ~190-byte states no longer fit the caches: at 10,000 states the 3x
 merge target leaves ~0.3x for everything but allocating, which no merge that builds new
 ``State`` objects of this layout reaches.

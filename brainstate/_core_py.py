@@ -193,14 +193,23 @@ def _bump(name: str, delta: int) -> None:
         globals()[name] += delta
 
 
+def _require(value: Any, cls: type, name: str) -> None:
+    # the compiled core's typed arguments refuse anything else, None included: same error type
+    if not isinstance(value, cls):
+        raise TypeError(f"Argument '{name}' has incorrect type (expected {cls.__name__}, got "
+                        f"{type(value).__name__})")
+
+
 def push_frame(frame: "TraceFrame") -> None:
     """Make ``frame`` the innermost active frame of this thread."""
+    _require(frame, TraceFrame, "frame")
     _ctx.state_stack.append(frame)
     _bump("_n_frames", 1)
 
 
 def pop_frame(frame: "TraceFrame") -> bool:
     """Pop ``frame`` if it is innermost; return False (stack untouched) otherwise."""
+    _require(frame, TraceFrame, "frame")
     stack = _ctx.state_stack
     if not stack or stack[-1] is not frame:
         return False
@@ -372,6 +381,7 @@ class TraceFrame:
 
     def read_its_value(self, st: "StateCore") -> None:
         """Record a read of ``st`` (first sight: snapshot it and apply ``new_arg``)."""
+        _require(st, StateCore, "st")
         if self._check_read is not None:
             self._check_read(st)
         if st in self._id2index:  # keyed by the state itself (identity hash and equality)
@@ -386,6 +396,7 @@ class TraceFrame:
 
     def write_its_value(self, st: "StateCore") -> None:
         """Record a write of ``st`` (registered as read first if unseen)."""
+        _require(st, StateCore, "st")
         idx = self._id2index.get(st)
         if idx is None:
             self.read_its_value(st)
@@ -690,6 +701,7 @@ class StateCore:
     @_signature.setter
     def _signature(self, sig: Signature) -> None:
         global _epoch
+        _require(sig, Signature, "sig")
         object.__setattr__(self, "_sig", sig)
         _epoch += 1  # a re-bind: caches keyed on signatures must revalidate
 
@@ -890,6 +902,7 @@ class TreefyStateCore:
 
 def treefy_attrs(ref: Any) -> dict:
     """A new dict of ``ref``'s attributes in order (``dict(vars(ref))`` without touching it)."""
+    _require(ref, TreefyStateCore, "ref")
     return dict(vars(ref))
 
 
@@ -906,6 +919,7 @@ _AUX_SKIP = ("type", "value", "_source_info", "_hooks_manager")
 def treefy_flatten(ref: Any) -> tuple:
     """``(value, aux)`` of ``ref``'s pytree form: aux = ``(type, metadata items)`` in insertion
     order, without ``_source_info`` and ``_hooks_manager``."""
+    _require(ref, TreefyStateCore, "ref")
     d = vars(ref)
     md = tuple([(k, v) for k, v in d.items() if k not in _AUX_SKIP])
     return d["value"], (d["type"], md)

@@ -866,11 +866,6 @@ def get_precision(env: EnvironmentState | None = None) -> int:
 
 
 def _current_precision(env: EnvironmentState | None) -> int | str:
-    if env is None:
-        precision = _view().get(PRECISION)
-        if precision is None:
-            return 64 if _X64.value else DEFAULT_PRECISION
-        return precision
     return _env(env)._precision()
 
 
@@ -890,12 +885,7 @@ def dftype(env: EnvironmentState | None = None) -> type:
     ...     np.zeros(1, dtype=environ.dftype()).dtype
     dtype('float32')
     """
-    if env is None:  # inlined: models call this per neuron at every step
-        precision = _view().get(PRECISION)
-        if precision is None:
-            return np.float64 if _X64.value else _FLOAT[DEFAULT_PRECISION]
-        return _FLOAT[precision]
-    return _FLOAT[_env(env)._precision()]
+    return _FLOAT[_current_precision(env)]
 
 
 def ditype(env: EnvironmentState | None = None) -> type:
@@ -913,12 +903,7 @@ def ditype(env: EnvironmentState | None = None) -> type:
     ...     environ.ditype().__name__
     'int32'
     """
-    if env is None:  # inlined, as in dftype
-        precision = _view().get(PRECISION)
-        if precision is None:
-            return np.int64 if _X64.value else _INT[DEFAULT_PRECISION]
-        return _INT[precision]
-    return _INT[_env(env)._precision()]
+    return _INT[_current_precision(env)]
 
 
 def dutype(env: EnvironmentState | None = None) -> type:

@@ -59,3 +59,18 @@ def test_none_arguments_never_crash_the_compiled_core():
     assert proc.returncode == 0, f"crashed ({proc.returncode}) at {last[0]}\n{proc.stderr[-2000:]}"
     assert last[0].startswith("SURVIVED"), last
     assert int(last[0].split()[1]) > 40  # the sweep reached the module's functions and methods
+
+
+@pytest.mark.parametrize("call", [
+    lambda c: c.push_frame(None),
+    lambda c: c.pop_frame(None),
+    lambda c: c.TraceFrame().read_its_value(None),
+    lambda c: c.TraceFrame().write_its_value(None),
+    lambda c: c.treefy_attrs(None),
+    lambda c: c.treefy_flatten(None),
+], ids=["push_frame", "pop_frame", "read_its_value", "write_its_value", "treefy_attrs",
+        "treefy_flatten"])
+def test_none_where_a_core_object_is_expected_is_a_type_error(core, call):
+    # both cores, the same error: the pure twin checks what the compiled signature declares
+    with pytest.raises(TypeError, match="has incorrect type"):
+        call(core)
