@@ -1,4 +1,7 @@
-"""Neural-network building blocks: ``Module``, ``Dynamics``, parameters, constraint transforms."""
+"""Neural-network building blocks: ``Module``, ``Dynamics``, delays, layers, initializers.
+
+Each private module lists its public names in ``__all__``; this package re-exports them.
+"""
 
 from brainstate.nn._collective_ops import (
     MAX_ORDER,
@@ -50,6 +53,18 @@ from brainstate.nn._regularization import (
     TotalVariationReg,
     UniformReg,
 )
+from brainstate.nn import init
+from brainstate.nn import _activations, _common, _delay, _dropout, _elementwise, _hidata
+from brainstate.nn import _linear, _rnns, _utils
+from brainstate.nn._activations import *  # noqa: F401,F403
+from brainstate.nn._common import *  # noqa: F401,F403
+from brainstate.nn._delay import *  # noqa: F401,F403
+from brainstate.nn._dropout import *  # noqa: F401,F403
+from brainstate.nn._elementwise import *  # noqa: F401,F403
+from brainstate.nn._hidata import *  # noqa: F401,F403
+from brainstate.nn._linear import *  # noqa: F401,F403
+from brainstate.nn._rnns import *  # noqa: F401,F403
+from brainstate.nn._utils import *  # noqa: F401,F403
 from brainstate.nn._transforms import (
     AffineT,
     ChainT,
@@ -144,3 +159,7 @@ __all__ = [
     "SpikeAndSlabReg",
     "DirichletReg",
 ]
+__all__ += ["init"]
+for _m in (_activations, _common, _delay, _dropout, _elementwise, _hidata, _linear, _rnns, _utils):
+    __all__ += _m.__all__
+del _m
