@@ -16,7 +16,10 @@ from brainstate.nn._collective_ops import (
 )
 from brainstate.nn._dynamics import (
     Dynamics,
+    OutputDelayAt,
     Prefetch,
+    PrefetchDelay,
+    PrefetchDelayAt,
     init_maybe_prefetch,
     not_receive_update_input,
     not_receive_update_output,
@@ -94,6 +97,9 @@ __all__ = [
     "Module",
     "Dynamics",
     "Prefetch",
+    "PrefetchDelay",
+    "PrefetchDelayAt",
+    "OutputDelayAt",
     "init_maybe_prefetch",
     "receive_update_output",
     "not_receive_update_output",

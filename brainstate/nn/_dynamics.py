@@ -15,13 +15,18 @@ from typing import Any, Callable, Hashable, TypeVar
 import jax
 import numpy as np
 
+from brainstate import environ
 from brainstate._state import State
 from brainstate.graph import Node
-from brainstate.nn._module import Module
+from brainstate.nn._delay import Delay, StateWithDelay
+from brainstate.nn._module import Module, _describe
 
 __all__ = [
     "Dynamics",
     "Prefetch",
+    "PrefetchDelay",
+    "PrefetchDelayAt",
+    "OutputDelayAt",
     "init_maybe_prefetch",
     "receive_update_output",
     "not_receive_update_output",
@@ -35,12 +40,6 @@ T = TypeVar("T")
 # other libraries behave the same).
 _RECEIVE_INPUT = "_receive_update_input"
 _NOT_RECEIVE_OUTPUT = "_not_receive_update_output"
-
-
-def _describe(module: Any) -> str:
-    name = getattr(module, "name", None)
-    kind = type(module).__name__
-    return f"{kind}(name={name!r})" if name is not None else f"{kind} at {hex(id(module))}"
 
 
 class _UpdateTable(dict):
@@ -183,6 +182,48 @@ class Dynamics(Module):
         Prefetch
         """
         return Prefetch(self, item)
+
+    def prefetch_delay(self, state: str, *time_and_index: Any, init: Any = None,
+                       interpolation: str | None = None, **kwargs: Any) -> "PrefetchDelayAt":
+        """A lazy reference to state ``state`` as it was ``time_and_index[0]`` ago.
+
+        Registers (once per state and ``update_every``) a :class:`StateWithDelay` as an
+        after-update of this module, so the state's history is recorded after each update.
+
+        Parameters
+        ----------
+        state : str
+            The attribute name of the state.
+        *time_and_index
+            The delay time (a scalar or 1-D array in the unit of dt), then optional integer
+            indices applied to the delayed value.
+        init : scalar, array or callable, optional
+            The history before the first update (zeros by default).
+        interpolation : str, optional
+            The delay's interpolation method for reads by time.
+        **kwargs
+            Other :class:`Delay` arguments (e.g. ``update_every``).
+
+        Returns
+        -------
+        PrefetchDelayAt
+        """
+        return PrefetchDelayAt(self, state, *time_and_index, delay_init=init,
+                               interpolation=interpolation, **kwargs)
+
+    def output_delay(self, *time_and_index: Any, init: Any = None,
+                     interpolation: str | None = None, **kwargs: Any) -> "OutputDelayAt":
+        """A lazy reference to this module's ``update`` result as it was ``time_and_index[0]`` ago.
+
+        Registers (once per ``update_every``) a :class:`Delay` of shape ``out_size`` as an
+        after-update receiving ``update``'s result. Arguments as :meth:`prefetch_delay`.
+
+        Returns
+        -------
+        OutputDelayAt
+        """
+        return OutputDelayAt(self, *time_and_index, delay_init=init,
+                             interpolation=interpolation, **kwargs)
 
     # -- before / after updates --
 
@@ -481,6 +522,11 @@ class Prefetch(Node):
         self.module = module
         self.item = item
 
+    @property
+    def delay(self) -> "PrefetchDelay":
+        """Delayed reads of the item: ``prefetch.delay.at(time)`` (see :class:`PrefetchDelay`)."""
+        return PrefetchDelay(self.module, self.item)
+
     def get_item(self) -> Any:
         """The referenced attribute itself (e.g. the State object).
 
@@ -508,12 +554,151 @@ class Prefetch(Node):
         return self.get_item_value()
 
 
+class PrefetchDelay(Node):
+    """Delayed reads of attribute ``item`` of ``module``: ``.at(time)`` gives a reader.
+
+    Made by ``module.prefetch(item).delay``.
+    """
+
+    __module__ = "brainstate.nn"
+
+    def __init__(self, module: Any, item: str) -> None:
+        super().__init__()
+        self.module = module
+        self.item = item
+
+    def at(self, *time_and_index: Any, **kwargs: Any) -> "PrefetchDelayAt":
+        """A :class:`PrefetchDelayAt` reading the item ``time_and_index[0]`` ago."""
+        return PrefetchDelayAt(self.module, self.item, *time_and_index, **kwargs)
+
+
+def _prefetch_delay_key(item: str, update_every: Any) -> str:
+    return f"{item}-prefetch-delay-{update_every}"
+
+
+def _output_delay_key(update_every: Any) -> str:
+    return f"output-delay-{update_every}"
+
+
+def _require_dynamics(module: Any, what: str) -> None:
+    if not isinstance(module, Dynamics):
+        raise TypeError(f"{what} needs a brainstate.nn.Dynamics (it records the history after "
+                        f"the module's updates), but got {type(module).__name__}: {module!r}.")
+
+
+class PrefetchDelayAt(Node):
+    """A lazy reference to state ``module.<item>`` as it was a fixed delay ago.
+
+    Creating it registers the delay on the module's :class:`StateWithDelay` (made and added
+    as an after-update of the module on first use), so create every reader before
+    ``brainstate.nn.init_all_states``. Calling it returns the delayed value; with no delay
+    time it returns the current value.
+
+    Parameters
+    ----------
+    module : Dynamics
+        The module holding the state.
+    item : str
+        The attribute name of the state.
+    *time_and_index
+        The delay time, then optional integer indices (a single tuple is unpacked).
+    delay_init, interpolation, update_every, **kwargs
+        Passed to the :class:`StateWithDelay` when this reader creates it.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp, brainstate
+    >>> class Counter(brainstate.nn.Dynamics):
+    ...     def init_state(self):
+    ...         self.n = brainstate.HiddenState(jnp.zeros(1))
+    ...     def update(self):
+    ...         self.n.value = self.n.value + 1.
+    >>> with brainstate.environ.context(dt=1.0):
+    ...     counter = Counter(1)
+    ...     two_ago = counter.prefetch_delay('n', 2.0)
+    ...     _ = brainstate.nn.init_all_states(counter)
+    ...     for _ in range(5):
+    ...         counter()
+    ...     counter.n.value, two_ago()
+    (Array([5.], dtype=float32), Array([3.], dtype=float32))
+    """
+
+    __module__ = "brainstate.nn"
+
+    def __init__(self, module: Any, item: str, *time_and_index: Any, delay_init: Any = None,
+                 interpolation: str | None = None, update_every: Any = None,
+                 **kwargs: Any) -> None:
+        _require_dynamics(module, "prefetch_delay")
+        super().__init__()
+        self.module = module
+        self.item = item
+        if len(time_and_index) == 1 and isinstance(time_and_index[0], (tuple, list)):
+            time_and_index = tuple(time_and_index[0])
+        self.delay_time = time_and_index
+        if time_and_index:
+            key = _prefetch_delay_key(item, update_every)
+            if not module.has_after_update(key):
+                delay = StateWithDelay(module, item, init=delay_init, interpolation=interpolation,
+                                       update_every=update_every, **kwargs)
+                module.add_after_update(key, not_receive_update_output(delay))
+            self.state_delay = module.get_after_update(key)
+            self.delay_info = self.state_delay.register_delay(*time_and_index)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The delayed value of the state (arguments are ignored)."""
+        if not self.delay_time or self.delay_info is None:
+            return Prefetch(self.module, self.item).get_item_value()
+        return self.state_delay.retrieve_at_step(*self.delay_info)
+
+
+class OutputDelayAt(Node):
+    """A lazy reference to the ``update`` result of ``module`` a fixed delay ago.
+
+    Creating it registers the delay on the module's output :class:`Delay` (shape
+    ``module.out_size``, default float dtype; made and added as an after-update on first use).
+
+    Parameters
+    ----------
+    module : Dynamics
+        The module whose output is recorded.
+    *time_and_index
+        The delay time, then optional integer indices.
+    delay_init, interpolation, update_every, **kwargs
+        Passed to the :class:`Delay` when this reader creates it.
+    """
+
+    __module__ = "brainstate.nn"
+
+    def __init__(self, module: Any, *time_and_index: Any, delay_init: Any = None,
+                 interpolation: str | None = None, update_every: Any = None,
+                 **kwargs: Any) -> None:
+        _require_dynamics(module, "output_delay")
+        super().__init__()
+        self.module = module
+        key = _output_delay_key(update_every)
+        if not module.has_after_update(key):
+            target = jax.ShapeDtypeStruct(tuple(module.out_size), environ.dftype())
+            delay = Delay(target, take_aware_unit=True, init=delay_init,
+                          interpolation=interpolation, update_every=update_every, **kwargs)
+            module.add_after_update(key, receive_update_output(delay))
+        self.out_delay = module.get_after_update(key)
+        self.delay_info = self.out_delay.register_delay(*time_and_index) if time_and_index \
+            else None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The delayed output (the latest one when no delay time was given)."""
+        return self.out_delay.retrieve_at_step(*((0,) if self.delay_info is None
+                                                 else self.delay_info))
+
+
 def init_maybe_prefetch(target: Any, *args: Any, **kwargs: Any) -> None:
     """Check that a prefetch target can be resolved now; other objects are left alone.
 
-    Modules call it from ``init_state`` on the references they hold: for a :class:`Prefetch`
-    it resolves the attribute (``AttributeError`` naming the module and attribute when it is
-    missing); for anything else it does nothing.
+    Modules call it from ``init_state`` on the references they hold: a :class:`Prefetch`
+    resolves its attribute (``AttributeError`` naming the module and attribute when it is
+    missing); a :class:`PrefetchDelay` checks that the module records the item's history (a
+    reader made by ``.at(time)`` registered it); anything else (including
+    :class:`PrefetchDelayAt`, registered when created) is left alone.
 
     Parameters
     ----------
@@ -524,6 +709,14 @@ def init_maybe_prefetch(target: Any, *args: Any, **kwargs: Any) -> None:
     """
     if isinstance(target, Prefetch):
         target.get_item()
+    elif isinstance(target, PrefetchDelay):
+        _require_dynamics(target.module, "a delayed prefetch")
+        key = _prefetch_delay_key(target.item, None)
+        if not target.module.has_after_update(key):
+            raise KeyError(
+                f"{_describe(target.module)} records no history of {target.item!r}: create a "
+                f"reader first, e.g. module.prefetch({target.item!r}).delay.at(time) or "
+                f"module.prefetch_delay({target.item!r}, time).")
 
 
 for _fn in (init_maybe_prefetch, receive_update_output, not_receive_update_output,

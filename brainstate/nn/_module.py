@@ -19,6 +19,13 @@ def _dotted(path: tuple, prefix: str = "") -> str:
     return name
 
 
+def _describe(module: Any) -> str:
+    """``Kind(name='x')`` or ``Kind at 0x...``: how error messages name a module."""
+    name = getattr(module, "name", None)
+    kind = type(module).__name__
+    return f"{kind}(name={name!r})" if name is not None else f"{kind} at {hex(id(module))}"
+
+
 def _param_type() -> type:
     """``nn.Param`` (imported lazily: ``nn._param`` builds on this module)."""
     from brainstate.nn._param import Param
