@@ -346,3 +346,38 @@ class TestPrefetch:
         assert init_maybe_prefetch(pop.prefetch("v")) is None
         assert init_maybe_prefetch(object(), batch_size=3) is None
         assert init_maybe_prefetch(pop) is None
+
+
+def test_calling_a_module_before_init_all_states_names_the_state_and_the_fix():
+    class LIF(brainstate.nn.Dynamics):
+        def init_state(self):
+            self.V = brainstate.HiddenState(jnp.zeros(self.varshape))
+
+        def update(self):
+            return self.V.value
+
+    cell = LIF(3, name="exc")
+    with pytest.raises(AttributeError, match=r"LIF\(name='exc'\) has no attribute 'V'.*"
+                                             r"LIF.init_state creates.*init_all_states"):
+        cell()
+    assert not hasattr(cell, "V") and getattr(cell, "V", None) is None
+    brainstate.nn.init_all_states(cell)
+    assert cell().shape == (3,)
+    # private names and modules without init_state keep the plain message
+    with pytest.raises(AttributeError, match="^'LIF' object has no attribute '_v'$"):
+        cell._v  # noqa: B018
+    with pytest.raises(AttributeError, match="^'Module' object has no attribute 'w'$"):
+        brainstate.nn.Module().w  # noqa: B018
+
+
+def test_a_property_raising_attribute_error_keeps_its_own_message():
+    class Cell(brainstate.nn.Dynamics):
+        def init_state(self):
+            pass
+
+        @property
+        def broken(self):
+            raise AttributeError("the property's own message")
+
+    with pytest.raises(AttributeError, match="the property's own message"):
+        Cell(1).broken  # noqa: B018

@@ -121,6 +121,21 @@ class Module(Node, ParamDesc):
     def out_size(self, out_size: int | Sequence[int]) -> None:
         self._out_size = _as_size(out_size, "out_size")
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails. A public attribute missing from a module
+        # whose class creates states in init_state is most often a state not created yet:
+        # say so, instead of the bare "object has no attribute".
+        attr = getattr(type(self), name, None)
+        if attr is not None and hasattr(attr, "__get__"):
+            # a property whose getter raised AttributeError: re-raise that error, not ours
+            return object.__getattribute__(self, name)
+        if name.startswith("_") or type(self).init_state is Module.init_state:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        raise AttributeError(
+            f"{_describe(self)} has no attribute {name!r}. If it is a state that "
+            f"{type(self).__name__}.init_state creates, the module has not been initialised: "
+            "call brainstate.nn.init_all_states(model) before using it.", name=name, obj=self)
+
     # -- calling --
 
     def update(self, *args: Any, **kwargs: Any) -> Any:
