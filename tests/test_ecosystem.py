@@ -144,6 +144,54 @@ class TestBrainpyState:
         assert bool(jnp.all(u.get_mantissa(v.to(u.mV)) < -50.0 + 1e-3))
 
 
+    @staticmethod
+    def _projection_run(bp, braintools, u, delay):
+        """A spiking LIF population projecting through brainpy.state's AlignPostProj (dense
+        ``brainstate.nn.Linear``, ``Expon`` synapse, ``COBA`` output) onto another one."""
+        lif = dict(V_th=-50.0 * u.mV, V_reset=-60.0 * u.mV, V_rest=-60.0 * u.mV, tau=20.0 * u.ms)
+        with brainstate.environ.context(dt=0.1 * u.ms):
+            # -45 mV is above threshold: the presynaptic neurons start with a spike
+            pre = bp.LIF(8, V_initializer=braintools.init.Constant(-45.0 * u.mV), **lif)
+            post = bp.LIF(4, V_initializer=braintools.init.Constant(-60.0 * u.mV), **lif)
+            comm = brainstate.nn.Linear(8, 4, w_init=braintools.init.Constant(0.1 * u.mS),
+                                        b_init=None)
+            proj = bp.AlignPostProj(comm=comm, syn=bp.Expon.desc(4, tau=5.0 * u.ms),
+                                    out=bp.COBA.desc(E=0.0 * u.mV), post=post, delay=delay)
+            net = brainstate.nn.Module()
+            net.pre, net.post, net.proj = pre, post, proj
+            brainstate.nn.init_all_states(net)
+
+            @brainstate.transform.jit
+            def run(steps):
+                def step(i):
+                    proj(pre.get_spike() != 0.0)
+                    post(0.0 * u.mA)
+                    pre(0.0 * u.mA)
+                    return proj.syn.g.value
+
+                return brainstate.transform.for_loop(step, steps)
+
+            return run(jnp.arange(30)), post.V.value
+
+    def test_lif_expon_coba_projection_with_and_without_delay(self):
+        u = _need("brainunit")
+        braintools = _need("braintools")
+        bp = _need("brainpy_state", "brainpy-state")
+
+        arrivals = {}
+        for delay in (None, 1.0 * u.ms):
+            g, v = self._projection_run(bp, braintools, u, delay)
+            assert u.get_unit(g) == u.mS
+            g = np.asarray(u.get_mantissa(g))
+            arrivals[delay is not None] = int(np.nonzero(g.any(1))[0][0])
+            assert (g[arrivals[delay is not None]:] > 0).all()
+            # an excitatory conductance (E = 0 mV) depolarises the resting postsynaptic cells
+            assert bool(jnp.all(u.get_mantissa(v.to(u.mV)) > -60.0))
+        # the 1 ms axonal delay (brainstate.nn.Delay under brainpy.state's InputDelay) holds
+        # the spikes back exactly 10 steps of 0.1 ms
+        assert arrivals == {False: 0, True: 10}
+
+
 @pytest.mark.parametrize("dist, module", [("braintools", "braintools"),
                                           ("brainpy-state", "brainpy_state")])
 def test_the_ecosystem_packages_are_the_pinned_releases(dist, module):
