@@ -445,3 +445,25 @@ def test_lora_errors():
         nn.LoRA(3, 1, 2, kernel_init=1.0)
     with pytest.raises(ValueError, match="LoRA: expected an input whose last dimension is 3"):
         nn.LoRA(3, 1, 2)(jnp.ones(4))
+
+
+def test_linear_lets_an_input_array_type_with_its_own_matmul_compute_the_product():
+    # event arrays (brainevent's BinaryArray, say) implement ``@`` themselves
+    calls = []
+
+    class EventArray:
+        def __init__(self, value):
+            self.value = jnp.asarray(value)
+            self.shape = self.value.shape
+
+        def __matmul__(self, w):
+            calls.append(w.shape)
+            rows = jnp.nonzero(self.value, size=self.value.size, fill_value=-1)[0]
+            return jnp.where((rows >= 0)[:, None], w[rows], 0.0).sum(0)
+
+    layer = brainstate.nn.Linear(5, 3, b_init=None)
+    spikes = jnp.array([1.0, 0.0, 1.0, 0.0, 0.0])
+    np.testing.assert_allclose(layer(EventArray(spikes)), layer(spikes), rtol=1e-6)
+    assert calls == [(5, 3)]
+    with pytest.raises(ValueError, match="last dimension is 5"):
+        layer(EventArray(jnp.ones(4)))

@@ -73,9 +73,24 @@ def _mul_units(a: Any, b: Any) -> Any:
 
 
 def _matmul(x: Any, w: Any) -> Any:
-    """``x @ w`` on the mantissas, carrying the product of the units."""
+    """``x @ w`` on the mantissas, carrying the product of the units.
+
+    An input of another array type with its own ``@`` (an event array of brainevent, say)
+    computes the product itself: it may skip the rows of silent inputs.
+    """
+    if _is_custom_array(x):
+        return x @ w
     (xm, xu), (wm, wu) = _split(x), _split(w)
     return _attach(jnp.matmul(xm, wm), _mul_units(xu, wu))
+
+
+def _is_custom_array(x: Any) -> bool:
+    if isinstance(x, (jax.Array, np.ndarray, np.generic, int, float, complex, bool)):
+        return False
+    bu = _brainunit()
+    if bu is not None and isinstance(x, bu.Quantity):
+        return False
+    return hasattr(type(x), "__matmul__")
 
 
 def _sparse_coords(bu: Any, mat: Any) -> tuple[np.ndarray, np.ndarray]:
