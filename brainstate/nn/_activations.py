@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from brainstate import environ, random
+from brainstate._units import brainunit as _brainunit, is_quantity as _is_quantity, split as _split
 from brainstate.typing import ArrayLike
 
 __all__ = [
@@ -69,17 +70,8 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------
 
 
-def _brainunit() -> Any:
-    try:
-        import brainunit
-    except ImportError:  # optional dependency: without it nothing can carry a unit
-        return None
-    return brainunit
 
 
-def _is_quantity(x: Any) -> bool:
-    bu = _brainunit()
-    return bu is not None and isinstance(x, bu.Quantity)
 
 
 def _as_float(x: Any) -> jax.Array:
@@ -102,11 +94,6 @@ def _unitless(x: Any, fn: str) -> jax.Array:
     return _as_float(x)
 
 
-def _split(x: Any) -> tuple[Any, Any]:
-    """``(mantissa, unit or None)``; ``None`` for plain numbers and arrays."""
-    if _is_quantity(x):
-        return x.mantissa, x.unit
-    return x, None
 
 
 def _join(value: Any, unit: Any) -> Any:

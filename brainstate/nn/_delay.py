@@ -15,7 +15,6 @@ with a method from :class:`InterpolationRegistry`.
 
 from __future__ import annotations
 
-import math
 import numbers
 import warnings
 from typing import Any, Callable, Protocol
@@ -26,6 +25,7 @@ import numpy as np
 
 from brainstate import environ
 from brainstate._state import DelayState, ShortTermState, State
+from brainstate._units import brainunit as _brainunit, mantissa as _mantissa
 from brainstate.graph import Node
 from brainstate.nn._collective_ops import call_order
 from brainstate.nn._module import Module, _describe
@@ -45,12 +45,6 @@ _INTERP_ALIASES = {_INTERP_LINEAR: "linear", _INTERP_ROUND: "nearest"}
 _STEP_ROUNDING = 1e-6
 
 
-def _brainunit() -> Any:
-    try:
-        import brainunit
-    except ImportError:  # optional dependency: without it nothing carries a unit
-        return None
-    return brainunit
 
 
 # --- interpolation ---------------------------------------------------------------------------
@@ -670,9 +664,6 @@ def _units_of(target: Any) -> Any:
     return None if all(u is None for u in units) else treedef.unflatten(units)
 
 
-def _mantissa(x: Any) -> Any:
-    bu = _brainunit()
-    return x.mantissa if bu is not None and isinstance(x, bu.Quantity) else x
 
 
 def _larger(a: Any, b: Any) -> Any:

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from brainstate import environ
+from brainstate._units import brainunit as _brainunit, split as _split
 
 __all__ = ["exp_euler_step"]
 
@@ -22,19 +23,8 @@ __all__ = ["exp_euler_step"]
 _EXPREL_SERIES = 1e-3
 
 
-def _brainunit() -> Any:
-    try:
-        import brainunit
-    except ImportError:  # optional dependency: without it nothing can carry a unit
-        return None
-    return brainunit
 
 
-def _split(value: Any, bu: Any) -> tuple[Any, Any]:
-    """``(mantissa, unit or None)``; ``None`` for plain numbers and arrays."""
-    if bu is not None and isinstance(value, bu.Quantity):
-        return value.mantissa, value.unit
-    return value, None
 
 
 def _exprel(z: jax.Array) -> jax.Array:
@@ -84,7 +74,7 @@ def _drift_and_slope(fn: Callable, x_m: jax.Array, x_unit: Any, bu: Any, rest: t
 
     def f(xm: jax.Array) -> jax.Array:
         xq = xm if x_unit is None else bu.Quantity(xm, unit=x_unit)
-        out_m, out_unit[0] = _split(fn(xq, *rest, **kwargs), bu)
+        out_m, out_unit[0] = _split(fn(xq, *rest, **kwargs))
         return jnp.asarray(out_m, dtype=xm.dtype)
 
     drift, slope = jax.jvp(f, (x_m,), (jnp.ones_like(x_m),))
@@ -96,7 +86,7 @@ def _noise_term(diffusion: Callable, x: Any, x_m: jax.Array, x_unit: Any, dt_m: 
     """``g(x) sqrt(dt) N(0, 1)`` as a mantissa in the state's unit."""
     from brainstate import random
 
-    g_m, g_unit = _split(diffusion(x, *rest, **kwargs), bu)
+    g_m, g_unit = _split(diffusion(x, *rest, **kwargs))
     sqrt_dt_unit = None if dt_unit is None else dt_unit ** 0.5
     prod = None if bu is None else _mul_units(bu, g_unit, sqrt_dt_unit)
     scale = _unit_scale(
@@ -184,9 +174,9 @@ def exp_euler_step(fn: Callable, *args: Any, **kwargs: Any) -> Any:
         )
     bu = _brainunit()
     x, rest = args[0], args[1:]
-    x_m, x_unit = _split(x, bu)
+    x_m, x_unit = _split(x)
     x_m = _check_state(x_m)
-    dt_m, dt_unit = _split(_get_dt(), bu)
+    dt_m, dt_unit = _split(_get_dt())
     dt_m = jnp.asarray(dt_m, dtype=x_m.dtype)
 
     drift, slope, drift_unit = _drift_and_slope(fn, x_m, x_unit, bu, rest, kwargs)

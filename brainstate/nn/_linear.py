@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from brainstate._state import ParamState
+from brainstate._units import brainunit as _brainunit, split as _split
 from brainstate.nn import init
 from brainstate.nn._module import Module
 from brainstate.typing import ArrayLike, Size
@@ -41,20 +42,8 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------
 
 
-def _brainunit() -> Any:
-    try:
-        import brainunit
-    except ImportError:  # optional dependency: without it nothing can carry a unit
-        return None
-    return brainunit
 
 
-def _split(x: Any) -> tuple[Any, Any]:
-    """``(mantissa, unit or None)``; ``None`` for plain numbers and arrays."""
-    bu = _brainunit()
-    if bu is not None and isinstance(x, bu.Quantity):
-        return x.mantissa, x.unit
-    return x, None
 
 
 def _attach(x: Any, unit: Any) -> Any:

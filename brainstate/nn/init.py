@@ -26,6 +26,7 @@ import numpy as np
 
 from brainstate import environ, random
 from brainstate._state import State
+from brainstate._units import brainunit as _brainunit, split as _split, is_quantity as _is_quantity
 from brainstate.typing import ArrayLike, DTypeLike, SeedOrKey, Size
 from brainstate.util import PrettyAttr, PrettyRepr, PrettyType
 
@@ -66,24 +67,10 @@ _TRUNC_STD = 0.87962566103423978
 # ---------------------------------------------------------------------------------------------
 
 
-def _brainunit() -> Any:
-    try:
-        import brainunit
-    except ImportError:  # optional dependency: without it nothing can carry a unit
-        return None
-    return brainunit
 
 
-def _split(x: Any) -> tuple[Any, Any]:
-    """``(mantissa, unit or None)``; ``None`` for plain numbers and arrays."""
-    bu = _brainunit()
-    if bu is not None and isinstance(x, bu.Quantity):
-        return x.mantissa, x.unit
-    return x, None
 
 
-def _is_quantity(x: Any) -> bool:
-    return _split(x)[1] is not None
 
 
 def _attach(x: Any, unit: Any) -> Any:
