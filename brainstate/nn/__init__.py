@@ -58,7 +58,7 @@ from brainstate.nn._regularization import (
 )
 from brainstate.nn import init
 from brainstate.nn import _activations, _common, _delay, _dropout, _elementwise, _hidata
-from brainstate.nn import _linear, _rnns, _utils
+from brainstate.nn import _linear, _monitor, _rnns, _utils
 from brainstate.nn._activations import *  # noqa: F401,F403
 from brainstate.nn._common import *  # noqa: F401,F403
 from brainstate.nn._delay import *  # noqa: F401,F403
@@ -66,6 +66,7 @@ from brainstate.nn._dropout import *  # noqa: F401,F403
 from brainstate.nn._elementwise import *  # noqa: F401,F403
 from brainstate.nn._hidata import *  # noqa: F401,F403
 from brainstate.nn._linear import *  # noqa: F401,F403
+from brainstate.nn._monitor import *  # noqa: F401,F403
 from brainstate.nn._rnns import *  # noqa: F401,F403
 from brainstate.nn._utils import *  # noqa: F401,F403
 from brainstate.nn._transforms import (
@@ -166,6 +167,7 @@ __all__ = [
     "DirichletReg",
 ]
 __all__ += ["init"]
-for _m in (_activations, _common, _delay, _dropout, _elementwise, _hidata, _linear, _rnns, _utils):
+for _m in (_activations, _common, _delay, _dropout, _elementwise, _hidata, _linear, _monitor,
+           _rnns, _utils):
     __all__ += _m.__all__
 del _m
