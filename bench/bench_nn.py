@@ -11,7 +11,9 @@ read within 1.02x of the ring buffer. Groups:
 * ``delay.read``: ``baseline_scan`` carries a ``[D + 1, N]`` buffer and a pointer through
   ``jax.lax.scan`` and reads ``D`` steps back with ``dynamic_index_in_dim``; ``prefetch_delay``
   is a ``Dynamics`` with ``prefetch_delay('x', D * dt)`` read in ``for_loop`` under ``jit``.
-  Each step adds the delayed value to an accumulator (no stacked output to allocate).
+  Each step adds the delayed value to an accumulator (no stacked output to allocate); 20,000
+  steps per call, so the per-call cost of `jit` (reading and writing back the states) is
+  amortised and the loop body is what is compared.
 
 ``python bench/bench_nn.py`` runs an interleaved A/B timing instead (the variants alternate,
 minimum of several repeats), steadier on a busy machine.
@@ -33,7 +35,7 @@ from brainstate.transform import for_loop, jit
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 COBA_STEPS = 1000
-DELAY_N, DELAY_STEPS, DELAY_T = 4000, 50, 2000
+DELAY_N, DELAY_STEPS, DELAY_T = 4000, 50, 20000
 
 
 def _example(name: str):

@@ -515,8 +515,7 @@ class Delay(Module):
         """
         self._require_state()
         step = self._checked_step(delay_step)
-        row = jax.lax.stop_gradient(jax.lax.rem(self._latest_row_plus_length() - step,
-                                                jnp.int32(self.max_length)))
+        row = jax.lax.stop_gradient(self._row_of(delay_step, step))
         if not indices and row.ndim == 0:
             values = jax.tree.map(lambda h: jax.lax.dynamic_index_in_dim(h, row, 0, False),
                                   self.history.value)
@@ -524,6 +523,17 @@ class Delay(Module):
             key = (row,) + indices
             values = jax.tree.map(lambda h: h[key], self.history.value)
         return self._with_units(values)
+
+    def _row_of(self, delay_step: Any, step: jax.Array) -> jax.Array:
+        """The buffer row holding the value ``step`` updates before the latest."""
+        length = self.max_length
+        if self.update_every_step == 1 and isinstance(delay_step, (int, np.integer)):
+            # a fixed delay (the common case): the row is the write pointer shifted by a
+            # constant, and the oldest row (step = length - 1) is the pointer itself
+            shift = (length - 1 - int(delay_step)) % length
+            ptr = self.write_ptr.value
+            return ptr if shift == 0 else jax.lax.rem(ptr + jnp.int32(shift), jnp.int32(length))
+        return jax.lax.rem(self._latest_row_plus_length() - step, jnp.int32(length))
 
     def _latest_row_plus_length(self) -> jax.Array:
         """The row of the latest update, plus ``max_length`` (so ``- step`` stays >= 0).
