@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from brainstate import environ, random
-from brainstate._state import ShortTermState
+from brainstate._state import ShortTermState, check_state_value_tree
 from brainstate.nn import _activations as F
 from brainstate.nn._common import ElementWiseBlock
 from brainstate.typing import ArrayLike, Size
@@ -521,20 +521,19 @@ class DropoutFixed(ElementWiseBlock):
             self.mask = ShortTermState(self._draw(batch_size))
 
     def reset_state(self, batch_size: int | None = None, **kwargs: Any) -> None:
-        """Draw a fresh mask into the existing state (``batch_size`` as in :meth:`init_state`)."""
+        """Draw a fresh mask into the existing state (``batch_size`` as in :meth:`init_state`).
+
+        A ``batch_size`` different from the current one re-binds the mask's shape.
+        """
         if self.prob == 1.0:
             return
         if not isinstance(self.__dict__.get("mask"), ShortTermState):
             self.init_state(batch_size)
             return
         mask = self._draw(batch_size)
-        if mask.shape != self.mask.value.shape:
-            raise ValueError(
-                f"{type(self).__name__}: reset_state(batch_size={batch_size!r}) would change the "
-                f"mask's shape from {self.mask.value.shape} to {mask.shape}; a state keeps its "
-                f"shape. Call init_state(batch_size={batch_size!r}) to re-create the mask."
-            )
-        self.mask.value = mask
+        # As the RNN cells: a deliberate change of batch size re-binds the mask's shape.
+        with check_state_value_tree(mask.shape == self.mask.value.shape):
+            self.mask.value = mask
 
     def update(self, x: ArrayLike) -> Any:
         owner = type(self).__name__
