@@ -57,13 +57,14 @@ from brainstate.nn._regularization import (
     UniformReg,
 )
 from brainstate.nn import init
-from brainstate.nn import _activations, _common, _delay, _dropout, _elementwise, _hidata
+from brainstate.nn import _activations, _common, _delay, _dropout, _elementwise, _event, _hidata
 from brainstate.nn import _linear, _monitor, _rnns, _utils
 from brainstate.nn._activations import *  # noqa: F401,F403
 from brainstate.nn._common import *  # noqa: F401,F403
 from brainstate.nn._delay import *  # noqa: F401,F403
 from brainstate.nn._dropout import *  # noqa: F401,F403
 from brainstate.nn._elementwise import *  # noqa: F401,F403
+from brainstate.nn._event import *  # noqa: F401,F403
 from brainstate.nn._hidata import *  # noqa: F401,F403
 from brainstate.nn._linear import *  # noqa: F401,F403
 from brainstate.nn._monitor import *  # noqa: F401,F403
@@ -167,7 +168,7 @@ __all__ = [
     "DirichletReg",
 ]
 __all__ += ["init"]
-for _m in (_activations, _common, _delay, _dropout, _elementwise, _hidata, _linear, _monitor,
-           _rnns, _utils):
+for _m in (_activations, _common, _delay, _dropout, _elementwise, _event, _hidata, _linear,
+           _monitor, _rnns, _utils):
     __all__ += _m.__all__
 del _m
