@@ -41,6 +41,7 @@ DELAY_N, DELAY_STEPS, DELAY_T = 4000, 50, 20000
 def _example(name: str):
     spec = importlib.util.spec_from_file_location(f"bench_{name}", EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

@@ -2,12 +2,12 @@
 
 Same model, parameters and connectivity as ``examples/coba.py`` (Brette et al. 2007, benchmark
 1: 3,200 excitatory and 800 inhibitory leaky integrate-and-fire neurons, conductance-based
-exponential synapses, 2 % connectivity, dt = 0.1 ms), but built the way models are written
-for brainstate: a neuron population and its synapses are ``nn.Dynamics`` whose states
-``init_state`` creates and ``nn.init_all_states`` initialises; projections read the
-presynaptic spikes through a delayed prefetch (``pre.prefetch('spike').delay.at(delay)``) and
-feed the postsynaptic population a current input ``g (E - V)``; the integration is
-``nn.exp_euler_step``.
+exponential synapses, each neuron projecting to 80 others, dt = 0.1 ms), but built the way
+models are written for brainstate: a neuron population and its synapses are ``nn.Dynamics``
+whose states ``init_state`` creates and ``nn.init_all_states`` initialises; projections read the
+presynaptic spikes through a delayed prefetch (``pre.prefetch('spike').delay.at(delay)``),
+propagate them with the event-driven ``nn.EventFixedProb`` and feed the postsynaptic population
+a current input ``g (E - V)``; the integration is ``nn.exp_euler_step``.
 
 The default axonal delay is 0 ms: the spikes of the previous step, as in ``examples/coba.py``.
 ``--delay`` sets a longer one (a ring buffer in state, one dynamic slice per step).
@@ -85,18 +85,20 @@ class Expon(Dynamics):
 
 
 class FixedProbCOBA(brainstate.nn.Module):
-    """Delayed spikes of ``pre`` (neurons ``pre_ids``) -> conductance ``g`` -> current ``g (E - V)``.
+    """Delayed spikes of ``pre`` neurons ``pre_slice`` -> conductance ``g`` -> current ``g (E - V)``.
 
-    Each postsynaptic neuron receives ``len(pre_ids[0])`` presynaptic neurons (fixed in-degree,
-    drawn without replacement), so one step is a gather of the delayed spike vector.
+    Each presynaptic neuron projects to ``conn`` postsynaptic ones (``nn.EventFixedProb``:
+    a step adds the synapses of the neurons that fired, not every synapse).
     """
 
-    def __init__(self, pre: LIF, post: LIF, pre_ids: np.ndarray, weight: float, e_rev: float,
-                 tau: float, delay: float, name: str) -> None:
+    def __init__(self, pre: LIF, post: LIF, pre_slice: slice, conn: int, weight: float,
+                 e_rev: float, tau: float, delay: float, seed: int, name: str) -> None:
         super().__init__(name=name)
         self.spikes = pre.prefetch("spike").delay.at(delay)
-        self.pre_ids = jnp.asarray(pre_ids, jnp.int32)
-        self.weight = weight
+        self.pre_slice = pre_slice
+        n_pre = len(range(*pre_slice.indices(pre.varshape[0])))
+        self.comm = brainstate.nn.EventFixedProb(n_pre, post.varshape, conn, weight,
+                                                 allow_multi_conn=False, seed=seed)
         self.syn = Expon(post.varshape, tau)
         self.e_rev = e_rev
         post.add_current_input(name, self.current)
@@ -106,28 +108,24 @@ class FixedProbCOBA(brainstate.nn.Module):
         return self.syn.g.value * (self.e_rev - v)
 
     def update(self) -> jax.Array:
-        spikes = self.spikes().astype(jnp.float32)
-        return self.syn(self.weight * spikes[self.pre_ids].sum(1))
+        return self.syn(self.comm(self.spikes()[self.pre_slice]))
 
 
 class COBANetwork(brainstate.nn.Module):
     """One LIF population (excitatory first) with excitatory and inhibitory projections."""
 
-    def __init__(self, n_exc: int = 3200, n_inh: int = 800, p: float = 0.02, delay: float = 0.0,
+    def __init__(self, n_exc: int = 3200, n_inh: int = 800, conn: int = 80, delay: float = 0.0,
                  seed: int = 0) -> None:
         super().__init__()
         n = n_exc + n_inh
-        rng = np.random.default_rng(seed)
-        k_exc, k_inh = max(1, round(p * n_exc)), max(1, round(p * n_inh))
-        # the draws of examples/coba.py, in its order: the same network
-        exc_ids = np.stack([rng.choice(n_exc, k_exc, replace=False) for _ in range(n)])
-        inh_ids = n_exc + np.stack([rng.choice(n_inh, k_inh, replace=False) for _ in range(n)])
-        v_init = rng.normal(-55.0, 2.0, size=n).astype(np.float32)
+        # the seeds and draws of examples/coba.py: the same network
+        v_init = np.random.default_rng(seed).normal(-55.0, 2.0, size=n).astype(np.float32)
         self.neurons = LIF(n, v_init)
-        self.exc = FixedProbCOBA(self.neurons, self.neurons, exc_ids, W_EXC, E_EXC, TAU_EXC,
-                                 delay, name="exc")
-        self.inh = FixedProbCOBA(self.neurons, self.neurons, inh_ids, W_INH, E_INH, TAU_INH,
-                                 delay, name="inh")
+        conn = min(conn, n)
+        self.exc = FixedProbCOBA(self.neurons, self.neurons, slice(0, n_exc), conn, W_EXC, E_EXC,
+                                 TAU_EXC, delay, seed, name="exc")
+        self.inh = FixedProbCOBA(self.neurons, self.neurons, slice(n_exc, n), conn, W_INH, E_INH,
+                                 TAU_INH, delay, seed + 1, name="inh")
 
     def update(self, step: jax.Array) -> jax.Array:
         """Advance one time step: projections first (they read the past), then the neurons."""

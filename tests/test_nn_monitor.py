@@ -63,23 +63,22 @@ def test_a_full_buffer_is_reported_not_dropped():
     monitor = SpikeMonitor(30, max_events=int(raster.sum()) - 1)
     _record(monitor, raster)
     assert int(monitor.seen.value) == raster.sum()
-    with pytest.raises(RuntimeError, match=r"stored \d+ of the \d+ spikes.*max_events"):
+    with pytest.raises(RuntimeError, match=r"stored \d+ of the \d+ spikes.*max_events=\d+\) filled"):
         monitor.events()
     with pytest.raises(RuntimeError, match="Raise the bound"):
         monitor.counts()
 
 
-def test_too_many_spikes_in_one_step_are_reported():
-    raster = np.zeros((5, 8), bool)
-    raster[2, :5] = True
-    monitor = SpikeMonitor(8, max_events=100, max_per_step=4)
+def test_a_burst_above_the_fast_bound_takes_the_exact_path():
+    raster = _raster(steps=20, n=30, p=0.05, seed=4)
+    raster[7] = True                     # every neuron fires in one step
+    raster[11, :20] = True
+    monitor = SpikeMonitor(30, max_events=int(raster.sum()), max_per_step=4)
     _record(monitor, raster)
-    with pytest.raises(RuntimeError, match="max_per_step=4"):
-        monitor.events()
-    # within the bound it is exact
-    raster[2, 4] = False
-    _record(monitor, raster)
-    assert monitor.events()[1].tolist() == [0, 1, 2, 3]
+    np.testing.assert_array_equal(monitor.dense(), raster)
+    exact = SpikeMonitor(30, max_events=int(raster.sum()))  # default: one exact path
+    _record(exact, raster)
+    np.testing.assert_array_equal(exact.dense(), raster)
 
 
 def test_reset_forgets_the_record():
@@ -95,7 +94,7 @@ def test_the_buffer_does_not_grow_with_the_recording():
     monitor = SpikeMonitor(1000, max_events=64, max_per_step=16)
     monitor.init_state()
     sizes = {st.value.size for st in monitor.states().values()}
-    assert max(sizes) == 64 + 16
+    assert max(sizes) == 64 + 1000
 
 
 def test_bad_arguments_and_use_before_init():
