@@ -1,10 +1,27 @@
-"""Build script: the only file that knows how to build the compiled core."""
+"""Build script: the only file that knows how to build the compiled extensions.
+
+* ``brainstate._core`` (Cython): the state runtime's hot paths.
+* ``brainstate._event_cpu`` (C++): event-driven spike propagation kernels for XLA:CPU, built
+  against the XLA FFI headers that jaxlib ships (``jaxlib/include``). Without jaxlib at build
+  time it is left out and the pure-JAX kernels run instead.
+"""
 import os
+import sys
 
 from setuptools import setup
 
 NO_EXTENSIONS = os.environ.get("BRAINSTATE_NO_EXTENSIONS", "") not in ("", "0")
 DEBUG = os.environ.get("BRAINSTATE_DEBUG_BUILD", "") not in ("", "0")
+
+
+def _jaxlib_include():
+    try:
+        import jaxlib
+    except ImportError:
+        return None
+    path = os.path.join(os.path.dirname(jaxlib.__file__), "include")
+    return path if os.path.exists(os.path.join(path, "xla", "ffi", "api", "ffi.h")) else None
+
 
 ext_modules = []
 if not NO_EXTENSIONS:
@@ -17,5 +34,15 @@ if not NO_EXTENSIONS:
                     define_macros=macros, extra_compile_args=extra)
     directives = {"language_level": 3, "embedsignature": True, "linetrace": DEBUG}
     ext_modules = cythonize([ext], compiler_directives=directives)
+
+    ffi_include = _jaxlib_include()
+    if ffi_include is None:
+        print("brainstate: jaxlib's XLA FFI headers not found at build time; building without "
+              "the native event kernels (the pure-JAX ones run instead)", file=sys.stderr)
+    else:
+        std = "/std:c++17" if sys.platform == "win32" else "-std=c++17"
+        ext_modules.append(Extension(
+            "brainstate._event_cpu", ["csrc/_event_cpu.cc"], include_dirs=[ffi_include],
+            language="c++", extra_compile_args=[std] + (["-O0", "-g"] if DEBUG else ["-O3"])))
 
 setup(ext_modules=ext_modules)

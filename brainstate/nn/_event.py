@@ -36,7 +36,7 @@ import numpy as np
 from brainstate import environ
 from brainstate._state import ParamState
 from brainstate._units import brainunit as _brainunit, split as _split
-from brainstate.nn import init
+from brainstate.nn import _event_native, init
 from brainstate.nn._module import Module
 from brainstate.typing import ArrayLike, Size
 
@@ -222,6 +222,19 @@ class _Conn:
             slots[pre[order], col] = order
             self.ell_targets = jnp.asarray(targets, jnp.int32)
             self.ell_slots = jnp.asarray(slots, jnp.int32)
+        # the outgoing table of every presynaptic neuron, for the native kernels (entries
+        # n_post are padding, skipped)
+        if layout == "post":
+            if row_ids is None:
+                native = table
+            else:
+                native = np.full((n_pre, k), n_post, np.int64)
+                native[row_ids] = table
+        else:
+            native = targets[:n_pre]
+        self.native_targets = jnp.asarray(native, jnp.int32)
+        # per-synapse weights line up with native_targets only in the plain 'post' layout
+        self.native_weights = layout == "post" and row_ids is None
 
     # -- dense (every synapse) --------------------------------------------------------------
 
@@ -318,7 +331,14 @@ class _FixedNumOp:
         self.conn = conn
 
     def forward(self, as_event: bool, bound: int, x: jax.Array, w: jax.Array) -> jax.Array:
-        mask = x != 0
+        native = self._native(as_event, w)
+        if native is not None:
+            return _event_native.on_cpu(native, partial(self._pure, as_event, bound, x, w),
+                                        x != 0)
+        return self._pure(as_event, bound, x, w, x != 0)
+
+    def _pure(self, as_event: bool, bound: int, x: jax.Array, w: jax.Array,
+              mask: jax.Array) -> jax.Array:
         vals = None if as_event else x
 
         def dense(_):
@@ -331,6 +351,19 @@ class _FixedNumOp:
             return event(None)
         count = jnp.sum(mask, dtype=jnp.int32)
         return jax.lax.cond(count > bound, dense, event, None)
+
+    def _native(self, as_event: bool, w: jax.Array) -> Callable | None:
+        """The native kernel for events (no bound: exact for any spike count), or None."""
+        conn = self.conn
+        if not as_event or not _event_native.available():
+            return None
+        if w.ndim == 0:
+            # integer counts times the weight, as the pure kernel: bit-identical results
+            return lambda m: (_event_native.event_count(m, conn.native_targets, conn.n_post)
+                              .astype(w.dtype) * w)
+        if conn.native_weights and w.dtype == jnp.float32:
+            return lambda m: _event_native.event_weight(m, conn.native_targets, w, conn.n_post)
+        return None
 
     def transpose(self, g: jax.Array, w: jax.Array) -> jax.Array:
         return self.conn.transpose(g, w)

@@ -3,7 +3,7 @@
 Returning the spike vector from every step of a ``for_loop`` stacks a dense ``[steps, neurons]``
 array: 4 GB for 400,000 neurons over 10,000 steps, almost all zeros. A :class:`SpikeMonitor`
 keeps only the events, in a buffer of ``max_events`` rows allocated once, written in place inside
-the loop (one ``top_k`` of the spike mask and one ``dynamic_update_slice`` per step).
+the loop (one listing of the spiking neurons and one ``dynamic_update_slice`` per step).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from brainstate._state import ShortTermState
+from brainstate.nn import _event_native
 from brainstate.nn._module import Module, _describe
 
 __all__ = ["SpikeMonitor"]
@@ -45,6 +46,26 @@ def _write_all(fired: jax.Array, buffers: tuple, at: jax.Array, step: jax.Array)
     return _write(jnp.nonzero(fired, size=fired.shape[0], fill_value=0)[0], buffers, at, step)
 
 
+def _pure_write(fired: jax.Array, k: int, n_fired: jax.Array, buffers: tuple, at: jax.Array,
+                step: jax.Array) -> tuple:
+    if k >= fired.shape[0]:
+        return _write_all(fired, buffers, at, step)
+    # a burst above the fast path's bound takes the exact path: nothing is dropped
+    return jax.lax.cond(n_fired <= k, partial(_write_first_k, k=k), _write_all, fired,
+                        buffers, at, step)
+
+
+def _native_write(fired: jax.Array, k: int, buffers: tuple, at: jax.Array,
+                  step: jax.Array) -> tuple:
+    # one pass of the native kernel lists the spikes; writing the first k (or, in a burst,
+    # all n) of them keeps the usual write small
+    listed = _event_native.spike_compact(fired)
+    if k >= fired.shape[0]:
+        return _write(listed[1:], buffers, at, step)
+    return jax.lax.cond(listed[0] <= k, lambda: _write(listed[1:k + 1], buffers, at, step),
+                        lambda: _write(listed[1:], buffers, at, step))
+
+
 class SpikeMonitor(Module):
     """Record the spikes of a population as ``(step, index)`` events, up to ``max_events``.
 
@@ -52,8 +73,10 @@ class SpikeMonitor(Module):
     means a spike). At most ``max_events`` spikes are stored; every spike is counted, so a
     read after any was left out raises instead of returning an incomplete record (never a
     silent drop). ``max_per_step`` only tunes speed: a step with up to that many spikes takes a
-    fast path (``top_k``), a burst above it an exact slower one (``nonzero`` of the whole
-    vector, through ``lax.cond``; under ``vmap`` both run).
+    fast path (writes of that size), a burst above it an exact slower one (writes of ``num``,
+    through ``lax.cond``; under ``vmap`` both run). On CPU with the compiled extension the
+    spikes are listed by a native kernel (one pass over the spike bytes); elsewhere by
+    ``top_k`` (fast path) or ``nonzero`` (bursts).
 
     Parameters
     ----------
@@ -124,13 +147,14 @@ class SpikeMonitor(Module):
         stored, step = self.stored.value, self.step.value
         at = jnp.minimum(stored, jnp.int32(self.max_events))
         buffers = (self.indices.value, self.steps.value)
-        k = self.max_per_step
-        if k >= self.num:
-            indices, steps = _write_all(fired, buffers, at, step)
+        pure = partial(_pure_write, k=self.max_per_step, n_fired=n_fired, buffers=buffers,
+                       at=at, step=step)
+        if _event_native.available():
+            native = partial(_native_write, k=self.max_per_step, buffers=buffers, at=at,
+                             step=step)
+            indices, steps = _event_native.on_cpu(native, pure, fired)
         else:
-            # a burst above the fast path's bound takes the exact path: nothing is dropped
-            indices, steps = jax.lax.cond(n_fired <= k, partial(_write_first_k, k=k),
-                                          _write_all, fired, buffers, at, step)
+            indices, steps = pure(fired)
         self.indices.value, self.steps.value = indices, steps
         # store this step's events only when they all fit in the buffer
         self.stored.value = jnp.where(stored + n_fired <= self.max_events, stored + n_fired,

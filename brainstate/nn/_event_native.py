@@ -1,0 +1,79 @@
+"""The native event kernels (``brainstate._event_cpu``, XLA:CPU custom calls) and their switch.
+
+The compiled module is optional, like the compiled core: ``BRAINSTATE_NO_EXTENSIONS=1``, a
+build without jaxlib's FFI headers, or a failed registration leave :func:`available` False, and
+the callers use their pure-JAX kernels (the reference twin). On other platforms than CPU the
+pure kernel runs too (``lax.platform_dependent``).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from brainstate._impl import NO_EXTENSIONS
+
+__all__ = ["available", "on_cpu", "event_count", "event_weight", "spike_compact", "ERROR"]
+
+_COUNT, _WEIGHT, _COMPACT = ("brainstate_event_count", "brainstate_event_weight",
+                             "brainstate_spike_compact")
+
+#: Why the native kernels are unavailable (``None`` when they are, or before the first use).
+ERROR: BaseException | None = None
+_STATE: list = []  # [bool]: registration attempted, and its outcome
+
+
+def available() -> bool:
+    """Whether the native kernels are built and registered with XLA (registers on first call)."""
+    global ERROR
+    if not _STATE:
+        ok = False
+        if not NO_EXTENSIONS:
+            try:
+                from brainstate import _event_cpu
+
+                for name, capsule in _event_cpu.handlers().items():
+                    jax.ffi.register_ffi_target(name, capsule, platform="cpu")
+                ok = True
+            except Exception as exc:  # noqa: BLE001 - any failure means: use the pure kernels
+                ERROR = exc
+        _STATE.append(ok)
+    return _STATE[0]
+
+
+def on_cpu(native: Callable, pure: Callable, *args: jax.Array) -> jax.Array:
+    """``native(*args)`` when the computation runs on CPU, else ``pure(*args)``.
+
+    Call only when :func:`available` is True. Both must return the same shapes and dtypes.
+    """
+    return jax.lax.platform_dependent(*args, cpu=native, default=pure)
+
+
+def event_count(spikes: jax.Array, targets: jax.Array, n_post: int) -> jax.Array:
+    """``int32[n_post]``: how many synapses of the spiking rows of ``targets`` reach each output.
+
+    ``spikes`` is ``bool[n_pre]``, ``targets`` ``int32[n_pre, k]`` (entries outside
+    ``[0, n_post)`` are padding). CPU only (see :func:`on_cpu`).
+    """
+    call = jax.ffi.ffi_call(_COUNT, jax.ShapeDtypeStruct((n_post,), jnp.int32),
+                            vmap_method="sequential")
+    return call(spikes, targets)
+
+
+def event_weight(spikes: jax.Array, targets: jax.Array, weights: jax.Array,
+                 n_post: int) -> jax.Array:
+    """``float32[n_post]``: the sum of ``weights`` (``float32[n_pre, k]``) over the synapses of
+    the spiking rows, in the order of the rows. CPU only."""
+    call = jax.ffi.ffi_call(_WEIGHT, jax.ShapeDtypeStruct((n_post,), jnp.float32),
+                            vmap_method="sequential")
+    return call(spikes, targets, weights)
+
+
+def spike_compact(spikes: jax.Array) -> jax.Array:
+    """``int32[n + 1]``: the spike count, then the spiking indices in ascending order (entries
+    after the last index are unspecified). CPU only."""
+    call = jax.ffi.ffi_call(_COMPACT, jax.ShapeDtypeStruct((spikes.shape[0] + 1,), jnp.int32),
+                            vmap_method="sequential")
+    return call(spikes)
