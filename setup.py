@@ -40,9 +40,13 @@ if not NO_EXTENSIONS:
         print("brainstate: jaxlib's XLA FFI headers not found at build time; building without "
               "the native event kernels (the pure-JAX ones run instead)", file=sys.stderr)
     else:
-        std = "/std:c++17" if sys.platform == "win32" else "-std=c++17"
-        ext_modules.append(Extension(
-            "brainstate._event_cpu", ["csrc/_event_cpu.cc"], include_dirs=[ffi_include],
-            language="c++", extra_compile_args=[std] + (["-O0", "-g"] if DEBUG else ["-O3"])))
+        if sys.platform == "win32":
+            include_dirs, flags = [ffi_include], ["/std:c++17", "/O2"]
+        else:  # jaxlib's headers as system headers: their own warnings are not ours
+            include_dirs = []
+            flags = ["-std=c++17", "-isystem", ffi_include] + (["-O0", "-g"] if DEBUG else ["-O3"])
+        ext_modules.append(Extension("brainstate._event_cpu", ["csrc/_event_cpu.cc"],
+                                     include_dirs=include_dirs, language="c++",
+                                     extra_compile_args=flags))
 
 setup(ext_modules=ext_modules)

@@ -9,8 +9,9 @@ presynaptic spikes through a delayed prefetch (``pre.prefetch('spike').delay.at(
 propagate them with the event-driven ``nn.EventFixedProb`` and feed the postsynaptic population
 a current input ``g (E - V)``; the integration is ``nn.exp_euler_step``.
 
-The default axonal delay is 0 ms: the spikes of the previous step, as in ``examples/coba.py``.
-``--delay`` sets a longer one (a ring buffer in state, one dynamic slice per step).
+The default axonal delay is 0 ms: the spikes of the previous step, read directly, as in
+``examples/coba.py``. ``--delay`` sets a longer one (a ring buffer in state, one dynamic slice per
+step).
 
 Run ``python examples/coba_dynamics.py`` (``--help`` for options). It prints the mean firing
 rate, the simulated steps per second and the compile time.
@@ -94,7 +95,10 @@ class FixedProbCOBA(brainstate.nn.Module):
     def __init__(self, pre: LIF, post: LIF, pre_slice: slice, conn: int, weight: float,
                  e_rev: float, tau: float, delay: float, seed: int, name: str) -> None:
         super().__init__(name=name)
-        self.spikes = pre.prefetch("spike").delay.at(delay)
+        # no delay: read the spikes of the previous step directly; a delay: a ring buffer of
+        # the spike history, recorded after each update of ``pre``
+        spikes = pre.prefetch("spike")
+        self.spikes = spikes.delay.at(delay) if delay > 0 else spikes
         self.pre_slice = pre_slice
         n_pre = len(range(*pre_slice.indices(pre.varshape[0])))
         self.comm = brainstate.nn.EventFixedProb(n_pre, post.varshape, conn, weight,

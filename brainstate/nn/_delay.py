@@ -527,6 +527,8 @@ class Delay(Module):
     def _row_of(self, delay_step: Any, step: jax.Array) -> jax.Array:
         """The buffer row holding the value ``step`` updates before the latest."""
         length = self.max_length
+        if length == 1:
+            return jnp.int32(0)
         if self.update_every_step == 1 and isinstance(delay_step, (int, np.integer)):
             # a fixed delay (the common case): the row is the write pointer shifted by a
             # constant, and the oldest row (step = length - 1) is the pointer itself
@@ -610,8 +612,9 @@ class Delay(Module):
         else:
             due = (self.write_ptr.value % self.update_every_step) == 0
             cond(due, lambda: self._write(current), lambda: None)
-        self.write_ptr.value = jax.lax.rem(self.write_ptr.value + 1,
-                                           jnp.int32(self.max_length * self.update_every_step))
+        period = self.max_length * self.update_every_step
+        if period > 1:  # a one-row buffer written every call: the pointer stays 0
+            self.write_ptr.value = jax.lax.rem(self.write_ptr.value + 1, jnp.int32(period))
 
     def _write(self, current: Any) -> None:
         ptr, every = self.write_ptr.value, self.update_every_step
@@ -628,6 +631,8 @@ class Delay(Module):
             if v.shape != h.shape[1:]:
                 raise ValueError(f"{_describe(self)}: update got shape {v.shape}, but the buffer "
                                  f"records values of shape {h.shape[1:]}.")
+            if h.shape[0] == 1:  # the only row: a plain write, no index arithmetic
+                return v.astype(h.dtype)[None]
             return jax.lax.dynamic_update_index_in_dim(h, v.astype(h.dtype), row, 0)
 
         self.history.value = jax.tree.map(put, history, current)
