@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["brainunit", "is_quantity", "split", "mantissa"]
+__all__ = ["brainunit", "is_quantity", "split", "mantissa", "attach"]
 
 _MISSING = object()
 _module: Any = _MISSING
@@ -42,3 +42,12 @@ def split(x: Any) -> tuple[Any, Any]:
 def mantissa(x: Any) -> Any:
     """The number part of a quantity; anything else unchanged."""
     return x.mantissa if is_quantity(x) else x
+
+
+def attach(x: Any, unit: Any) -> Any:
+    """``x`` carrying ``unit``; ``x`` itself when ``unit`` is None, a plain array when the
+    unit is dimensionless."""
+    if unit is None:
+        return x
+    bu = brainunit()
+    return bu.maybe_decimal(bu.Quantity(x, unit=unit))

@@ -35,7 +35,7 @@ import numpy as np
 
 from brainstate import environ
 from brainstate._state import ParamState
-from brainstate._units import brainunit as _brainunit, split as _split
+from brainstate._units import attach as _attach, split as _split
 from brainstate.nn import _event_native, init
 from brainstate.nn._module import Module
 from brainstate.typing import ArrayLike, Size
@@ -94,13 +94,6 @@ def _check_input(layer: Module, x: Any, n_pre: int) -> None:
             f"{type(layer).__name__}: expected an input whose last dimension is {n_pre} "
             f"(in_size={layer.in_size}), got shape {tuple(shape)}."
         )
-
-
-def _attach(x: Any, unit: Any) -> Any:
-    if unit is None:
-        return x
-    bu = _brainunit()
-    return bu.maybe_decimal(bu.Quantity(x, unit=unit))
 
 
 def _float_weight(owner: str, w: Any) -> jax.Array:

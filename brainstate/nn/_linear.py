@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from brainstate._state import ParamState
-from brainstate._units import brainunit as _brainunit, split as _split
+from brainstate._units import attach as _attach, brainunit as _brainunit, split as _split
 from brainstate.nn import init
 from brainstate.nn._module import Module
 from brainstate.typing import ArrayLike, Size
@@ -40,17 +40,6 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
-
-
-
-
-
-
-def _attach(x: Any, unit: Any) -> Any:
-    if unit is None:
-        return x
-    bu = _brainunit()
-    return bu.maybe_decimal(bu.Quantity(x, unit=unit))
 
 
 def _mul_units(a: Any, b: Any) -> Any:

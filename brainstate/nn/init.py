@@ -26,7 +26,8 @@ import numpy as np
 
 from brainstate import environ, random
 from brainstate._state import State
-from brainstate._units import brainunit as _brainunit, split as _split, is_quantity as _is_quantity
+from brainstate._units import attach as _attach, brainunit as _brainunit
+from brainstate._units import is_quantity as _is_quantity, split as _split
 from brainstate.typing import ArrayLike, DTypeLike, SeedOrKey, Size
 from brainstate.util import PrettyAttr, PrettyRepr, PrettyType
 
@@ -65,20 +66,6 @@ _TRUNC_STD = 0.87962566103423978
 # ---------------------------------------------------------------------------------------------
 # optional units
 # ---------------------------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-def _attach(x: Any, unit: Any) -> Any:
-    """``x`` carrying ``unit``; a plain array when ``unit`` is None or dimensionless."""
-    if unit is None:
-        return x
-    bu = _brainunit()
-    return bu.maybe_decimal(bu.Quantity(x, unit=unit))
 
 
 def _check_unit(owner: str, unit: Any) -> Any:
