@@ -20,6 +20,7 @@ rate, the simulated steps per second and the compile time.
 from __future__ import annotations
 
 import argparse
+from functools import partial
 import sys
 import time
 
@@ -29,7 +30,7 @@ import numpy as np
 
 import brainstate
 from brainstate.nn import Dynamics, exp_euler_step, init_all_states
-from brainstate.transform import for_loop, jit
+from brainstate.transform import for_loop, jit, simulation_options
 
 V_REST, V_RESET, V_TH = -60.0, -60.0, -50.0
 TAU_M, TAU_REF = 20.0, 5.0
@@ -146,7 +147,9 @@ def simulate(duration_ms: float = 1000.0, dt: float = 0.1, seed: int = 0, scale:
         init_all_states(net)
         n_steps = int(round(duration_ms / dt))
 
-        @jit
+        # serial kernels and in-place loop carries: faster at this size on CPU (see
+        # brainstate.transform.simulation_options)
+        @partial(jit, compiler_options=simulation_options())
         def run(steps):
             return for_loop(net.update, steps)
 

@@ -47,6 +47,24 @@ def test_event_driven_and_dense_projections_give_the_same_spike_trains(coba):
     np.testing.assert_array_equal(events.indices, dense.indices)
 
 
+def test_serial_and_parallel_kernels_give_the_same_spike_trains(coba):
+    # the compiler options change how XLA schedules the kernels, not what they compute
+    serial = coba.simulate(duration_ms=50.0, neurons=2000, seed=1, parallel_kernels=False)
+    parallel = coba.simulate(duration_ms=50.0, neurons=2000, seed=1, parallel_kernels=True)
+    assert len(serial.steps) > 50
+    np.testing.assert_array_equal(serial.steps, parallel.steps)
+    np.testing.assert_array_equal(serial.indices, parallel.indices)
+
+
+def test_main_takes_the_kernel_choice(coba, capsys):
+    assert coba.main(["--duration", "5", "--neurons", "500", "--plot", "",
+                      "--kernels", "parallel"]) == 0
+    assert "steps/s" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        coba.main(["--kernels", "threads"])
+    assert "invalid choice: 'threads'" in capsys.readouterr().err
+
+
 def test_network_states_are_hidden_states_and_the_projections_event_driven(coba):
     import brainstate
 

@@ -46,24 +46,26 @@ def _write_all(fired: jax.Array, buffers: tuple, at: jax.Array, step: jax.Array)
     return _write(jnp.nonzero(fired, size=fired.shape[0], fill_value=0)[0], buffers, at, step)
 
 
-def _pure_write(fired: jax.Array, k: int, n_fired: jax.Array, buffers: tuple, at: jax.Array,
+def _pure_write(fired: jax.Array, k: int, buffers: tuple, at: jax.Array,
                 step: jax.Array) -> tuple:
+    n_fired = fired.sum(dtype=jnp.int32)
     if k >= fired.shape[0]:
-        return _write_all(fired, buffers, at, step)
+        return (*_write_all(fired, buffers, at, step), n_fired)
     # a burst above the fast path's bound takes the exact path: nothing is dropped
-    return jax.lax.cond(n_fired <= k, partial(_write_first_k, k=k), _write_all, fired,
-                        buffers, at, step)
+    return (*jax.lax.cond(n_fired <= k, partial(_write_first_k, k=k), _write_all, fired,
+                          buffers, at, step), n_fired)
 
 
 def _native_write(fired: jax.Array, k: int, buffers: tuple, at: jax.Array,
                   step: jax.Array) -> tuple:
-    # one pass of the native kernel lists the spikes; writing the first k (or, in a burst,
-    # all n) of them keeps the usual write small
+    # one pass of the native kernel lists the spikes and counts them; writing the first k
+    # (or, in a burst, all n) of them keeps the usual write small
     listed = _event_native.spike_compact(fired)
+    n_fired = listed[0]
     if k >= fired.shape[0]:
-        return _write(listed[1:], buffers, at, step)
-    return jax.lax.cond(listed[0] <= k, lambda: _write(listed[1:k + 1], buffers, at, step),
-                        lambda: _write(listed[1:], buffers, at, step))
+        return (*_write(listed[1:], buffers, at, step), n_fired)
+    return (*jax.lax.cond(n_fired <= k, lambda: _write(listed[1:k + 1], buffers, at, step),
+                          lambda: _write(listed[1:], buffers, at, step)), n_fired)
 
 
 class SpikeMonitor(Module):
@@ -143,18 +145,16 @@ class SpikeMonitor(Module):
             raise ValueError(f"{_describe(self)} records {self.num} neurons, but got spikes of "
                              f"shape {spikes.shape}.")
         fired = spikes if spikes.dtype == jnp.bool_ else spikes != jnp.zeros((), spikes.dtype)
-        n_fired = fired.sum(dtype=jnp.int32)
         stored, step = self.stored.value, self.step.value
         at = jnp.minimum(stored, jnp.int32(self.max_events))
         buffers = (self.indices.value, self.steps.value)
-        pure = partial(_pure_write, k=self.max_per_step, n_fired=n_fired, buffers=buffers,
-                       at=at, step=step)
+        pure = partial(_pure_write, k=self.max_per_step, buffers=buffers, at=at, step=step)
         if _event_native.available():
             native = partial(_native_write, k=self.max_per_step, buffers=buffers, at=at,
                              step=step)
-            indices, steps = _event_native.on_cpu(native, pure, fired)
+            indices, steps, n_fired = _event_native.on_cpu(native, pure, fired)
         else:
-            indices, steps = pure(fired)
+            indices, steps, n_fired = pure(fired)
         self.indices.value, self.steps.value = indices, steps
         # store this step's events only when they all fit in the buffer
         self.stored.value = jnp.where(stored + n_fired <= self.max_events, stored + n_fired,

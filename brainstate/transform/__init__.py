@@ -6,6 +6,7 @@ each call. States created inside a transformed function are never inputs or outp
 """
 
 from brainstate._error import BatchAxisError
+from brainstate.transform._compiler_options import simulation_options
 from brainstate.transform._cond import cond, ifelse, switch
 from brainstate.transform._error_if import jit_error_if
 from brainstate.transform._eval_shape import eval_shape
@@ -57,6 +58,7 @@ __all__ = [
     "make_jaxpr",
     "scan",
     "set_jit_const_threshold",
+    "simulation_options",
     "switch",
     "vector_grad",
     "vmap",

@@ -177,7 +177,8 @@ def jit(fun: Any = _Missing, in_shardings: Any = None, out_shardings: Any = None
     in_shardings : tuple or list, optional
         One sharding per positional argument.
     out_shardings, keep_unused, device, backend, inline, **jax_jit_kwargs
-        Passed to ``jax.jit``.
+        Passed to ``jax.jit``; ``compiler_options`` (a dict of XLA options) among them, for
+        example :func:`simulation_options` for simulation loops on CPU.
 
     Notes
     -----
