@@ -11,8 +11,13 @@
 //                            out[j] = number of spiking i with targets[i, c] == j
 //   brainstate_event_weight  spikes pred[n_pre], targets s32[n_pre, k], weights f32[n_pre, k]
 //                            -> f32[n_post]; out[j] = sum of weights[i, c] over those synapses
-//   brainstate_spike_compact spikes pred[n] -> s32[n + 1]
-//                            out[0] = number of spikes, out[1..] = their indices, ascending
+//   brainstate_spike_record  spikes pred[n], indices s32[rows], steps s32[rows], stored s32[],
+//                            seen s32[], step s32[]; attribute max_events
+//                            -> indices, steps (updated in place: aliased to the inputs),
+//                               stored, seen, step
+//                            SpikeMonitor's step: the spiking indices and the step are
+//                            written from row min(stored, max_events) on; stored grows by the
+//                            spike count only if they all fit in max_events; seen always.
 // Targets outside [0, n_post) are skipped (padding). Leading batch axes are not handled here:
 // the Python side maps over them.
 
@@ -103,17 +108,41 @@ ffi::Error EventWeight(ffi::Buffer<ffi::PRED> spikes, ffi::Buffer<ffi::S32> targ
   return ffi::Error::Success();
 }
 
-ffi::Error SpikeCompact(ffi::Buffer<ffi::PRED> spikes, ffi::ResultBuffer<ffi::S32> out) {
+ffi::Error SpikeRecord(ffi::Buffer<ffi::PRED> spikes, ffi::Buffer<ffi::S32> indices_in,
+                       ffi::Buffer<ffi::S32> steps_in, ffi::Buffer<ffi::S32> stored_in,
+                       ffi::Buffer<ffi::S32> seen_in, ffi::Buffer<ffi::S32> step_in,
+                       int64_t max_events, ffi::ResultBuffer<ffi::S32> indices,
+                       ffi::ResultBuffer<ffi::S32> steps, ffi::ResultBuffer<ffi::S32> stored,
+                       ffi::ResultBuffer<ffi::S32> seen, ffi::ResultBuffer<ffi::S32> step) {
   const int64_t n = static_cast<int64_t>(spikes.element_count());
-  if (static_cast<int64_t>(out->element_count()) != n + 1) {
+  const int64_t rows = static_cast<int64_t>(indices->element_count());
+  if (static_cast<int64_t>(steps->element_count()) != rows || max_events < 0 ||
+      rows < max_events + n) {
     return ffi::Error::InvalidArgument(
-        "brainstate spike compaction: the result must have n + 1 entries");
+        "brainstate spike record: the buffers must have max_events + n rows");
   }
-  int32_t* o = out->typed_data();
-  int32_t count = 0;
-  for_each_spike(spikes.typed_data(), n,
-                 [&](int64_t i) { o[1 + count++] = static_cast<int32_t>(i); });
-  o[0] = count;
+  int32_t* idx = indices->typed_data();
+  int32_t* stp = steps->typed_data();
+  // the results alias the inputs; copy only if XLA gave separate buffers
+  if (idx != indices_in.typed_data()) {
+    std::memcpy(idx, indices_in.typed_data(), sizeof(int32_t) * static_cast<size_t>(rows));
+  }
+  if (stp != steps_in.typed_data()) {
+    std::memcpy(stp, steps_in.typed_data(), sizeof(int32_t) * static_cast<size_t>(rows));
+  }
+  const int64_t before = stored_in.typed_data()[0];
+  const int32_t now = step_in.typed_data()[0];
+  const int64_t at = before < max_events ? before : max_events;
+  int64_t count = 0;
+  for_each_spike(spikes.typed_data(), n, [&](int64_t i) {
+    idx[at + count] = static_cast<int32_t>(i);
+    stp[at + count] = now;
+    ++count;
+  });
+  stored->typed_data()[0] =
+      static_cast<int32_t>(before + count <= max_events ? before + count : before);
+  seen->typed_data()[0] = static_cast<int32_t>(seen_in.typed_data()[0] + count);
+  step->typed_data()[0] = now + 1;
   return ffi::Error::Success();
 }
 
@@ -132,9 +161,19 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainstateEventWeight, EventWeight,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>());
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainstateSpikeCompact, SpikeCompact,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(BrainstateSpikeRecord, SpikeRecord,
                               ffi::Ffi::Bind()
                                   .Arg<ffi::Buffer<ffi::PRED>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Attr<int64_t>("max_events")
+                                  .Ret<ffi::Buffer<ffi::S32>>()
+                                  .Ret<ffi::Buffer<ffi::S32>>()
+                                  .Ret<ffi::Buffer<ffi::S32>>()
+                                  .Ret<ffi::Buffer<ffi::S32>>()
                                   .Ret<ffi::Buffer<ffi::S32>>());
 
 // --- the Python module: a dict {target name: PyCapsule of the handler} -------------------
@@ -148,7 +187,7 @@ static PyObject* handlers(PyObject*, PyObject*) {
   } entries[] = {
       {"brainstate_event_count", BrainstateEventCount},
       {"brainstate_event_weight", BrainstateEventWeight},
-      {"brainstate_spike_compact", BrainstateSpikeCompact},
+      {"brainstate_spike_record", BrainstateSpikeRecord},
   };
   for (const Entry& e : entries) {
     PyObject* capsule = PyCapsule_New(reinterpret_cast<void*>(e.fn), nullptr, nullptr);

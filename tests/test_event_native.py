@@ -52,13 +52,39 @@ def test_weight_matches_the_pure_kernel():
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_compact_lists_the_spikes_in_order():
-    for seed, p in ((0, 0.0), (1, 0.05), (2, 1.0)):
-        spikes, _, _ = _case(seed, n_pre=101, p=p)
-        out = np.asarray(jax.jit(_event_native.spike_compact)(spikes))
-        expected = np.nonzero(np.asarray(spikes))[0]
-        assert out[0] == len(expected)
-        np.testing.assert_array_equal(out[1:1 + out[0]], expected)
+def _record_both(spike_rows, max_events, max_per_step):
+    """The monitor's step by the native kernel and by the pure twin, over the same spikes."""
+    monitor = brainstate.nn.SpikeMonitor(spike_rows.shape[1], max_events=max_events,
+                                         max_per_step=max_per_step)
+    monitor.init_state()
+    rows = max_events + spike_rows.shape[1]
+    native = (jnp.zeros(rows, jnp.int32),) * 2 + (jnp.int32(0),) * 3
+    pure = native
+    record = jax.jit(lambda s, *v: _event_native.spike_record(s, *v, max_events=max_events))
+    twin = jax.jit(lambda s, *v: monitor._pure_record(*v, s))
+    for s in spike_rows:
+        native, pure = record(s, *native), twin(s, *pure)
+    return native, pure
+
+
+@pytest.mark.parametrize("max_events", [5, 1000])  # overflowing, and not
+def test_record_matches_the_pure_twin(max_events):
+    rng = np.random.default_rng(max_events)
+    spike_rows = jnp.asarray(rng.random((30, 37)) < 0.1).at[7].set(True)  # one full burst
+    native, pure = _record_both(spike_rows, max_events, max_per_step=4)
+    stored = int(pure[2])
+    assert [int(v) for v in native[2:]] == [int(v) for v in pure[2:]]
+    assert int(pure[3]) == int(spike_rows.sum()) and int(pure[4]) == 30
+    assert (stored < int(pure[3])) == (max_events == 5)
+    np.testing.assert_array_equal(native[0][:stored], pure[0][:stored])
+    np.testing.assert_array_equal(native[1][:stored], pure[1][:stored])
+
+
+def test_record_refuses_short_buffers():
+    spikes = jnp.ones(10, bool)
+    buffers = (jnp.zeros(12, jnp.int32),) * 2 + (jnp.int32(0),) * 3
+    with pytest.raises(Exception, match="max_events \\+ n rows"):
+        jax.block_until_ready(_event_native.spike_record(spikes, *buffers, max_events=5))
 
 
 def test_inside_for_loop_and_vmap():
@@ -87,4 +113,4 @@ def test_the_projection_uses_the_native_kernel_on_cpu():
     monitor = brainstate.nn.SpikeMonitor(40, max_events=10, max_per_step=4)
     monitor.init_state()
     text = brainstate.transform.jit(monitor.update).lower(jnp.zeros(40, bool)).as_text()
-    assert "brainstate_spike_compact" in text
+    assert "brainstate_spike_record" in text

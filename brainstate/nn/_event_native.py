@@ -12,13 +12,14 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from brainstate._impl import NO_EXTENSIONS
 
-__all__ = ["available", "on_cpu", "event_count", "event_weight", "spike_compact", "ERROR"]
+__all__ = ["available", "on_cpu", "event_count", "event_weight", "spike_record", "ERROR"]
 
-_COUNT, _WEIGHT, _COMPACT = ("brainstate_event_count", "brainstate_event_weight",
-                             "brainstate_spike_compact")
+_COUNT, _WEIGHT, _RECORD = ("brainstate_event_count", "brainstate_event_weight",
+                            "brainstate_spike_record")
 
 #: Why the native kernels are unavailable (``None`` when they are, or before the first use).
 ERROR: BaseException | None = None
@@ -71,9 +72,18 @@ def event_weight(spikes: jax.Array, targets: jax.Array, weights: jax.Array,
     return call(spikes, targets, weights)
 
 
-def spike_compact(spikes: jax.Array) -> jax.Array:
-    """``int32[n + 1]``: the spike count, then the spiking indices in ascending order (entries
-    after the last index are unspecified). CPU only."""
-    call = jax.ffi.ffi_call(_COMPACT, jax.ShapeDtypeStruct((spikes.shape[0] + 1,), jnp.int32),
+def spike_record(spikes: jax.Array, indices: jax.Array, steps: jax.Array, stored: jax.Array,
+                 seen: jax.Array, step: jax.Array, max_events: int) -> tuple[jax.Array, ...]:
+    """One step of ``SpikeMonitor`` in one kernel: ``(indices, steps, stored, seen, step)``.
+
+    The spiking indices of ``spikes`` (``bool[n]``, ascending) and ``step`` are written into
+    ``indices`` and ``steps`` (``int32[rows]``, ``rows >= max_events + n``; updated in place,
+    the results alias them) from row ``min(stored, max_events)`` on; ``stored`` grows by the
+    spike count only when they all fit in ``max_events``, ``seen`` always; ``step`` + 1. CPU
+    only.
+    """
+    out = tuple(jax.ShapeDtypeStruct(x.shape, jnp.int32)
+                for x in (indices, steps, stored, seen, step))
+    call = jax.ffi.ffi_call(_RECORD, out, input_output_aliases={1: 0, 2: 1},
                             vmap_method="sequential")
-    return call(spikes)
+    return call(spikes, indices, steps, stored, seen, step, max_events=np.int64(max_events))

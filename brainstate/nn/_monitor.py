@@ -46,28 +46,6 @@ def _write_all(fired: jax.Array, buffers: tuple, at: jax.Array, step: jax.Array)
     return _write(jnp.nonzero(fired, size=fired.shape[0], fill_value=0)[0], buffers, at, step)
 
 
-def _pure_write(fired: jax.Array, k: int, buffers: tuple, at: jax.Array,
-                step: jax.Array) -> tuple:
-    n_fired = fired.sum(dtype=jnp.int32)
-    if k >= fired.shape[0]:
-        return (*_write_all(fired, buffers, at, step), n_fired)
-    # a burst above the fast path's bound takes the exact path: nothing is dropped
-    return (*jax.lax.cond(n_fired <= k, partial(_write_first_k, k=k), _write_all, fired,
-                          buffers, at, step), n_fired)
-
-
-def _native_write(fired: jax.Array, k: int, buffers: tuple, at: jax.Array,
-                  step: jax.Array) -> tuple:
-    # one pass of the native kernel lists the spikes and counts them; writing the first k
-    # (or, in a burst, all n) of them keeps the usual write small
-    listed = _event_native.spike_compact(fired)
-    n_fired = listed[0]
-    if k >= fired.shape[0]:
-        return (*_write(listed[1:], buffers, at, step), n_fired)
-    return (*jax.lax.cond(n_fired <= k, lambda: _write(listed[1:k + 1], buffers, at, step),
-                          lambda: _write(listed[1:], buffers, at, step)), n_fired)
-
-
 class SpikeMonitor(Module):
     """Record the spikes of a population as ``(step, index)`` events, up to ``max_events``.
 
@@ -76,8 +54,9 @@ class SpikeMonitor(Module):
     read after any was left out raises instead of returning an incomplete record (never a
     silent drop). ``max_per_step`` only tunes speed: a step with up to that many spikes takes a
     fast path (writes of that size), a burst above it an exact slower one (writes of ``num``,
-    through ``lax.cond``; under ``vmap`` both run). On CPU with the compiled extension the
-    spikes are listed by a native kernel (one pass over the spike bytes); elsewhere by
+    through ``lax.cond``; under ``vmap`` both run). On CPU with the compiled extension one
+    native kernel does the whole step (one pass over the spike bytes, writing the events and
+    the counters in place; ``max_per_step`` is not used); elsewhere the spikes are listed by
     ``top_k`` (fast path) or ``nonzero`` (bursts).
 
     Parameters
@@ -145,22 +124,35 @@ class SpikeMonitor(Module):
             raise ValueError(f"{_describe(self)} records {self.num} neurons, but got spikes of "
                              f"shape {spikes.shape}.")
         fired = spikes if spikes.dtype == jnp.bool_ else spikes != jnp.zeros((), spikes.dtype)
-        stored, step = self.stored.value, self.step.value
-        at = jnp.minimum(stored, jnp.int32(self.max_events))
-        buffers = (self.indices.value, self.steps.value)
-        pure = partial(_pure_write, k=self.max_per_step, buffers=buffers, at=at, step=step)
+        values = (self.indices.value, self.steps.value, self.stored.value, self.seen.value,
+                  self.step.value)
+        pure = partial(self._pure_record, *values)
         if _event_native.available():
-            native = partial(_native_write, k=self.max_per_step, buffers=buffers, at=at,
-                             step=step)
-            indices, steps, n_fired = _event_native.on_cpu(native, pure, fired)
+            native = partial(_event_native.spike_record, indices=values[0], steps=values[1],
+                             stored=values[2], seen=values[3], step=values[4],
+                             max_events=self.max_events)
+            values = _event_native.on_cpu(native, pure, fired)
         else:
-            indices, steps, n_fired = pure(fired)
-        self.indices.value, self.steps.value = indices, steps
+            values = pure(fired)
+        (self.indices.value, self.steps.value, self.stored.value, self.seen.value,
+         self.step.value) = values
+
+    def _pure_record(self, indices: jax.Array, steps: jax.Array, stored: jax.Array,
+                     seen: jax.Array, step: jax.Array, fired: jax.Array) -> tuple:
+        # the twin of the native kernel brainstate_spike_record
+        k = self.max_per_step
+        n_fired = fired.sum(dtype=jnp.int32)
+        at = jnp.minimum(stored, jnp.int32(self.max_events))
+        buffers = (indices, steps)
+        if k >= fired.shape[0]:
+            indices, steps = _write_all(fired, buffers, at, step)
+        else:
+            # a burst above the fast path's bound takes the exact path: nothing is dropped
+            indices, steps = jax.lax.cond(n_fired <= k, partial(_write_first_k, k=k),
+                                          _write_all, fired, buffers, at, step)
         # store this step's events only when they all fit in the buffer
-        self.stored.value = jnp.where(stored + n_fired <= self.max_events, stored + n_fired,
-                                      stored)
-        self.seen.value = self.seen.value + n_fired
-        self.step.value = step + 1
+        stored = jnp.where(stored + n_fired <= self.max_events, stored + n_fired, stored)
+        return indices, steps, stored, seen + n_fired, step + 1
 
     def _check_complete(self) -> int:
         self._require_state()
