@@ -37,9 +37,18 @@ def test_the_kernels_are_built_and_registered():
 
 
 @pytest.mark.parametrize("p", [0.0, 0.01, 0.1, 1.0])
-@pytest.mark.parametrize("n_pre", [1, 7, 8, 9, 300])  # around the 8-byte words of the scan
+# around the 8-byte words and 64-byte blocks of the scan
+@pytest.mark.parametrize("n_pre", [1, 7, 8, 9, 63, 64, 65, 72, 129, 300])
 def test_count_matches_the_pure_kernel(p, n_pre):
     spikes, targets, _ = _case(int(p * 100) + n_pre, n_pre=n_pre, p=p)
+    got = jax.jit(lambda s: _event_native.event_count(s, targets, 200))(spikes)
+    np.testing.assert_array_equal(got, _pure_count(spikes, targets, 200))
+
+
+@pytest.mark.parametrize("pos", [0, 7, 8, 55, 63, 64, 71, 127, 128, 129])
+def test_a_lone_spike_is_found_at_every_block_position(pos):
+    _, targets, _ = _case(5, n_pre=130)
+    spikes = jnp.zeros(130, bool).at[pos].set(True)
     got = jax.jit(lambda s: _event_native.event_count(s, targets, 200))(spikes)
     np.testing.assert_array_equal(got, _pure_count(spikes, targets, 200))
 

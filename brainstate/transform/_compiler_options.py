@@ -29,9 +29,10 @@ def simulation_options(parallel_kernels: bool = False) -> dict[str, bool | str]:
     """XLA:CPU compiler options for loops of small elementwise state updates.
 
     Pass the result to :func:`brainstate.transform.jit` as ``compiler_options``. Measured on a
-    2-core CPU (``bench/bench_coba.py``): the COBA network of ``examples/coba.py`` runs 1.4-1.5x
-    more steps per second at 40,000 neurons, and a leaky integrate-and-fire update alone
-    1.5x (region analysis) to 3.5x (both options) faster at 4,000-40,000 neurons.
+    2-core CPU: a leaky integrate-and-fire population in ``for_loop`` takes 0.5-0.6x the time
+    per step of XLA's defaults at 4,000 and 40,000 neurons, and 1.06x at 400,000, where
+    ``parallel_kernels=True`` takes 0.63x (``bench/bench_compiler_options.py``); the COBA
+    network of ``examples/coba.py`` runs 1.5x more steps per second at 40,000 neurons.
 
     Parameters
     ----------
