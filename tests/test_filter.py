@@ -550,3 +550,56 @@ def test_equal_construction_gives_equal_hashable_filters(expr):
     a, b = Any(f, Not(f)), Any(f, Not(f))
     assert a == b and hash(a) == hash(b)
     assert Not(a) == Not(b) and All(a) == All(b)
+
+
+# --- state queries refuse classes that can never match a state --------------------------------
+
+
+class _Net(brainstate.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = brainstate.ParamState(jnp.ones(2))
+        self.h = brainstate.HiddenState(jnp.zeros(2))
+
+
+@pytest.mark.parametrize("bad", [int, jnp.ndarray, brainstate.nn.Module, brainstate.TreefyState])
+@pytest.mark.parametrize("query", ["states", "treefy_states", "treefy_split", "pop_states",
+                                   "module.states"])
+def test_state_queries_refuse_never_matching_classes(query, bad):
+    net = _Net()
+    call = {
+        "states": lambda *f: brainstate.graph.states(net, *f),
+        "treefy_states": lambda *f: brainstate.graph.treefy_states(net, *f),
+        "treefy_split": lambda *f: brainstate.graph.treefy_split(net, *f),
+        "pop_states": lambda *f: brainstate.graph.pop_states(net, *f),
+        "module.states": lambda *f: net.states(*f),
+    }[query]
+    with pytest.raises(TypeError, match=f"{bad.__qualname__} is not a State class, so it can "
+                                        "never match a state"):
+        call(bad, ...)
+    with pytest.raises(TypeError, match="not a State class"):
+        call([brainstate.ParamState, bad], ...)  # inside a list
+    with pytest.raises(TypeError, match="not a State class"):
+        call(OfType(bad), ...)
+    assert ("w",) in net.states()  # nothing was popped or changed by a refused query
+
+
+def test_state_queries_accept_state_classes_and_their_bases():
+    net = _Net()
+    assert list(net.states(brainstate.ParamState)) == [("w",)]
+    assert len(net.states(object)) == 2  # a base of State matches every state
+    assert len(net.states(brainstate.State)) == 2
+    assert len(brainstate.graph.states(net, Not(OfType(int)))) == 2  # negation can match
+    assert list(brainstate.graph.states(net, All(brainstate.ParamState, "x"))) == []
+
+
+def test_split_context_refuses_never_matching_classes():
+    net = _Net()
+    with brainstate.graph.split_context() as (ctx, _):
+        with pytest.raises(TypeError, match="treefy_split: the filter builtins.int"):
+            ctx.treefy_split(net, int, ...)
+
+
+def test_node_queries_still_take_module_classes():
+    net = _Net()
+    assert list(brainstate.graph.nodes(net, brainstate.nn.Module)) == [()]

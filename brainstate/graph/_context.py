@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 from ._flatten import flatten, merge_nested, unflatten
 from ._graphdef import GraphDef
-from ._operations import _split_nested, filters_to_predicates
+from ._operations import _split_nested, state_filters_to_predicates
 from ._reftrack import RefMap
 
 __all__ = ["split_context", "merge_context", "SplitContext", "MergeContext"]
@@ -46,7 +46,8 @@ class SplitContext:
         graphdef, mapping = flatten(node, ref_index=self.ref_index)
         if not filters:
             return graphdef, mapping
-        return (graphdef, *_split_nested(mapping, filters_to_predicates(filters), True))
+        predicates = state_filters_to_predicates(filters, "treefy_split")
+        return (graphdef, *_split_nested(mapping, predicates, True))
 
 
 class MergeContext:

@@ -57,6 +57,35 @@ def filters_to_predicates(filters: tuple) -> tuple:
     return tuple(to_predicate(f) for f in filters)
 
 
+def state_filters_to_predicates(filters: tuple, where: str) -> tuple:
+    """:func:`filters_to_predicates` for filters that select states: a class that can never
+    match one (neither a ``State`` subclass nor a base of ``State``: ``int``, ``jax.Array``, a
+    module class...) raises instead of silently selecting nothing."""
+    for f in filters:
+        _check_state_filter(f, where)
+    return filters_to_predicates(filters)
+
+
+def _check_state_filter(f: Any, where: str) -> None:
+    if isinstance(f, (list, tuple)):
+        for member in f:
+            _check_state_filter(member, where)
+        return
+    t = type(f)
+    if t is AnyOf or t is All:
+        for member in f.predicates:
+            _check_state_filter(member, where)
+        return
+    cls = f.type if t is OfType else f
+    if isinstance(cls, type) and not (issubclass(cls, State) or issubclass(State, cls)):
+        raise TypeError(
+            f"{where}: the filter {cls.__module__}.{cls.__qualname__} is not a State class, so "
+            "it can never match a state. State filters are State subclasses (e.g. "
+            "brainstate.ParamState), tag strings, True or ..., False or None, callables "
+            "(path, value) -> bool, or lists/tuples of those."
+        )
+
+
 _PATH_FREE = (OfType, WithTag, Everything, Nothing)
 
 
@@ -185,7 +214,7 @@ def treefy_split(node: Any, *filters: Any) -> tuple:
         graphdef_, mapping = flatten(node)
         if not filters:
             return graphdef_, mapping
-        predicates = filters_to_predicates(filters)
+        predicates = state_filters_to_predicates(filters, "treefy_split")
         return (graphdef_, *_split_nested(mapping, predicates, exhaustive=True))
 
 
@@ -272,7 +301,7 @@ def treefy_states(node: Any, *filters: Any) -> Any:
         _, mapping = flatten(node)
         if not filters:
             return mapping
-        predicates = filters_to_predicates(filters)
+        predicates = state_filters_to_predicates(filters, "treefy_states")
         parts = _split_nested(mapping, predicates, exhaustive=False)
         return parts[0] if len(parts) == 1 else parts
 
@@ -309,7 +338,7 @@ def states(node: Any, *filters: Any, allowed_hierarchy: tuple = (0, R.MAX_INT)) 
     """
     lo, hi = _check_hierarchy(allowed_hierarchy)
     n = len(filters)
-    predicates = filters_to_predicates(filters)
+    predicates = state_filters_to_predicates(filters, "states")
     with R.gc_paused():
         if n == 0:
             return FlattedDict(collect_states(node, lo, hi))
@@ -389,7 +418,7 @@ def pop_states(node: Any, *filters: Any) -> Any:
         raise ValueError(
             "Expected at least one filter, e.g. pop_states(model, brainstate.ParamState)."
         )
-    predicates = tuple(to_predicate(f) for f in filters)
+    predicates = state_filters_to_predicates(filters, "pop_states")
     buckets = tuple({} for _ in predicates)
     decided: dict = {}  # id(state) -> matched?
     removals: list = []  # (impl, owner, key)
