@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 from typing import Any, Callable, Iterator
 
 import jax
@@ -20,6 +21,9 @@ from brainstate._impl import core as _core
 from brainstate._messages import attach_site, describe_state
 from brainstate._signature import _unit_of
 from brainstate.util.filter import to_predicate
+
+
+_HOOKS_MANAGER_LOCK = threading.Lock()  # guards the lazy creation of a state's HookManager
 
 __all__ = [
     "State",
@@ -174,8 +178,13 @@ class State(_core.StateCore):
         if mgr is None:
             from brainstate._hooks import HookManager
 
-            mgr = HookManager()
-            self._setattr_no_check("_hooks_mgr_or_none", mgr)
+            # two threads registering a state's first hooks must share one manager: a second
+            # one would replace the first and drop the hooks registered on it
+            with _HOOKS_MANAGER_LOCK:
+                mgr = self._hooks_mgr_or_none
+                if mgr is None:
+                    mgr = HookManager()
+                    self._setattr_no_check("_hooks_mgr_or_none", mgr)
         return mgr
 
     @_hooks_manager.setter

@@ -126,6 +126,13 @@ def configure_graph(*, constants, kinds, classify, node_impls, plain_nodes, flat
         )
     if not issubclass(ref_type, TreefyStateCore):
         raise TypeError(f"ref_type must subclass TreefyStateCore, got {ref_type!r}.")
+    for name, table, kind in (("kinds", kinds, dict), ("node_impls", node_impls, dict),
+                              ("plain_nodes", plain_nodes, set),
+                              ("treedef_kinds", treedef_kinds, dict),
+                              ("fast_ref", fast_ref, dict), ("fast_state", fast_state, dict)):
+        if type(table) is not kind:
+            raise TypeError(f"configure_graph: {name} must be a {kind.__name__} (the registry's "
+                            f"live table), got {type(table).__name__}.")
     _g_kinds = kinds
     _g_classify = classify
     _g_impls = node_impls
@@ -1512,10 +1519,26 @@ cdef class DecoderCore:
         self._last_fast = fast
         return fast
 
+    cdef object _checked_table(self):
+        # ``table`` and ``subs`` are public attributes: refuse what the walks cannot index (a
+        # bare instance holds None) before a C-level dict call sees it
+        cdef object t = self.table
+        cdef object u = self.subs
+        if self._dense:
+            if type(t) is _IndexTable and type(u) is _IndexTable:
+                return t
+        elif isinstance(t, dict) and isinstance(u, dict):
+            return t
+        raise TypeError(
+            f"DecoderCore.table and .subs must be "
+            f"{'the index tables it was built with' if self._dense else 'dicts'}, got "
+            f"{type(t).__name__} and {type(u).__name__}; build the decoder through its __init__."
+        )
+
     # mirrors _core_py.DecoderCore._make_shells (def: called once per call by the subclass)
     def _make_shells(self, records):
         """Pass 1: every node shell exists (in the table) before anything points at it."""
-        cdef object table = self.table
+        cdef object table = self._checked_table()
         cdef bint dense = self._dense
         cdef PyObject* p
         cdef list shells = []
@@ -1554,7 +1577,7 @@ cdef class DecoderCore:
     # mirrors _core_py.DecoderCore._fill (def: called once per call by the subclass)
     def _fill(self, records):
         """Fill the shells record by record (ascending index = pre-order)."""
-        cdef object table = self.table
+        cdef object table = self._checked_table()
         cdef object subs = self.subs
         cdef bint dense = self._dense
         cdef dict d
@@ -1637,7 +1660,7 @@ cdef class DecoderCore:
     # mirrors _core_py.DecoderCore._items; with ``target`` the values go into it under their
     # keys (a node's new __dict__) and None is returned
     cdef list _items_c(self, object keys, object codes, object sub, tuple prefix, dict target):
-        cdef object table = self.table
+        cdef object table = self._checked_table()
         cdef object subs = self.subs
         cdef bint dense = self._dense
         cdef list out = [] if target is None else None

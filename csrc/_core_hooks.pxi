@@ -541,6 +541,12 @@ cdef inline int _dispatch_init(StateCore state, object value, object init_md) ex
 
 
 def _hook_layout_debug(mgr):
-    """(mask, chain lengths, ready) as the compiled dispatch sees ``mgr`` (for tests)."""
-    return (_mask(mgr), tuple(len(<tuple>(<object>_slot(mgr, _O_CHAIN[i]))) for i in range(5)),
-            _hooks_ready)
+    """(mask, chain lengths, ready) as the compiled dispatch sees ``mgr`` (for tests); a chain
+    slot never set (a manager whose ``__init__`` did not run) counts as empty."""
+    cdef PyObject* chain
+    mask = _mask(mgr)
+    lengths = []
+    for i in range(5):
+        chain = _slot(mgr, _O_CHAIN[i])
+        lengths.append(0 if chain == NULL else len(<tuple>(<object>chain)))
+    return mask, tuple(lengths), _hooks_ready

@@ -291,6 +291,26 @@ def save(path, target: Any, *, metadata: Mapping | None = None, backend: str = "
     OSError
         ``path`` cannot be written; nothing at ``path`` changed.
 
+    Notes
+    -----
+    Crash safety (``backend="native"``): the file is written to a temporary
+    ``.<name>.<8 hex digits>.tmp`` beside ``path``, ``fsync``-ed, and renamed over ``path``. A
+    process killed at any moment of a save, even with ``SIGKILL``, leaves at ``path`` either the
+    previous complete checkpoint or the new complete one (or nothing, if there was none before),
+    which :func:`load` reads and verifies as usual; never a torn file.
+
+    A killed save leaves its temporary file behind. It never blocks or alters a later save
+    (temporary names are random and created exclusively), and on POSIX systems a later save to
+    the same ``path`` deletes it: each save holds an exclusive ``flock`` on its temporary until
+    the rename, and removes the temporaries of its ``path`` that no live save holds and that
+    were last modified more than 60 seconds ago (the age guards the moment between a
+    temporary's creation and its lock, and file systems whose locks stay on one machine). On
+    Windows leftovers are ignored and never removed. Other files in the folder are not touched.
+
+    Differs from upstream: ``braintools.file.msgpack_save`` also writes a temporary and renames
+    it, but without ``fsync`` (a power loss can leave an empty or partial file after the rename)
+    and it leaves the temporaries of killed saves for the user to find and delete.
+
     Examples
     --------
     >>> import os, tempfile, jax.numpy as jnp, brainstate

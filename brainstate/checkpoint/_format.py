@@ -80,10 +80,18 @@ detectable (:func:`read_checkpoint` checks the header always and the data when `
 This first metadata entry stays in place in every future format version, so the CRC is checked
 before the version is looked at. A reader refuses a ``format_version`` newer than it knows.
 
-Writing is atomic: the file is written to a temporary ``.<name>.<random>.tmp`` in the same
-folder, flushed and ``fsync``-ed, renamed over ``path`` (``os.replace``), then the folder is
-``fsync``-ed. An exception during the save removes the temporary file; a kill can leave it
-behind (delete it at leisure), but in both cases the previous checkpoint at ``path`` is intact.
+Writing is atomic: the file is written to a temporary ``.<name>.<8 hex digits>.tmp`` in the
+same folder, flushed and ``fsync``-ed, renamed over ``path`` (``os.replace``), then the folder is
+``fsync``-ed. So ``path`` always holds either the previous complete checkpoint or the new
+complete one, even if the process is killed (``SIGKILL``) at any point of the save. An exception
+during the save removes the temporary file; a kill leaves it behind. On POSIX systems each save
+holds an exclusive ``flock`` on its temporary file from its creation until after the rename,
+and removes the temporaries of the same ``path`` that no live save holds and that were last
+modified more than 60 seconds ago: what a killed save left is deleted
+by a later save to that path, and until then it is ignored (temporary names are random and
+created exclusively, so a leftover never blocks or changes a later save). The age guard covers
+the instant between a temporary's creation and its lock, and file systems whose locks are not
+shared between machines. Elsewhere (Windows) leftovers are ignored, never removed.
 
 Why this format
 ---------------
@@ -131,9 +139,12 @@ import json
 import math
 import mmap as _mmap
 import os
+import re
 import secrets
+import stat
 import struct
 import sys
+import time
 import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
@@ -143,6 +154,11 @@ import ml_dtypes
 import numpy as np
 
 from brainstate._error import BrainStateError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so no clean-up of leftovers
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "FORMAT_NAME",
@@ -430,6 +446,16 @@ def write_checkpoint(path, entries: Iterable, metadata: Mapping | None = None) -
         The path cannot be written (missing folder, permissions, disk full); any partial
         temporary file is removed and an existing checkpoint at ``path`` is left as it was.
 
+    Notes
+    -----
+    The data goes to a temporary ``.<name>.<8 hex digits>.tmp`` beside ``path``, which is
+    ``fsync``-ed and renamed over ``path``: a process killed at any point (even by ``SIGKILL``)
+    leaves the previous complete file or the new complete one at ``path``, never a torn one.
+    A killed save leaves its temporary behind; on POSIX systems a later save to the same
+    ``path`` deletes the temporaries of that path that no live save holds (each save keeps an
+    exclusive ``flock`` on its own until it is renamed) and that are more than 60 seconds old.
+    Younger leftovers, and all leftovers on Windows, are ignored: they never block a save.
+
     Examples
     --------
     >>> import numpy as np, tempfile, os
@@ -474,12 +500,15 @@ def write_checkpoint(path, entries: Iterable, metadata: Mapping | None = None) -
             _check_json(p.info, f"info of checkpoint entry {p.key!r}")
         raise
 
+    # Before the new file takes disk space: what killed saves of this path left behind.
+    _remove_stale_temps(folder, os.path.basename(target))
     tmp = os.path.join(folder, f".{os.path.basename(target)}.{secrets.token_hex(4)}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
                      | getattr(os, "O_BINARY", 0), 0o666)
     except OSError as exc:
         raise _describe_os_error(exc, path, "write") from exc
+    held = _hold_temp_lock(fd)
     try:
         with open(fd, "wb") as f:
             f.write(struct.pack("<Q", len(header)))
@@ -500,7 +529,82 @@ def write_checkpoint(path, entries: Iterable, metadata: Mapping | None = None) -
         if isinstance(exc, OSError):
             raise _describe_os_error(exc, path, "write") from exc
         raise
+    finally:
+        if held is not None:  # released only now: the temp name is gone (renamed or removed)
+            os.close(held)
     _fsync_dir(folder)
+
+
+# --- temporaries left by killed saves -----------------------------------------------------------
+
+#: A temporary no save holds is removed only once it is this many seconds old: a save creates
+#: its temporary and locks it a moment later, and some network file systems keep locks local.
+_STALE_TEMP_AGE_S = 60.0
+
+
+def _hold_temp_lock(fd: int) -> int | None:
+    """A duplicate of ``fd`` holding an exclusive ``flock`` on it, or None where there is none.
+
+    The duplicate shares ``fd``'s open file, so the lock outlives closing the writing handle and
+    lasts until the duplicate is closed, after the rename (POSIX renames open files freely).
+    """
+    if fcntl is None:
+        return None
+    try:
+        held = os.dup(fd)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # a clean-up is looking at this young file: it lets go at once
+            fcntl.flock(held, fcntl.LOCK_EX)
+    except OSError:  # no locks on this file system: the save works, unprotected by a lock
+        os.close(held)
+        return None
+    return held
+
+
+def _remove_stale_temps(folder: str, base: str) -> None:
+    """Delete the temporaries of saves to ``folder/base`` whose writer is gone (best effort)."""
+    if fcntl is None:
+        return
+    prefix = f".{base}."
+    pattern = re.compile(re.escape(prefix) + r"[0-9a-f]{8}\.tmp")
+    try:
+        with os.scandir(folder) as it:
+            names = [e.name for e in it if e.name.startswith(prefix) and pattern.fullmatch(e.name)]
+    except OSError:
+        return
+    now = time.time()
+    for name in names:
+        _remove_if_stale(os.path.join(folder, name), now)
+
+
+def _remove_if_stale(tmp: str, now: float) -> None:
+    flags = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+             | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fd = os.open(tmp, flags)  # never follows a link, never waits on a FIFO
+    except OSError:
+        return  # renamed into place meanwhile, a symlink, or not ours to read
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < _STALE_TEMP_AGE_S:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return  # a live save holds it, or locks do not work here: keep it
+        # Its writer releases the lock only after renaming it away, so the name still being
+        # this file means the writer died.
+        now_there = os.stat(tmp, follow_symlinks=False)
+        if (now_there.st_dev, now_there.st_ino) == (st.st_dev, st.st_ino):
+            os.unlink(tmp)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _crc_many(blobs) -> list:
