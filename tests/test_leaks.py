@@ -52,6 +52,7 @@ import contextlib
 import ctypes
 import dataclasses
 import gc
+import mmap
 import os
 import sys
 import tracemalloc
@@ -829,8 +830,18 @@ def test_measure_ignores_warm_up_growth():
 
 def test_measure_detects_resident_memory_growth():
     kept = []
-    # b"x" * size writes every page (a zeroed buffer would not be resident until touched)
-    growth = measure(lambda: kept.append(b"x" * (1 << 20)), 4, warmup=1)
+
+    def leak_a_mebibyte():
+        # fresh anonymous pages, each touched: resident whatever the heap already holds free
+        # (a malloc'd buffer may reuse freed, still-resident heap pages and not grow the RSS)
+        block = mmap.mmap(-1, 1 << 20)
+        for offset in range(0, 1 << 20, mmap.PAGESIZE):
+            block[offset] = 1
+        kept.append(block)
+
+    growth = measure(leak_a_mebibyte, 4, warmup=1)
+    for block in kept:
+        block.close()
     kept.clear()
     if growth.rss is None:
         pytest.skip("the resident set size cannot be read on this system")
