@@ -29,7 +29,24 @@ def pytest_addoption(parser):
     )
 
 
+# Modules left out of the quick subset (`pytest -m "not slow"`): end-to-end runs, sweeps,
+# subprocess tests and the modelling layer's numerics, each several seconds on 2 cores. The full
+# suite (`pytest`) runs them.
+SLOW_MODULES = frozenset({
+    "test_checkpoint_crash", "test_checkpoint_sharded", "test_coba", "test_coba_dynamics",
+    "test_core_hostile_inputs", "test_core_parity_machine", "test_docstrings", "test_ecosystem",
+    "test_event_native", "test_exp_euler", "test_leaks", "test_nn_activations", "test_nn_dropout",
+    "test_nn_elementwise", "test_nn_event", "test_nn_init", "test_nn_linear", "test_nn_rnns",
+    "test_param_training", "test_param_transforms", "test_pickle", "test_random_draws",
+    "test_random_transforms", "test_regularizers", "test_soak", "test_tree_write", "test_typing",
+    "test_units",
+})
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.stem in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
     if not (config.getoption("--no-c-extensions") or NO_EXTENSIONS):
         return
     kept, dropped = [], []
