@@ -14,7 +14,6 @@ variants alternate, minimum of several repeats), steadier on a busy machine.
 from __future__ import annotations
 
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +21,8 @@ import pytest
 
 import brainstate
 from brainstate.transform import for_loop, jit, simulation_options
+
+from _timing import interleaved_minima
 
 STEPS = {4000: 2000, 40000: 500, 400000: 50}
 VARIANTS = {
@@ -71,17 +72,11 @@ def bench_lif_loop(benchmark, variant, n):
 
 
 def _interleaved(n: int, repeats: int = 7) -> None:
-    built = {name: _variant(name, n) for name in VARIANTS}
-    times: dict = {name: [] for name in built}
-    for _ in range(repeats):
-        for name, run in built.items():
-            t0 = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - t0)
-    base = min(times["baseline_default"])
-    for name, ts in times.items():
-        print(f"n={n:>6} {name:>18}: {min(ts) / STEPS[n] * 1e6:8.1f} us/step  "
-              f"({min(ts) / base:5.3f}x baseline)", flush=True)
+    best = interleaved_minima({name: _variant(name, n) for name in VARIANTS}, repeats)
+    base = best["baseline_default"]
+    for name, t in best.items():
+        print(f"n={n:>6} {name:>18}: {t / STEPS[n] * 1e6:8.1f} us/step  "
+              f"({t / base:5.3f}x baseline)", flush=True)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ alternate, minimum of several repeats), steadier on a busy machine; it also prin
 from __future__ import annotations
 
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +26,8 @@ import pytest
 
 import brainstate
 from brainstate.transform import for_loop, jit
+
+from _timing import interleaved_minima
 
 CONN, RATE = 80, 0.002
 STEPS = {4000: 2000, 40000: 300, 400000: 30}
@@ -79,18 +80,12 @@ def bench_event_projection(benchmark, variant, n):
 
 
 def _interleaved(n: int, repeats: int = 5) -> None:
-    built = {name: _variant(name, n) for name in VARIANTS}
-    times: dict = {name: [] for name in built}
-    for _ in range(repeats):
-        for name, (run, _) in built.items():
-            t0 = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - t0)
-    base = min(times["baseline_gather"])
+    best = interleaved_minima({name: _variant(name, n)[0] for name in VARIANTS}, repeats)
+    base = best["baseline_gather"]
     steps = STEPS[n]
-    for name, ts in times.items():
-        print(f"n={n:>6} {name:>18}: {min(ts) * 1e3:9.2f} ms  {steps / min(ts):9.0f} steps/s  "
-              f"({min(ts) / base:5.3f}x baseline)", flush=True)
+    for name, t in best.items():
+        print(f"n={n:>6} {name:>18}: {t * 1e3:9.2f} ms  {steps / t:9.0f} steps/s  "
+              f"({t / base:5.3f}x baseline)", flush=True)
 
 
 if __name__ == "__main__":

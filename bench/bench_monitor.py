@@ -15,16 +15,16 @@ COBA network fires):
 from __future__ import annotations
 
 import sys
-import time
 from unittest import mock
 
 import jax
-import jax.numpy as jnp
 import pytest
 
 import brainstate
 from brainstate.nn import _event_native
 from brainstate.transform import for_loop, jit
+
+from _timing import interleaved_minima
 
 RATE = 0.002
 STEPS = {4000: 2000, 40000: 500}
@@ -67,17 +67,11 @@ def bench_spike_record(benchmark, variant, n):
 
 
 def _interleaved(n: int, repeats: int = 7) -> None:
-    built = {name: _variant(name, n) for name in VARIANTS}
-    times: dict = {name: [] for name in built}
-    for _ in range(repeats):
-        for name, run in built.items():
-            t0 = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - t0)
-    base = min(times["baseline_dense"])
-    for name, ts in times.items():
-        print(f"n={n:>6} {name:>15}: {min(ts) / STEPS[n] * 1e6:8.2f} us/step  "
-              f"({min(ts) / base:5.3f}x baseline)", flush=True)
+    best = interleaved_minima({name: _variant(name, n) for name in VARIANTS}, repeats)
+    base = best["baseline_dense"]
+    for name, t in best.items():
+        print(f"n={n:>6} {name:>15}: {t / STEPS[n] * 1e6:8.2f} us/step  "
+              f"({t / base:5.3f}x baseline)", flush=True)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from __future__ import annotations
 import importlib.util
 import pathlib
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +31,8 @@ import pytest
 
 import brainstate
 from brainstate.transform import for_loop, jit
+
+from _timing import interleaved_minima
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 COBA_STEPS = 1000
@@ -142,15 +143,10 @@ def _interleaved(variants: dict, repeats: int = 7) -> None:
     built = {name: make() for name, make in variants.items()}
     for run in built.values():
         run()
-    times: dict = {name: [] for name in built}
-    for _ in range(repeats):
-        for name, run in built.items():
-            t0 = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - t0)
-    base = min(next(iter(times.values())))
-    for name, ts in times.items():
-        print(f"{name:>16}: {min(ts) * 1e3:8.2f} ms  ({min(ts) / base:5.3f}x baseline)")
+    best = interleaved_minima(built, repeats)
+    base = next(iter(best.values()))
+    for name, t in best.items():
+        print(f"{name:>16}: {t * 1e3:8.2f} ms  ({t / base:5.3f}x baseline)")
 
 
 if __name__ == "__main__":
