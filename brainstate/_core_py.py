@@ -869,6 +869,13 @@ def configure_graph(
             f"brainstate.graph constants {constants!r} differ from the core's "
             f"{_GRAPH_CONSTANTS!r}; update both together."
         )
+    for name, table, kind in (("kinds", kinds, dict), ("node_impls", node_impls, dict),
+                              ("plain_nodes", plain_nodes, set),
+                              ("treedef_kinds", treedef_kinds, dict),
+                              ("fast_ref", fast_ref, dict), ("fast_state", fast_state, dict)):
+        if type(table) is not kind:
+            raise TypeError(f"configure_graph: {name} must be a {kind.__name__} (the registry's "
+                            f"live table), got {type(table).__name__}.")
     _g_kinds = kinds
     _g_classify = classify
     _g_impls = node_impls

@@ -782,3 +782,16 @@ def test_none_where_a_core_object_is_expected_is_a_type_error(core, call):
 
 if __name__ == "__main__":
     child_main(*sys.argv[1:5])
+
+
+@pytest.mark.parametrize("core_name", CORES)
+@pytest.mark.parametrize("param", ["kinds", "node_impls", "plain_nodes", "treedef_kinds",
+                                   "fast_ref", "fast_state"])
+def test_configure_graph_refuses_a_table_of_the_wrong_type_on_both_cores(core_name, param):
+    import brainstate
+
+    core = importlib.import_module(core_name)
+    calls = dict(configure_calls(core, brainstate, [("None", lambda: None)]))
+    # the call restores brainstate's own wiring before it returns
+    with pytest.raises(TypeError, match=f"configure_graph: {param} must be a"):
+        calls[f"configure_graph({param}=None, others as brainstate passes them); use"]()

@@ -124,18 +124,18 @@ class SpikeMonitor(Module):
             raise ValueError(f"{_describe(self)} records {self.num} neurons, but got spikes of "
                              f"shape {spikes.shape}.")
         fired = spikes if spikes.dtype == jnp.bool_ else spikes != jnp.zeros((), spikes.dtype)
-        values = (self.indices.value, self.steps.value, self.stored.value, self.seen.value,
+        before = (self.indices.value, self.steps.value, self.stored.value, self.seen.value,
                   self.step.value)
-        pure = partial(self._pure_record, *values)
+        pure = partial(self._pure_record, *before)
         if _event_native.available():
-            native = partial(_event_native.spike_record, indices=values[0], steps=values[1],
-                             stored=values[2], seen=values[3], step=values[4],
-                             max_events=self.max_events)
-            values = _event_native.on_cpu(native, pure, fired)
+            def native(f):
+                return _event_native.spike_record(f, *before, max_events=self.max_events)
+
+            after = _event_native.on_cpu(native, pure, fired)
         else:
-            values = pure(fired)
+            after = pure(fired)
         (self.indices.value, self.steps.value, self.stored.value, self.seen.value,
-         self.step.value) = values
+         self.step.value) = after
 
     def _pure_record(self, indices: jax.Array, steps: jax.Array, stored: jax.Array,
                      seen: jax.Array, step: jax.Array, fired: jax.Array) -> tuple:
