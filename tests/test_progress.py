@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import io
+import itertools
 import sys
 import types
 
@@ -43,13 +44,28 @@ class TestValidation:
         with pytest.raises(ValueError, match="not both"):
             ProgressBar(freq=2, count=3)
 
-    @pytest.mark.parametrize("desc", [3, ("a",), ("{i}", "notcallable"), (1, len)])
+    @pytest.mark.parametrize("desc", [3, ("{i}", "notcallable"), (1, len)])
     def test_bad_desc(self, desc):
         with pytest.raises(TypeError, match="desc"):
             ProgressBar(desc=desc)
 
+    @pytest.mark.parametrize("desc", [("a",), ("{i}", len, len)])
+    def test_desc_sequence_not_a_pair(self, desc):
+        with pytest.raises(ValueError, match="pair .* got %d elements" % len(desc)):
+            ProgressBar(desc=desc)
+
+    def test_clock_must_be_callable(self):
+        with pytest.raises(TypeError, match="clock"):
+            ProgressBar(clock=3.0)
+
+    def test_upstream_attribute_names(self):
+        assert ProgressBar(freq=3).print_freq == 3
+        assert ProgressBar(count=4).print_count == 4
+
     def test_as_runner(self):
         assert as_runner(None, 10, "scan") is None
+        assert as_runner(False, 10, "scan") is None
+        assert as_runner(True, 1000, "scan").freq == 50
         assert as_runner(4, 10, "scan").freq == 4
         with pytest.raises(TypeError, match="pbar"):
             as_runner(2.0, 10, "scan")
@@ -129,10 +145,16 @@ class TestPlainText:
         assert "6/6" in err
 
     def test_disable_jit_updates_from_python(self):
-        bar, buf = _plain(freq=2)
+        # Same reports and the same description values as the compiled loop.
+        bar, buf = _plain(freq=2, desc=("step {i}", lambda d: {"i": d["i"]}))
         with jax.disable_jit():
-            for_loop(lambda x: x, jnp.ones(4), pbar=bar)
-        assert "4/4" in buf.getvalue()
+            for_loop(lambda x: x, jnp.ones(5), pbar=bar)
+        compiled_bar, compiled_buf = _plain(freq=2, desc=bar.desc)
+        for_loop(lambda x: x, jnp.ones(5), pbar=compiled_bar)
+        jax.effects_barrier()
+        heads = [line.split(" [")[0] for line in _lines(buf)]
+        assert heads == ["step 2: 2/5 (40%)", "step 4: 4/5 (80%)", "step 5: 5/5 (100%)"]
+        assert [line.split(" [")[0] for line in _lines(compiled_buf)] == heads
 
     def test_under_vmap_one_report_per_update_first_lane(self):
         bar, buf = _plain(freq=2, desc=("c={c}", lambda d: {"c": d["carry"]}))
@@ -200,3 +222,112 @@ class TestTqdm:
         for_loop(lambda x: x, jnp.ones(4), pbar=bar)
         jax.effects_barrier()
         assert fake_tqdm.instances == [] and "4/4" in buf.getvalue()
+
+
+def _clock(step):
+    """A fake clock: 0, step, 2*step, ... one value per reading."""
+    ticks = itertools.count()
+    return lambda: next(ticks) * step
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+class TestRateEtaElapsed:
+    def test_rate_and_eta_from_the_loop_start(self):
+        # Readings: loop start 0 s, then one per report (10, 20, 30 s).
+        bar, buf = _plain(freq=4, clock=_clock(10.0))
+        for_loop(lambda x: x, jnp.ones(10), pbar=bar)
+        jax.effects_barrier()
+        assert _lines(buf) == [
+            "Running for 10 iterations: 4/10 (40%) [00:10<00:15, 2.50s/it]",
+            "Running for 10 iterations: 8/10 (80%) [00:20<00:05, 2.50s/it]",
+            "Running for 10 iterations: 10/10 (100%) [00:30<00:00, 3.00s/it]",
+        ]
+
+    def test_elapsed_includes_the_time_before_the_first_report(self):
+        # Only one report (the last); without a start reading its elapsed time would be 0.
+        bar, buf = _plain(freq=1000, clock=_clock(3.0))
+        scan(lambda c, x: (c + x, c), 0.0, jnp.ones(6), pbar=bar)
+        jax.effects_barrier()
+        assert _lines(buf) == ["Running for 6 iterations: 6/6 (100%) [00:03<00:00, 2.00it/s]"]
+
+    def test_checkpointed_loop_and_disable_jit_start_the_clock_too(self):
+        bar, buf = _plain(freq=10, clock=_clock(2.0))
+        brainstate.transform.checkpointed_for_loop(lambda x: x, jnp.ones(4), pbar=bar, base=2)
+        jax.effects_barrier()
+        with jax.disable_jit():
+            for_loop(lambda x: x, jnp.ones(4), pbar=bar)
+        assert _lines(buf) == ["Running for 4 iterations: 4/4 (100%) [00:02<00:00, 2.00it/s]"] * 2
+
+    def test_every_run_of_a_compiled_loop_restarts_the_clock(self):
+        bar, buf = _plain(freq=2, clock=_clock(1.0))
+        run = jit(lambda xs: for_loop(lambda x: x, xs, pbar=bar))
+        run(jnp.ones(2))
+        run(jnp.ones(2))
+        jax.effects_barrier()
+        assert [line.split("[")[1] for line in _lines(buf)] == ["00:01<00:00, 2.00it/s]"] * 2
+
+    def test_hours_and_unknown_rate(self):
+        from brainstate.transform._progress import _format_rate, _format_seconds
+
+        assert _format_seconds(3725.0) == "1:02:05"
+        assert _format_seconds(float("inf")) == "?"
+        assert _format_rate(None) == "?it/s"
+        bar, buf = _plain(freq=1, clock=lambda: 5.0)  # a frozen clock: no rate, no ETA
+        for_loop(lambda x: x, jnp.ones(2), pbar=bar)
+        jax.effects_barrier()
+        assert _lines(buf)[0].endswith("[00:00<?, ?it/s]")
+
+    def test_terminal_redraws_one_line(self):
+        buf = _Terminal()
+        bar = ProgressBar(freq=1, use_tqdm=False, file=buf, min_interval=0.0,
+                          clock=_clock(1.0))
+        for_loop(lambda x: x, jnp.ones(3), pbar=bar)
+        jax.effects_barrier()
+        out = buf.getvalue()
+        assert out.count("\r") == 3 and out.count("\n") == 1 and out.endswith("\n")
+        assert out.split("\r")[-1].strip() == \
+            "Running for 3 iterations: 3/3 (100%) [00:03<00:00, 1.00it/s]"
+
+
+class TestPbarTrue:
+    def test_true_uses_a_default_bar(self, fake_tqdm):
+        out = for_loop(lambda x: x * 2, jnp.arange(40.0), pbar=True)
+        jax.effects_barrier()
+        np.testing.assert_allclose(out, np.arange(40.0) * 2)
+        (t,) = fake_tqdm.instances
+        assert t.total == 40 and t.updates == [2] * 20 and t.closed
+
+    def test_true_without_tqdm_prints_to_stderr(self, monkeypatch, capsys):
+        monkeypatch.setattr("brainstate.transform._progress._tqdm_available", lambda: False)
+        scan(lambda c, x: (c + x, c), 0.0, jnp.ones(5), pbar=True)
+        jax.effects_barrier()
+        err = capsys.readouterr().err
+        assert "Running for 5 iterations: 5/5 (100%) [" in err and "it/s]" in err
+
+    def test_false_means_no_bar(self):
+        jaxpr = jax.make_jaxpr(lambda xs: for_loop(lambda x: x * 2, xs, pbar=False))(jnp.ones(3))
+        assert "callback" not in str(jaxpr)
+
+    @pytest.mark.parametrize("pbar", ["yes", 1.0])
+    def test_other_values_rejected(self, pbar):
+        with pytest.raises(TypeError, match="pbar must be True, a ProgressBar or an int"):
+            for_loop(lambda x: x, jnp.ones(3), pbar=pbar)
+
+    def test_tqdm_opens_when_the_loop_starts(self, fake_tqdm):
+        # The bar exists before the first report (at the last iteration): tqdm's own clock
+        # starts with the loop. Iterations run in order, so from the second one on the first
+        # iteration's start callback has run.
+        opened = []
+        bar = ProgressBar(freq=4)
+
+        def body(x):
+            jax.debug.callback(lambda: opened.append(len(fake_tqdm.instances)))
+            return x
+
+        for_loop(body, jnp.ones(4), pbar=bar)
+        jax.effects_barrier()
+        assert opened[1:] == [1, 1, 1] and fake_tqdm.instances[0].updates == [4]

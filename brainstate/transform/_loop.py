@@ -207,14 +207,16 @@ def _python_scan(f, init, xs_flat, xs_tree, length, reverse, runner, where):
                          "the output type is unknown.")
     describe = describe_callable(runner)
     carry, ys = init, []
+    if runner is not None:
+        runner.host_start()
     order = range(length - 1, -1, -1) if reverse else range(length)
     for k, i in enumerate(order):
         x = _tree_unflatten(xs_tree, [jax.lax.index_in_dim(v, i, keepdims=False)
                                       for v in xs_flat])
         carry, y = f(carry, x)
         ys.append(y)
-        if runner is not None:
-            data = describe(k, carry, y) if describe is not None else None
+        if runner is not None and ((k + 1) % runner.freq == 0 or k + 1 == length):
+            data = describe(k + 1, carry, y) if describe is not None else None
             runner.host_update(k + 1, data)
     if reverse:
         ys.reverse()
@@ -243,6 +245,7 @@ def _scan(f: Callable, init: Any, xs: Any, length: Any, reverse: bool, unroll: A
     def body(carry, x):
         if runner is not None:
             i, wvals, c = carry
+            i = runner.begin(i)  # the clock starts with the first iteration
         else:
             wvals, c = carry
         (c, y), new = part(_tree_leaves((c, x)), u.compose(vals, wvals))
@@ -283,8 +286,9 @@ def scan(f: Callable, init: Any, xs: Any, length: int | None = None, reverse: bo
         Scan from the end.
     unroll : int or bool
         Iterations unrolled per loop step (as ``jax.lax.scan``).
-    pbar : ProgressBar or int, optional
-        A progress bar, or an int meaning "report every n iterations".
+    pbar : ProgressBar, bool or int, optional
+        A progress bar; ``True`` for a default one; an int meaning "report every n
+        iterations".
 
     Returns
     -------
@@ -294,7 +298,7 @@ def scan(f: Callable, init: Any, xs: Any, length: int | None = None, reverse: bo
     Raises
     ------
     TypeError
-        If ``f`` is not callable, ``pbar`` is neither a ProgressBar nor an int, ``f`` does not
+        If ``f`` is not callable, ``pbar`` is not a ProgressBar, a bool or an int, ``f`` does not
         return a pair or changes the carry's type.
     ValueError
         If an ``xs`` leaf has no leading axis, the lengths disagree, or nothing gives a length.
@@ -573,6 +577,8 @@ def _checkpointed_scan(f: Callable, init: Any, xs: Any, length: Any, base: Any, 
 
     def body(carry):
         i, wvals, c, ys = carry
+        if runner is not None:
+            i = runner.begin(i)  # the clock starts with the first iteration
         x = _tree_unflatten(xs_tree, [jax.lax.dynamic_index_in_dim(v, i, keepdims=False)
                                       for v in xs_flat])
         (c, y), new = part(_tree_leaves((c, x)), u.compose(vals, wvals))

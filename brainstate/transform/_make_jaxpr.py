@@ -37,6 +37,7 @@ from brainstate._gc import gc_paused
 from brainstate._impl import core as _core
 from brainstate._state import State, catch_new_states
 from brainstate._trace import StateTraceStack
+from brainstate.transform._ir_optim import _pipeline, apply_ir_optimizations
 
 __all__ = ["StatefulFunction", "make_jaxpr", "CacheKey", "get_jit_const_threshold",
            "set_jit_const_threshold"]
@@ -246,8 +247,10 @@ class StatefulFunction:
         A display name.
     return_only_write : bool
         When True (default) the jaxpr returns only the written states' values.
-    ir_optimizations : optional
-        Accepted for compatibility; jaxpr-level passes are not implemented (ignored).
+    ir_optimizations : str or sequence of str, optional
+        Jaxpr passes run on each traced jaxpr (``'all'``, a pass name such as
+        ``'constant_fold'``, or a sequence of names; see :func:`optimize_jaxpr`). Unknown
+        names raise at construction.
 
     Examples
     --------
@@ -280,6 +283,8 @@ class StatefulFunction:
         self.axis_env = axis_env
         self.name = name
         self.return_only_write = return_only_write
+        if ir_optimizations is not None:
+            _pipeline(ir_optimizations, "StatefulFunction ir_optimizations")  # fail early
         self.ir_optimizations = ir_optimizations
         self._cache: OrderedDict = OrderedDict()
         self._lock = threading.RLock()
@@ -392,6 +397,8 @@ class StatefulFunction:
             finally:
                 _rollback(stack)
                 _poison(catcher)
+        if self.ir_optimizations is not None:
+            jaxpr = apply_ir_optimizations(jaxpr, self.ir_optimizations)
         out_treedef = jax.tree_util.tree_structure(out_shapes)
         stack.release_original_values()
         entry = _Entry(jaxpr, out_shapes, out_treedef, stack, holder["sigs"], epoch)
@@ -544,6 +551,57 @@ class StatefulFunction:
         flat = jaxpr_as_fun(entry.jaxpr)(*leaves, *flat_states)
         out, new_vals = jax.tree_util.tree_unflatten(entry.out_treedef, flat)
         new_vals = [nv if w else v for nv, v, w in zip(new_vals, state_vals, entry.written)]
+        return new_vals, out
+
+    def debug_call(self, state_vals: Sequence, *args: Any, **kwargs: Any):
+        """Run the Python function itself on explicit state values; ``(new_state_vals, out)``.
+
+        The eager counterpart of :meth:`jaxpr_call`, for debugging: the function's Python
+        runs (``print`` and ``pdb`` work) with each tracked state holding the given value, and
+        the states' values afterwards are returned, one per tracked state in
+        :meth:`get_states` order. The states are put back as they were before the call. Inside
+        ``with jax.disable_jit():`` the transforms the function calls run their Python too.
+
+        Raises
+        ------
+        ValueError
+            If ``state_vals`` does not hold one value per tracked state, or holds None.
+
+        Notes
+        -----
+        Differs from upstream: the states are restored after the call, and states only read
+        come back with their given value instead of None, as :meth:`jaxpr_call` returns them.
+
+        Examples
+        --------
+        >>> import jax.numpy as jnp, brainstate
+        >>> acc = brainstate.State(jnp.zeros(()))
+        >>> def add(x):
+        ...     acc.value = acc.value + x
+        ...     return acc.value * 2
+        >>> sf = brainstate.transform.StatefulFunction(add)
+        >>> new, out = sf.debug_call([jnp.array(1.0)], 2.0)
+        >>> float(new[0]), float(out), float(acc.value)
+        (3.0, 6.0, 0.0)
+        """
+        states = self._entry(args, kwargs).states
+        if len(state_vals) != len(states):
+            raise ValueError(
+                f"State length mismatch: expected {len(states)} states, got {len(state_vals)}"
+            )
+        missing = [i for i, v in enumerate(state_vals) if v is None]
+        if missing:
+            raise ValueError(f"State values at indices {missing} are None; every tracked "
+                             "state needs a value.")
+        saved = [st._value for st in states]
+        try:
+            for st, v in zip(states, state_vals):
+                st.restore_value(v)  # checked against the state's signature
+            out = self.fun(*args, **kwargs)
+            new_vals = [st._value for st in states]
+        finally:
+            for st, v in zip(states, saved):
+                st._restore_silent(v)
         return new_vals, out
 
     # --- accessors ---

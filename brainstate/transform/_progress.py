@@ -3,8 +3,10 @@
 A loop given ``pbar=`` counts its finished iterations in the carry and, every ``freq``
 iterations (and at the last one), calls back to the host with ``jax.debug.callback`` from
 inside a ``lax.cond`` branch, so the other iterations pay one compare and no host round trip.
-The host side draws a ``tqdm`` bar when tqdm is installed (``pip install brainstate[progress]``)
-and otherwise prints plain-text lines to stderr, at most one per ``min_interval`` seconds.
+The loop's first iteration also calls back (``begin``), so the clock starts when the loop does,
+not at the first report. The host side draws a ``tqdm`` bar when tqdm is installed
+(``pip install brainstate[progress]``) and otherwise prints plain-text lines to stderr (redrawn
+in place on a terminal), at most one per ``min_interval`` seconds, with the rate and the ETA.
 """
 
 from __future__ import annotations
@@ -54,17 +56,34 @@ class ProgressBar:
     use_tqdm : bool, optional
         ``None`` (default): tqdm when installed, plain text otherwise. ``True``: require tqdm.
         ``False``: always plain text.
+    clock : callable, optional
+        A zero-argument function returning seconds (``time.monotonic`` by default), read on
+        the host when the loop starts and at each report of the plain-text display; tqdm keeps
+        its own clock.
     **tqdm_kwargs
         Passed to ``tqdm.tqdm`` (``total`` is set from the loop length).
 
     Raises
     ------
     TypeError
-        If ``freq``/``count`` are not ints or ``desc`` is neither a string nor a pair.
+        If ``freq``/``count`` are not ints, ``desc`` is neither a string nor a pair of a string
+        and a callable, or ``clock`` is not callable.
     ValueError
-        If ``freq``/``count`` are not positive or both are given.
+        If ``freq``/``count`` are not positive or both are given, or a ``desc`` sequence does
+        not have two elements.
     ImportError
         If ``use_tqdm=True`` and tqdm is not installed.
+
+    Notes
+    -----
+    A loop's ``pbar=`` also accepts ``True`` (a default bar) and an int ``n`` (report every
+    ``n`` iterations). The plain-text line reads ``desc: done/total (pct%) [elapsed<eta,
+    rate]``; elapsed time counts from the loop's first iteration.
+
+    Differs from upstream: a ``freq`` larger than the loop, or a ``count`` larger than the
+    number of iterations, is accepted (the last iteration always reports) instead of raising;
+    ``freq``/``count`` must be ints (upstream takes any value); the plain-text display also
+    reports in loops under ``vmap`` (one report per update, the first lane's values).
 
     Examples
     --------
@@ -80,7 +99,8 @@ class ProgressBar:
 
     def __init__(self, freq: int | None = None, count: int | None = None,
                  desc: Any = None, *, file: Any = None, min_interval: float = 0.1,
-                 use_tqdm: bool | None = None, **tqdm_kwargs: Any) -> None:
+                 use_tqdm: bool | None = None, clock: Callable[[], float] | None = None,
+                 **tqdm_kwargs: Any) -> None:
         for name, v in (("freq", freq), ("count", count)):
             if v is None:
                 continue
@@ -92,11 +112,10 @@ class ProgressBar:
         if freq is not None and count is not None:
             raise ValueError(f"ProgressBar takes freq or count, not both (got freq={freq}, "
                              f"count={count}); drop one of them.")
-        if desc is not None and not isinstance(desc, str):
-            if not (isinstance(desc, (tuple, list)) and len(desc) == 2
-                    and isinstance(desc[0], str) and callable(desc[1])):
-                raise TypeError("ProgressBar(desc=...) must be a string or a pair "
-                                f"(format_string, function), got {desc!r}.")
+        _check_desc(desc)
+        if clock is not None and not callable(clock):
+            raise TypeError(f"ProgressBar(clock=...) must be a function returning seconds, got "
+                            f"{type(clock).__name__} {clock!r}.")
         if use_tqdm and not _tqdm_available():
             raise ImportError("ProgressBar(use_tqdm=True) needs tqdm: "
                               "pip install 'brainstate[progress]'.")
@@ -106,12 +125,23 @@ class ProgressBar:
         self.file = file
         self.min_interval = float(min_interval)
         self.use_tqdm = _tqdm_available() if use_tqdm is None else bool(use_tqdm)
+        self.clock = time.monotonic if clock is None else clock
         for k in ("total", "iterable"):
             tqdm_kwargs.pop(k, None)
         self.tqdm_kwargs = tqdm_kwargs
 
     def __repr__(self) -> str:
         return f"ProgressBar(freq={self.freq}, count={self.count}, desc={self.desc!r})"
+
+    @property
+    def print_freq(self) -> int | None:
+        """``freq`` under its upstream name."""
+        return self.freq
+
+    @property
+    def print_count(self) -> int | None:
+        """``count`` under its upstream name."""
+        return self.count
 
     def init(self, n: int) -> "_ProgressRunner":
         """A runner for a loop of ``n`` iterations (one per traced loop)."""
@@ -123,18 +153,34 @@ class ProgressBar:
         return _ProgressRunner(self, n, freq)
 
 
+def _check_desc(desc: Any) -> None:
+    if desc is None or isinstance(desc, str):
+        return
+    if not isinstance(desc, (tuple, list)):
+        raise TypeError("ProgressBar(desc=...) must be a string or a pair (format_string, "
+                        f"function), got {type(desc).__name__} {desc!r}.")
+    if len(desc) != 2:
+        raise ValueError("ProgressBar(desc=...) as a sequence must be a pair (format_string, "
+                         f"function), got {len(desc)} elements: {desc!r}.")
+    if not isinstance(desc[0], str) or not callable(desc[1]):
+        raise TypeError("ProgressBar(desc=...) must be a pair (format_string, function), got "
+                        f"({type(desc[0]).__name__}, {type(desc[1]).__name__}): {desc!r}.")
+
+
 def as_runner(pbar: Any, n: int, where: str) -> "_ProgressRunner | None":
-    """The runner for a loop's ``pbar=`` argument (None, a ProgressBar or a positive int)."""
-    if pbar is None:
+    """The runner for a loop's ``pbar=`` (None/False, True, a ProgressBar or a positive int)."""
+    if pbar is None or pbar is False:
         return None
+    if pbar is True:
+        return ProgressBar().init(n)
     if isinstance(pbar, ProgressBar):
         return pbar.init(n)
     if _is_int(pbar):
         if pbar < 1:
             raise ValueError(f"{where}: pbar={pbar} must be >= 1 (report every pbar steps).")
         return ProgressBar(freq=int(pbar)).init(n)
-    raise TypeError(f"{where}: pbar must be a ProgressBar or an int (report every n steps), "
-                    f"got {type(pbar).__name__} {pbar!r}.")
+    raise TypeError(f"{where}: pbar must be True, a ProgressBar or an int (report every n "
+                    f"steps), got {type(pbar).__name__} {pbar!r}.")
 
 
 class _ProgressRunner:
@@ -147,10 +193,24 @@ class _ProgressRunner:
         self._lock = threading.Lock()
         self._pos = 0
         self._tqdm = None
+        self._active = False
         self._t0 = 0.0
         self._last_print = -math.inf
+        self._line_len = 0
 
     # --- inside the traced loop body ---
+
+    def begin(self, i: Any) -> Any:
+        """Start the clock at the first iteration (traced); returns ``i``, which the reports use.
+
+        ``i`` (the number of finished iterations, an int32 scalar) comes back out of the
+        ``lax.cond``, so every report computed from it runs after the start callback.
+        """
+        def start(i):
+            jax.debug.callback(self.host_start)
+            return i
+
+        return jax.lax.cond(i == 0, start, lambda i: i, i)
 
     def data(self, i: Any, carry: Any, y: Any) -> dict:
         """The values ``desc``'s function computes from the loop (traced)."""
@@ -178,13 +238,18 @@ class _ProgressRunner:
 
     # --- on the host ---
 
+    def host_start(self) -> None:
+        """The loop started (again): open a fresh display and start the clock."""
+        with self._lock:
+            self._open()
+
     def host_update(self, done: Any, data: dict | None = None) -> None:
         """Move the display to ``done`` finished iterations (idempotent; a restart re-opens)."""
         done = int(np.asarray(done))
         with self._lock:
-            # A smaller count than the last one means the loop was started again after a run
-            # that did not finish (an equal one is a repeat, e.g. one call per vmap lane).
-            if self._pos == 0 or done < self._pos:
+            # Not open (no start seen), or a smaller count than the last one: the loop was
+            # started again after a run that did not finish. An equal count is a repeat.
+            if not self._active or done < self._pos:
                 self._open()
             self._pos = done
             text = self._describe(data)
@@ -193,7 +258,7 @@ class _ProgressRunner:
                     self._tqdm.set_description(text, refresh=False)
                 self._tqdm.update(done - self._tqdm.n)
             else:
-                now = time.monotonic()
+                now = self.bar.clock()
                 if done >= self.n or now - self._last_print >= self.bar.min_interval:
                     self._last_print = now
                     self._print(done, text, now)
@@ -215,9 +280,11 @@ class _ProgressRunner:
 
     def _open(self) -> None:
         self._close()
+        self._active = True
         self._pos = 0
-        self._t0 = time.monotonic()
+        self._t0 = self.bar.clock()
         self._last_print = -math.inf
+        self._line_len = 0
         if self.bar.use_tqdm:
             from tqdm import tqdm
 
@@ -230,16 +297,44 @@ class _ProgressRunner:
     def _print(self, done: int, text: str | None, now: float) -> None:
         label = text if text is not None else f"Running for {self.n:,} iterations"
         pct = 100.0 * done / self.n if self.n else 100.0
-        line = f"{label}: {done:,}/{self.n:,} ({pct:.0f}%) {now - self._t0:.1f}s"
+        elapsed = max(now - self._t0, 0.0)
+        rate = done / elapsed if elapsed > 0 and done > 0 else None
+        eta = _format_seconds((self.n - done) / rate) if rate else "?"
+        line = (f"{label}: {done:,}/{self.n:,} ({pct:.0f}%) "
+                f"[{_format_seconds(elapsed)}<{eta}, {_format_rate(rate)}]")
         stream = self._stream()
-        stream.write(line + "\n")
+        isatty = getattr(stream, "isatty", None)
+        if isatty is not None and isatty():
+            # A terminal: redraw one line in place, end it when the loop is done.
+            pad = " " * max(self._line_len - len(line), 0)
+            self._line_len = len(line)
+            stream.write("\r" + line + pad + ("\n" if done >= self.n else ""))
+        else:
+            stream.write(line + "\n")
         stream.flush()
 
     def _close(self) -> None:
         if self._tqdm is not None:
             self._tqdm.close()
             self._tqdm = None
+        self._active = False
         self._pos = 0
+
+
+def _format_seconds(seconds: float) -> str:
+    """``mm:ss`` or ``h:mm:ss`` (as tqdm)."""
+    if not math.isfinite(seconds):
+        return "?"
+    m, s = divmod(max(int(seconds), 0), 60)
+    h, m = divmod(m, 60)
+    return f"{h:d}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def _format_rate(rate: float | None) -> str:
+    """Iterations per second, or seconds per iteration when slower than one per second."""
+    if not rate:
+        return "?it/s"
+    return f"{rate:.2f}it/s" if rate >= 1.0 else f"{1.0 / rate:.2f}s/it"
 
 
 def counter_init() -> Any:

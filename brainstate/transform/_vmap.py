@@ -275,7 +275,8 @@ def _axis_size(sizes: list, axis_size: int | None) -> int:
     if axis_size is not None and axis_size != n:
         raise ValueError(
             f"vmap axis_size={axis_size} contradicts the mapped axis size {n} of "
-            f"{sizes[0][1]()}. Omit axis_size or make it match the mapped inputs."
+            f"{sizes[0][1]()}: it conflicts with the mapped inputs. Omit axis_size or make it "
+            "match them."
         )
     return n
 
@@ -461,6 +462,10 @@ class _Engine:
     def _axis_env(self, n: int) -> Any:
         return None if self.axis_name is None else [(self.axis_name, n)]
 
+    def _map(self, fn: Callable, in_axes: Any, out_axes: Any, vkw: dict) -> Callable:
+        """The mapped per-lane function (hook: a subclass may map with another primitive)."""
+        return jax.vmap(fn, in_axes=in_axes, out_axes=out_axes, **vkw)
+
 
 class VmappedFunction(_Engine):
     """The callable ``vmap`` returns: traced per lane once per call signature, compiled once."""
@@ -503,15 +508,13 @@ class VmappedFunction(_Engine):
                 "or bind them with functools.partial before mapping."
             )
         leaves, treedef = jax.tree_util.tree_flatten(args)
-        key = (treedef, tuple(map(_key, leaves)))
-        with self._lock:
-            plan = self._cache.get(key)
-            if plan is not None:
-                if plan.epoch != _core.rebind_epoch() and not plan.still_valid():
-                    del self._cache[key]
-                    plan = None
-                else:
-                    self._cache.move_to_end(key)
+        return self._call_flat(args, leaves, treedef, (treedef, tuple(map(_key, leaves))))
+
+    def _call_flat(self, args: tuple, leaves: list, treedef: Any, key: Any) -> Any:
+        """``__call__`` once ``args`` is flattened and keyed (hook for wrappers that did it)."""
+        plan = self._cache.get(key)  # lock-free hit: dict reads are atomic under the GIL
+        if plan is None or plan.epoch != _core.rebind_epoch():
+            plan = self._lookup_plan(key)
         if plan is None:
             plan = self._plan(args, leaves, treedef)
             with self._lock:
@@ -525,6 +528,25 @@ class VmappedFunction(_Engine):
                 # Declared only in out_states: the value gained the mapped axis on purpose.
                 plan.write_states[i]._restore_rebind(written[i])
         return out
+
+    def _lookup_plan(self, key: Any) -> _Plan | None:
+        """The cached plan of ``key`` if still valid (some signature was re-bound since)."""
+        with self._lock:
+            plan = self._cache.get(key)
+            if plan is not None:
+                if plan.epoch != _core.rebind_epoch() and not plan.still_valid():
+                    del self._cache[key]
+                    return None
+                self._cache.move_to_end(key)
+        return plan
+
+    def _on_undeclared_write(self, st: State) -> int:
+        """Axis for an undeclared state written with a lane-dependent value (hook).
+
+        ``vmap`` refuses it; a subclass may return an axis instead: the state then keeps one
+        value per lane along it and is re-bound, like a state declared only in out_states.
+        """
+        raise _undeclared_error(st, new_states=False)
 
     def _trace_lane(self, mapping: _Mapping, n: int, in_pairs: Sequence,
                     out_only: bool) -> Any:
@@ -575,9 +597,10 @@ class VmappedFunction(_Engine):
         if undeclared:
             for j in undeclared:
                 if flags[0][j]:
-                    raise _undeclared_error(entry.write_states[j], new_states=False)
+                    w_axes[j] = self._on_undeclared_write(entry.write_states[j])
+                    rebind.append(j)
         run, extra = _with_lane_keys(
-            jax.vmap(pure, in_axes=in_axes, out_axes=(self.out_axes, w_axes), **vkw),
+            self._map(pure, in_axes, (self.out_axes, w_axes), vkw),
             split, mapping.n, entry.write_idx)
         # every declared state is watched: one re-bound to a batch of keys must re-plan
         watch = list(states) + [st for st, _ in self._in_pairs + self._out_only]
@@ -676,6 +699,19 @@ class VmapNewStatesFunction(_Engine):
     def __repr__(self) -> str:
         return f"VmapNewStatesFunction({getattr(self.origin_fun, '__name__', self.origin_fun)!r})"
 
+    def _new_state_axis(self, st: State, excluded: bool) -> int | None:
+        """Output axis of a new state (hook); None keeps one lane-independent value."""
+        return None if (excluded or _no_batching(st)) else 0
+
+    def _unbatched_new_state_error(self, st: State) -> BatchAxisError:
+        """The error for a new state given no axis whose value differs across lanes (hook)."""
+        return BatchAxisError(
+            f"{describe_state(st)} is created inside vmap_new_states with a value that differs "
+            "across the mapped axis, but it is a NonBatchState or tagged 'INIT_NO_BATCHING', "
+            "so it must hold one value for all lanes. Make its value independent of the "
+            "mapped inputs, or use a batched state type."
+        )
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if kwargs:
             raise NotImplementedError(
@@ -720,7 +756,7 @@ class VmapNewStatesFunction(_Engine):
         state_in_axes = [0 if i in split else None for i in range(len(states))]
         # pre-existing states are never batched here, except split random states' lane keys
         w_axes = [0 if i in split else None for i in entry.write_idx]
-        new_axes = [None if (ex or _no_batching(st)) else 0 for st, ex in zip(new, excluded)]
+        new_axes = [self._new_state_axis(st, ex) for st, ex in zip(new, excluded)]
         need_probe = bool(entry.write_idx) or any(a is None for a in new_axes)
         try:
             pure, in_axes, vkw, flags = _build(self, entry, mapping, leaves, state_in_axes,
@@ -735,16 +771,9 @@ class VmapNewStatesFunction(_Engine):
                         if ex:
                             new_axes[j] = 0  # computed but dropped: the state stays poisoned
                         else:
-                            raise BatchAxisError(
-                                f"{describe_state(st)} is created inside vmap_new_states with a "
-                                "value that differs across the mapped axis, but it is a "
-                                "NonBatchState or tagged 'INIT_NO_BATCHING', so it must hold "
-                                "one value for all lanes. Make its value independent of the "
-                                "mapped inputs, or use a batched state type."
-                            )
+                            raise self._unbatched_new_state_error(st)
             run, extra = _with_lane_keys(
-                jax.vmap(pure, in_axes=in_axes, out_axes=(self.out_axes, w_axes, new_axes),
-                         **vkw),
+                self._map(pure, in_axes, (self.out_axes, w_axes, new_axes), vkw),
                 split, mapping.n, entry.write_idx)
             out, written, new_vals = jax.jit(run)(leaves, _core.gather(states))
         except BaseException:

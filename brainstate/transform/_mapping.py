@@ -1,0 +1,1050 @@
+"""``vmap2``, ``pmap2``, ``StatefulMapping``: mapping with per-state axes chosen by filters.
+
+``vmap`` takes states by declaration (``in_states={0: {...}}``); the transforms here take
+*selectors* instead: ``state_in_axes={0: ParamState, 1: 'fast'}`` maps every state the
+function touches that is a ``ParamState`` at axis 0 and every state tagged ``'fast'`` at axis 1.
+
+How. Per abstract call signature, a *probe* traces the function once under
+``jax.make_jaxpr`` with a ``StateTraceStack`` whose ``new_arg`` feeds each state it meets an
+abstract value: per-lane (the mapped axis removed) when an in-selector matches it, whole
+otherwise. That enumerates the touched states; the selectors are then resolved into explicit
+``(state, axis)`` declarations, and the call is delegated to ``vmap``'s engine
+(``VmappedFunction``), cached per signature. A warm call costs one more dict lookup than
+``vmap``. The resolution is redone when one of the touched states is re-bound (its signature
+changes, ``rebind_epoch``), as ``vmap`` re-plans.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any, Callable, Hashable, Sequence
+
+import jax
+import jax.numpy as jnp
+from jax._src import core as _jax_core  # internal: trace_ctx (as _make_jaxpr)
+from jax._src import source_info_util as _source_info_util
+from jax.api_util import flatten_axes
+
+from brainstate._error import BatchAxisError
+from brainstate._gc import gc_paused
+from brainstate._impl import core as _core
+from brainstate._messages import describe_state
+from brainstate._state import State, catch_new_states
+from brainstate._trace import StateTraceStack
+from brainstate.typing import Missing
+from brainstate.util.filter import to_predicate
+from brainstate.transform._make_jaxpr import _hashable, _poison, _rollback
+from brainstate.transform._vmap import (
+    INIT_NO_BATCHING,
+    VmapNewStatesFunction,
+    VmappedFunction,
+    _check_in_axes,
+    _key,
+    _lane,
+    _no_batching,
+    _sds,
+)
+
+__all__ = [
+    "StatefulMapping",
+    "vmap2",
+    "vmap2_new_states",
+    "pmap2",
+    "pmap2_new_states",
+    "in_new_state_probe",
+]
+
+_MAX_CACHE = 128
+_POLICIES = ("auto", "raise", "warn", "ignore")
+
+
+# --- the probe flag -------------------------------------------------------------------------
+
+_probe_tls = threading.local()
+
+
+def in_new_state_probe() -> bool:
+    """Whether the caller runs inside a discovery probe of ``vmap2``/``pmap2``.
+
+    To learn which states a function touches, :func:`vmap2`, :func:`pmap2` and
+    :class:`StatefulMapping` run it once more, abstractly, on the first call per call
+    signature; the states it creates during that run are thrown away. Code doing a one-shot
+    side effect bound to the states it creates (caching a computation graph over them, say)
+    can skip that work while this returns True.
+
+    Returns
+    -------
+    bool
+        True inside such a probe run, False otherwise.
+
+    Notes
+    -----
+    Differs from upstream: :func:`vmap2_new_states` and :func:`pmap2_new_states` run the
+    initialiser once (no probe), so the flag is False there; upstream runs it twice and sets
+    the flag during the first run.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp, brainstate
+    >>> seen = []
+    >>> @brainstate.transform.vmap2
+    ... def f(x):
+    ...     seen.append(brainstate.transform.in_new_state_probe())
+    ...     return x * 2
+    >>> f(jnp.arange(3.0))
+    Array([0., 2., 4.], dtype=float32)
+    >>> seen  # the probe run, then the traced run
+    [True, False]
+    >>> brainstate.transform.in_new_state_probe()
+    False
+    """
+    return getattr(_probe_tls, "depth", 0) > 0
+
+
+# --- selectors ------------------------------------------------------------------------------
+
+
+class _Instances:
+    """Predicate matching the given State instances (kept alive: ids stay theirs)."""
+
+    __slots__ = ("states", "ids")
+
+    def __init__(self, states: Sequence[State]) -> None:
+        self.states = tuple(states)
+        self.ids = frozenset(id(st) for st in self.states)
+
+    def __call__(self, path: Any, x: Any) -> bool:
+        return id(x) in self.ids
+
+    def __repr__(self) -> str:
+        return f"Instances({len(self.states)} states)"
+
+
+class _AnyOf:
+    """Predicate matching what any of ``preds`` matches."""
+
+    __slots__ = ("preds",)
+
+    def __init__(self, preds: Sequence[Callable]) -> None:
+        self.preds = tuple(preds)
+
+    def __call__(self, path: Any, x: Any) -> bool:
+        return any(p(path, x) for p in self.preds)
+
+    def __repr__(self) -> str:
+        return f"AnyOf{self.preds}"
+
+
+def _is_state_mapping(x: Any) -> bool:
+    return isinstance(x, Mapping) and bool(x) and all(isinstance(v, State) for v in x.values())
+
+
+def _selector(sel: Any, where: str) -> Callable:
+    """The predicate of one selector: a filter, a State, or a collection of them."""
+    if isinstance(sel, State):
+        return _Instances([sel])
+    if _is_state_mapping(sel):  # e.g. model.states()
+        return _Instances(list(sel.values()))
+    if isinstance(sel, (list, tuple, set, frozenset)) and sel:
+        states = [v for v in sel if isinstance(v, State)]
+        if len(states) == len(sel):
+            return _Instances(states)
+        rest = [_selector(v, where) for v in sel if not isinstance(v, State)]
+        return _AnyOf(([_Instances(states)] if states else []) + rest)
+    try:
+        return to_predicate(sel)
+    except TypeError as exc:
+        raise TypeError(
+            f"{where} must be a filter (a State class, a tag string, ..., a predicate "
+            f"(path, state) -> bool), a State, or a collection of them; got {sel!r}."
+        ) from exc
+
+
+def _rules(spec: Any, what: str) -> tuple:
+    """``((axis, predicate), ...)`` of a ``state_in_axes``/``state_out_axes`` spec.
+
+    A dict keyed by axes (int or None) maps each axis to a selector; a mapping of States
+    keyed otherwise (``model.states()``) and anything else is one selector at axis 0.
+    """
+    if spec is None:
+        return ()
+    axis_keyed = isinstance(spec, Mapping) and all(
+        k is None or (isinstance(k, int) and not isinstance(k, bool)) for k in spec)
+    if isinstance(spec, Mapping) and (axis_keyed or not _is_state_mapping(spec)):
+        out = []
+        for axis, sel in spec.items():
+            if axis is not None and (isinstance(axis, bool) or not isinstance(axis, int)):
+                raise TypeError(
+                    f"{what} keys must be axes (int or None), got {axis!r}. Write "
+                    f"{what}={{0: selector}}, or pass the selector alone for axis 0."
+                )
+            out.append((axis, _selector(sel, f"{what}[{axis!r}]")))
+        return tuple(out)
+    return ((0, _selector(spec, what)),)
+
+
+def _match(st: State, rules: tuple, what: str) -> tuple[bool, int | None]:
+    """(matched, axis) of ``st`` under ``rules``; None wins; two int axes conflict."""
+    hits = [axis for axis, pred in rules if pred((), st)]
+    if not hits:
+        return False, None
+    if None in hits:
+        return True, None
+    if len(set(hits)) > 1:
+        raise BatchAxisError(
+            f"{describe_state(st)} is selected by {what} at axes {sorted(set(hits))}; a state "
+            f"is mapped at one axis. Make the selectors of {what} disjoint (e.g. with "
+            "brainstate.util.filter.Not) or select it at one axis only."
+        )
+    return True, hits[0]
+
+
+def _single_key(st: State) -> bool:
+    """Whether ``st`` is a random state holding one key (split per lane, never mapped)."""
+    mod = sys.modules.get("brainstate.random._state")
+    if mod is None or not isinstance(st, mod.RandomState):
+        return False
+    from brainstate.random._keys import is_single_key
+
+    return is_single_key(st._value)
+
+
+# --- the argument side ----------------------------------------------------------------------
+
+
+def _lane_args(args: tuple, in_axes: Any, what: str) -> tuple[list, Any, list]:
+    """(per-lane abstract leaves, treedef, sizes of the mapped leaves) of ``args``."""
+    leaves, treedef = jax.tree_util.tree_flatten(args)
+    if isinstance(in_axes, tuple):
+        if len(in_axes) != len(args):
+            raise ValueError(
+                f"{what} in_axes has {len(in_axes)} entries but the function was called with "
+                f"{len(args)} positional arguments; give one entry per argument (None to "
+                "broadcast one)."
+            )
+        axes = flatten_axes(f"{what} in_axes", treedef, in_axes)
+    else:
+        axes = [in_axes] * len(leaves)
+    paths = None
+    lanes, sizes = [], []
+    for i, (leaf, ax) in enumerate(zip(leaves, axes)):
+        if ax is None:
+            lanes.append(_sds(leaf))
+            continue
+        if paths is None:
+            paths = [jax.tree_util.keystr(p) for p, _ in
+                     jax.tree_util.tree_flatten_with_path(args)[0]]
+        lane, _, size = _lane(leaf, ax, lambda i=i: f"args{paths[i]}")
+        lanes.append(lane)
+        sizes.append(size)
+    return lanes, treedef, sizes
+
+
+# --- the probe ------------------------------------------------------------------------------
+
+
+class _Probed:
+    """What the probe learnt: touched states, written flags, in axes, pure writes."""
+
+    __slots__ = ("states", "written", "axes", "pure", "lane_sigs")
+
+    def __init__(self, states: list, written: list, axes: dict, pure: set,
+                 lane_sigs: dict) -> None:
+        self.states, self.written, self.axes = states, written, axes
+        self.pure = pure  # ids of states written without their prior value being used
+        self.lane_sigs = lane_sigs  # id -> per-lane signature of the written value
+
+
+def _sig_of(leaves: Sequence, treedef: Any) -> tuple:
+    return (treedef, tuple((tuple(x.shape), x.dtype) for x in leaves))
+
+
+def _without_axis(st: State, axis: int) -> tuple | None:
+    """The signature of ``st``'s value with ``axis`` removed (None if out of rank)."""
+    leaves, treedef = jax.tree_util.tree_flatten(st._value)
+    out = []
+    for x in leaves:
+        shape = tuple(getattr(x, "shape", ()))
+        a = axis + len(shape) if axis < 0 else axis
+        if not 0 <= a < len(shape):
+            return None
+        out.append((shape[:a] + shape[a + 1:], jax.typeof(x).dtype))
+    return (treedef, tuple(out))
+
+
+def _probe(fun: Callable, lanes: list, treedef: Any, in_rules: tuple, axis_env: Any,
+           what: str) -> _Probed:
+    """Trace ``fun`` once on per-lane inputs and learn which states it touches and how.
+
+    States an in-selector matches read per-lane (their axis removed), the others whole.
+    Writes re-bind instead of being checked (the compiled trace checks them), so a per-lane
+    write to a state read whole is seen rather than refused. Nothing is computed and every
+    state (value and signature) is rolled back afterwards.
+    """
+    stack = StateTraceStack(name=f"{what}:probe")
+    axes: dict = {}
+    sigs: dict = {}
+    n_leaves: list = []
+    lane_sigs: dict = {}
+    box: dict = {}
+
+    def new_arg(st: State) -> Any:
+        sigs[id(st)] = (st, st._signature)
+        _, axis = _match(st, in_rules, "state_in_axes")
+        if axis is not None and _single_key(st):
+            axis = None
+        # Bind to the probe's trace: a state first seen inside a nested transform is
+        # recorded by this stack while that nested trace is the current one.
+        trace = box["trace"]
+        leaves, tdef = jax.tree_util.tree_flatten(st._value)
+        vals = []
+        for leaf in leaves:
+            aval = jax.typeof(leaf)
+            if axis is not None:
+                lane, _, _ = _lane(leaf, axis, lambda: describe_state(st))
+                aval = aval.update(shape=lane.shape)
+            vals.append(trace.new_arg(aval, _source_info_util.current()))
+        if axis is not None:
+            axes[id(st)] = axis
+        n_leaves.append(len(vals))
+        return jax.tree_util.tree_unflatten(tdef, vals)
+
+    def traced(*flat: Any) -> None:
+        box["trace"] = _jax_core.trace_ctx.trace
+        stack.set_new_arg(new_arg)
+        with stack:
+            fun(*jax.tree_util.tree_unflatten(treedef, flat))
+        for st, w in zip(stack.states, stack.been_writen):
+            if w:
+                leaves, tdef = jax.tree_util.tree_flatten(st._value)
+                lane_sigs[id(st)] = _sig_of([jax.typeof(x) for x in leaves], tdef)
+
+    _probe_tls.depth = getattr(_probe_tls, "depth", 0) + 1
+    _core.push_tree_check(False)
+    try:
+        with catch_new_states() as catcher, gc_paused():
+            try:
+                jaxpr = jax.make_jaxpr(traced, axis_env=axis_env)(*lanes).jaxpr
+            finally:
+                _rollback(stack)
+                _poison(catcher)
+                for st, sig in sigs.values():  # a re-bind inside the probe is not kept
+                    if st._signature != sig:
+                        st._signature = sig
+    finally:
+        _core.pop_tree_check()
+        _probe_tls.depth -= 1
+    used = {id(v) for eqn in jaxpr.eqns for v in eqn.invars}
+    used.update(id(v) for v in jaxpr.outvars)
+    state_vars = jaxpr.invars[len(jaxpr.invars) - sum(n_leaves):]
+    pure, pos = set(), 0
+    for st, w, k in zip(stack.states, stack.been_writen, n_leaves):
+        if w and not any(id(v) in used for v in state_vars[pos:pos + k]):
+            pure.add(id(st))
+        pos += k
+    return _Probed(list(stack.states), list(stack.been_writen), axes, pure, lane_sigs)
+
+
+# --- the engine -----------------------------------------------------------------------------
+
+
+class _Engine(VmappedFunction):
+    """``vmap``'s engine with resolved declarations, a policy and a mapping primitive."""
+
+    def __init__(self, fun: Callable, owner: "StatefulMapping", in_axes: Any,
+                 in_pairs: list, out_only: list, pinned: list) -> None:
+        super().__init__(fun, in_axes=in_axes, out_axes=owner.out_axes,
+                         axis_name=owner.axis_name, axis_size=owner.axis_size,
+                         spmd_axis_name=owner._spmd_axis_name, in_states=None, out_states=None)
+        self._in_pairs, self._out_only = in_pairs, out_only
+        self._pinned = frozenset(id(st) for st in pinned)
+        self._owner = owner
+
+    def _on_undeclared_write(self, st: State) -> int:
+        owner, what = self._owner, self._owner._what
+        if id(st) in self._pinned:
+            raise BatchAxisError(
+                f"{describe_state(st)} is selected by state_out_axes at None (one value for all "
+                f"lanes), but {what} wrote it with a value that differs across the mapped "
+                "axis. Make the written value lane-independent, or select the state at an "
+                "integer axis in state_out_axes."
+            )
+        policy = owner.unexpected_out_state_mapping
+        if policy == "raise":
+            raise BatchAxisError(
+                f"{describe_state(st)} was written inside {what} with a value that differs "
+                "across the mapped axis, but no state_out_axes selector covers it and "
+                "unexpected_out_state_mapping='raise'. Select it in state_out_axes (it gains "
+                "the mapped axis: one value per lane), in state_in_axes (mapped on input and "
+                "written back along the same axis), or use unexpected_out_state_mapping='auto'."
+            )
+        if policy == "warn":
+            warnings.warn(
+                f"{describe_state(st)} was written inside {what} with a value that differs "
+                "across the mapped axis but no state_out_axes selector covers it; it now keeps "
+                "one value per lane (the mapped axis added at 0). Select it in state_out_axes "
+                "or state_in_axes to silence this warning.",
+                UserWarning, stacklevel=2,
+            )
+        return 0
+
+    def _map(self, fn: Callable, in_axes: Any, out_axes: Any, vkw: dict) -> Callable:
+        owner = self._owner
+        if owner._custom_map is None:
+            return super()._map(fn, in_axes, out_axes, vkw)
+        n = vkw["axis_size"]
+        kw = dict(owner.mapping_kwargs)
+        if any(a is not None for a in jax.tree_util.tree_leaves(in_axes)):
+            return owner._custom_map(fn, in_axes=in_axes, out_axes=out_axes,
+                                     axis_name=vkw["axis_name"], axis_size=n, **kw)
+        # Nothing is mapped (every input broadcast): primitives such as jax.pmap need one
+        # mapped argument to size the axis, so feed an ignored one.
+        mapped = owner._custom_map(lambda d, s, _: fn(d, s), in_axes=in_axes + (0,),
+                                   out_axes=out_axes, axis_name=vkw["axis_name"], axis_size=n,
+                                   **kw)
+        return lambda d, s: mapped(d, s, jnp.zeros((n,), jnp.int32))
+
+
+class _Resolved:
+    """One call signature's resolution: the engine and the states it was resolved from."""
+
+    __slots__ = ("engine", "watch", "sigs", "epoch")
+
+    def __init__(self, engine: _Engine, watch: list) -> None:
+        self.engine = engine
+        self.watch = tuple(watch)
+        self.sigs = tuple(st._signature for st in self.watch)
+        self.epoch = _core.rebind_epoch()
+
+    def still_valid(self) -> bool:
+        if all(st._signature == sig for st, sig in zip(self.watch, self.sigs)):
+            self.epoch = _core.rebind_epoch()
+            return True
+        return False
+
+
+def _as_tuple(x: Any, what: str, kind: type) -> tuple:
+    if x is None:
+        return ()
+    if isinstance(x, kind) and not isinstance(x, bool):
+        return (x,)
+    out = tuple(x)
+    for v in out:
+        if isinstance(v, bool) or not isinstance(v, kind):
+            raise TypeError(f"{what} entries must be {kind.__name__}s, got {v!r}.")
+    return out
+
+
+class StatefulMapping:
+    """A function mapped over an axis, with the states it touches mapped by selectors.
+
+    Arguments are mapped as by :func:`jax.vmap` (keyword arguments at axis 0, unless named
+    in ``static_argnames``). States take part by selection:
+
+    - a state an ``state_in_axes`` selector matches at axis ``a`` reads as its per-lane slice
+      (axis ``a`` removed) and, if written, is written back stacked along ``a``;
+    - a written state a ``state_out_axes`` selector matches at axis ``b`` (and no in-selector)
+      reads whole and gains the mapped axis at ``b`` (its signature is re-bound); but when
+      the function writes it without using its prior value and the per-lane value written
+      already has the state's shape with axis ``b`` removed, it is written back in place along
+      ``b`` (it keeps its shape: a per-lane output across repeated calls);
+    - a state selected at ``None`` (in or out) is broadcast: read whole, and when written it
+      must receive the same value in every lane (``BatchAxisError`` otherwise);
+    - any other state is broadcast when read; written with a value that is the same in every
+      lane it keeps that value; written with a lane-dependent value it follows
+      ``unexpected_out_state_mapping`` (under the non-raising policies the in-place rule
+      above applies at axis 0);
+    - a :class:`brainstate.random.RandomState` holding one key is split per lane (each lane
+      draws an independent stream, the key advancing once per call), as :func:`vmap` does;
+      one holding a batch of keys and selected by ``state_in_axes`` is mapped like any state.
+
+    Parameters
+    ----------
+    fun : callable
+        The function; it may read and write any state it can reach.
+    in_axes : int, None or tuple
+        As :func:`jax.vmap`; a tuple has one entry per positional argument, static ones
+        included (their entry is ignored).
+    out_axes : int, None or pytree
+        Where the mapped axis goes in the output.
+    state_in_axes, state_out_axes : dict, selector or None
+        ``{axis: selector}`` (axis an int or None), or one selector meaning axis 0. A
+        selector is a filter (a State class, a tag string, ``...``, a predicate
+        ``(path, state) -> bool``, see :func:`brainstate.util.filter.to_predicate`), a State,
+        a collection of States (``model.states()``), or a list mixing them.
+    unexpected_out_state_mapping : {'auto', 'raise', 'warn', 'ignore'}
+        What happens to a state no selector covers that is written with a lane-dependent
+        value: ``'raise'`` raises :class:`BatchAxisError`; ``'auto'`` and ``'ignore'`` keep one
+        value per lane (the state gains the mapped axis at 0 and is re-bound); ``'warn'`` does
+        the same and warns.
+    static_argnums, static_argnames : int/str or sequences of them
+        Arguments passed as Python values: hashed into the cache key, neither traced nor
+        mapped.
+    axis_env, return_only_write
+        Accepted for compatibility; not used.
+    axis_size : int, optional
+        The mapped axis size; required when nothing is mapped.
+    axis_name : hashable, optional
+        Name of the mapped axis for collectives (``jax.lax.psum`` ...).
+    name : str, optional
+        A display name (used in error messages).
+    mapping_fn : callable
+        The mapping primitive, called as ``mapping_fn(f, in_axes=..., out_axes=...,
+        axis_name=..., axis_size=..., **mapping_kwargs)``; :func:`jax.vmap` by default.
+    mapping_kwargs : dict, optional
+        Extra keywords of ``mapping_fn`` (for :func:`jax.vmap`: ``spmd_axis_name`` only).
+
+    Raises
+    ------
+    BatchAxisError
+        A state selected at two different axes, mapped at one axis on input and another on
+        output, or written with lane-dependent values where one value is required.
+    ValueError
+        Inconsistent or undeterminable mapped sizes, an axis out of a value's rank, an
+        unknown ``unexpected_out_state_mapping``.
+
+    Notes
+    -----
+    The function is traced twice on a cold call (a probe that finds the touched states, then
+    the per-lane trace that is compiled) and not at all on a warm call. The selection is
+    redone when a touched state is re-bound. Like :func:`jit`, a warm call does not notice
+    states the function would reach only now (created since and reached through Python
+    containers); call :meth:`clear_cache` after changing what the function touches. States
+    created inside the function are local to each call.
+
+    Differs from upstream:
+
+    - a state matching selectors at two integer axes raises instead of taking the first;
+      ``None`` wins over integer axes (an explicit broadcast);
+    - ``'auto'`` does not guess that an undeclared read-modify-write state whose leading size
+      equals the mapped size is per-lane (upstream feeds it per lane then, and scatters it
+      otherwise): the prior value is read whole, and the state gains the axis; select it in
+      ``state_in_axes`` to map it. All three non-raising policies put the lane axis at 0;
+    - a state selected by ``state_out_axes`` gains the axis whenever it is written, not only
+      when the written value happens to depend on the lane;
+    - random states holding a batch of keys can be mapped (selected by ``state_in_axes``);
+    - ``unexpected_out_state_mapping`` is validated when the mapping is built.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp, brainstate
+    >>> counter = brainstate.ShortTermState(jnp.zeros(3))
+    >>> def accumulate(x):
+    ...     counter.value = counter.value + x
+    ...     return counter.value
+    >>> f = brainstate.transform.StatefulMapping(
+    ...     accumulate, state_in_axes={0: brainstate.ShortTermState})
+    >>> f(jnp.asarray([1., 2., 3.]))
+    Array([1., 2., 3.], dtype=float32)
+    >>> counter.value
+    Array([1., 2., 3.], dtype=float32)
+    """
+
+    __module__ = "brainstate.transform"
+
+    def __init__(self, fun: Callable, in_axes: Any = 0, out_axes: Any = 0,
+                 state_in_axes: Any = None, state_out_axes: Any = None,
+                 unexpected_out_state_mapping: str = "auto", static_argnums: Any = (),
+                 static_argnames: Any = (), axis_env: Any = None,
+                 return_only_write: bool = True, axis_size: int | None = None,
+                 axis_name: Hashable | None = None, name: str | None = None,
+                 mapping_fn: Callable = jax.vmap, mapping_kwargs: dict | None = None) -> None:
+        if not callable(fun):
+            raise TypeError(f"StatefulMapping needs a callable, got {type(fun).__name__}.")
+        if unexpected_out_state_mapping not in _POLICIES:
+            raise ValueError(
+                f"unexpected_out_state_mapping must be one of {_POLICIES}, got "
+                f"{unexpected_out_state_mapping!r}."
+            )
+        if axis_size is not None and (isinstance(axis_size, bool) or not isinstance(axis_size, int)
+                                      or axis_size < 0):
+            raise ValueError(f"axis_size must be a non-negative int or None, got {axis_size!r}.")
+        if not callable(mapping_fn):
+            raise TypeError(f"mapping_fn must be callable, got {mapping_fn!r}.")
+        self.origin_fun = fun
+        self.name = name
+        self.in_axes = _check_in_axes(in_axes)
+        self.out_axes = tuple(out_axes) if isinstance(out_axes, list) else out_axes
+        self._in_rules = _rules(state_in_axes, "state_in_axes")
+        self._out_rules = _rules(state_out_axes, "state_out_axes")
+        self.state_in_axes = dict(self._in_rules)
+        self.state_out_axes = dict(self._out_rules)
+        self.unexpected_out_state_mapping = unexpected_out_state_mapping
+        self.static_argnums = _as_tuple(static_argnums, "static_argnums", int)
+        self.static_argnames = _as_tuple(static_argnames, "static_argnames", str)
+        self.axis_env = axis_env  # compatibility only: the axis comes from axis_name/size
+        self.return_only_write = return_only_write  # compatibility only
+        self.axis_size = axis_size
+        self.axis_name = axis_name
+        self.mapping_fn = mapping_fn
+        self.mapping_kwargs = dict(mapping_kwargs or {})
+        if mapping_fn is jax.vmap:
+            extra = set(self.mapping_kwargs) - {"spmd_axis_name"}
+            if extra:
+                raise TypeError(
+                    f"mapping_kwargs {sorted(extra)} are not keywords of jax.vmap here; only "
+                    "spmd_axis_name is (in_axes, out_axes, axis_name and axis_size have their "
+                    "own parameters)."
+                )
+            self._spmd_axis_name = self.mapping_kwargs.get("spmd_axis_name")
+            self._custom_map = None
+        else:
+            self._spmd_axis_name = None
+            self._custom_map = mapping_fn
+        self._what = name or "StatefulMapping"
+        self._cache: OrderedDict = OrderedDict()
+        self._lock = threading.RLock()
+        functools.update_wrapper(self, fun, updated=())
+
+    def __repr__(self) -> str:
+        return f"StatefulMapping({getattr(self.origin_fun, '__name__', self.origin_fun)!r})"
+
+    def clear_cache(self) -> None:
+        """Drop every resolution and compiled computation."""
+        with self._lock:
+            self._cache.clear()
+
+    # --- calling ---
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs or self.static_argnums:
+            return self._call_general(args, kwargs)
+        leaves, treedef = jax.tree_util.tree_flatten(args)
+        key = (treedef, tuple(map(_key, leaves)))
+        res = self._lookup(key)
+        if res is None:
+            res = self._resolve(key, self.origin_fun, args, self.in_axes)
+        return res.engine._call_flat(args, leaves, treedef, key)
+
+    def _lookup(self, key: Any) -> _Resolved | None:
+        res = self._cache.get(key)  # lock-free hit: dict reads are atomic under the GIL
+        if res is not None and res.epoch == _core.rebind_epoch():
+            return res
+        with self._lock:
+            res = self._cache.get(key)
+            if res is not None:
+                if res.epoch != _core.rebind_epoch() and not res.still_valid():
+                    del self._cache[key]
+                    return None
+                self._cache.move_to_end(key)
+        return res
+
+    def _call_general(self, args: tuple, kwargs: dict) -> Any:
+        """Static arguments are closed over; dynamic keywords become one argument at axis 0."""
+        n = len(args)
+        static_pos = set()
+        for i in self.static_argnums:
+            j = i + n if i < 0 else i
+            if not 0 <= j < n:
+                raise ValueError(
+                    f"static_argnums={self.static_argnums} refers to positional argument {i}, "
+                    f"but {self._what} was called with {n} positional arguments."
+                )
+            static_pos.add(j)
+        in_axes = self.in_axes
+        if isinstance(in_axes, tuple) and len(in_axes) != n:
+            raise ValueError(
+                f"{self._what} in_axes has {len(in_axes)} entries but the function was called "
+                f"with {n} positional arguments; give one entry per argument (static ones "
+                "included, None to broadcast one)."
+            )
+        static_vals = {i: args[i] for i in sorted(static_pos)}
+        dyn = tuple(a for i, a in enumerate(args) if i not in static_pos)
+        static_kw = {k: v for k, v in kwargs.items() if k in self.static_argnames}
+        dyn_kw = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
+        if isinstance(in_axes, tuple):
+            axes = tuple(a for i, a in enumerate(in_axes) if i not in static_pos)
+        else:
+            axes = (in_axes,) * len(dyn)
+        call_args = dyn + ((dyn_kw,) if dyn_kw else ())
+        call_axes = axes + ((0,) if dyn_kw else ())
+        leaves, treedef = jax.tree_util.tree_flatten(call_args)
+        static_key = (n, tuple((i, _hashable(v)) for i, v in static_vals.items()),
+                      tuple(sorted((k, _hashable(v)) for k, v in static_kw.items())),
+                      bool(dyn_kw))
+        key = (treedef, tuple(map(_key, leaves)), static_key)
+        res = self._lookup(key)
+        if res is None:
+            fun, has_kw = self.origin_fun, bool(dyn_kw)
+
+            def bound(*a: Any) -> Any:
+                kw = a[-1] if has_kw else {}
+                it = iter(a[:-1] if has_kw else a)
+                full = [static_vals[i] if i in static_vals else next(it) for i in range(n)]
+                return fun(*full, **kw, **static_kw)
+
+            res = self._resolve(key, bound, call_args, call_axes)
+        return res.engine(*call_args)
+
+    # --- resolution ---
+
+    def _declarations(self, pr: _Probed) -> tuple[list, list, list]:
+        """(in pairs, out-only pairs, states that must keep one value) from the probe."""
+        in_pairs, out_only, pinned = [], [], []
+        for st, w in zip(pr.states, pr.written):
+            in_axis = pr.axes.get(id(st))
+            matched, out_axis = _match(st, self._out_rules, "state_out_axes")
+            if in_axis is not None:
+                if matched and out_axis is not None and out_axis != in_axis:
+                    raise BatchAxisError(
+                        f"{describe_state(st)} is mapped at axis {in_axis} by state_in_axes but "
+                        f"at axis {out_axis} by state_out_axes. A state mapped on input is "
+                        "written back along the same axis; select it at one axis."
+                    )
+                in_pairs.append((st, in_axis))
+                continue
+            if not w or _single_key(st):
+                continue
+            if _match(st, self._in_rules, "state_in_axes")[0] or (matched and out_axis is None):
+                pinned.append(st)  # selected at None: broadcast, one value for all lanes
+                continue
+            if not matched:
+                if self.unexpected_out_state_mapping == "raise":
+                    continue
+                out_axis = 0
+            if id(st) in pr.pure and pr.lane_sigs.get(id(st)) == _without_axis(st, out_axis):
+                # Written without reading its prior value, per lane, and it already holds one
+                # value per lane along out_axis: written back in place (it keeps its shape).
+                in_pairs.append((st, out_axis))
+            elif matched:
+                out_only.append((st, out_axis))
+        return in_pairs, out_only, pinned
+
+    def _resolve(self, key: Any, fun: Callable, args: tuple, in_axes: Any) -> _Resolved:
+        lanes, treedef, sizes = _lane_args(args, in_axes, self._what)
+        n = sizes[0] if sizes else (self.axis_size if self.axis_size is not None else 1)
+        env = None if self.axis_name is None else [(self.axis_name, n)]
+        pr = _probe(fun, lanes, treedef, self._in_rules, env, self._what)
+        if env is not None and not sizes and self.axis_size is None and pr.axes:
+            # the axis size comes from the mapped states: probe again with the named axis sized
+            st = next(s for s in pr.states if id(s) in pr.axes)
+            m = jax.tree_util.tree_leaves(st._value)[0].shape[pr.axes[id(st)]]
+            if m != n:
+                pr = _probe(fun, lanes, treedef, self._in_rules, [(self.axis_name, m)],
+                            self._what)
+        in_pairs, out_only, pinned = self._declarations(pr)
+        engine = _Engine(fun, self, in_axes, in_pairs, out_only, pinned)
+        res = _Resolved(engine, pr.states)
+        with self._lock:
+            self._cache[key] = res
+            if len(self._cache) > _MAX_CACHE:
+                self._cache.popitem(last=False)
+        return res
+
+
+# --- public constructors --------------------------------------------------------------------
+
+
+def vmap2(fn: Any = Missing(), *, in_axes: Any = 0, out_axes: Any = 0,
+          axis_name: Hashable | None = None, axis_size: int | None = None,
+          spmd_axis_name: Any = None, state_in_axes: Any = None, state_out_axes: Any = None,
+          unexpected_out_state_mapping: str = "auto") -> Any:
+    """Vectorise a function, mapping the states it touches by selectors.
+
+    The rules are those of :class:`StatefulMapping`: ``state_in_axes`` selects the states
+    read per lane (and written back along the same axis), ``state_out_axes`` the written
+    states that gain the mapped axis, random states holding one key are split per lane, and
+    ``unexpected_out_state_mapping`` decides what happens to other states written with
+    lane-dependent values.
+
+    Parameters
+    ----------
+    fn : callable, optional
+        The function; omitted, a decorator is returned.
+    in_axes, out_axes, axis_name, axis_size, spmd_axis_name
+        As :func:`jax.vmap` (keyword arguments at call time are mapped at axis 0).
+    state_in_axes, state_out_axes : dict, selector or None
+        ``{axis: selector}`` or one selector (axis 0); see :class:`StatefulMapping`.
+    unexpected_out_state_mapping : {'auto', 'raise', 'warn', 'ignore'}
+        See :class:`StatefulMapping`.
+
+    Returns
+    -------
+    StatefulMapping or decorator
+        The mapped function (a ``functools.partial`` decorator when ``fn`` is omitted).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp, brainstate
+    >>> w = brainstate.ParamState(jnp.ones((2, 3)))  # one row per lane
+    >>> h = brainstate.HiddenState(jnp.zeros(3))
+    >>> @brainstate.transform.vmap2(state_in_axes={0: brainstate.ParamState},
+    ...                             state_out_axes={0: brainstate.HiddenState})
+    ... def step(x):
+    ...     h.value = w.value * x
+    ...     return h.value.sum()
+    >>> step(jnp.asarray([1., 2.]))
+    Array([3., 6.], dtype=float32)
+    >>> h.value.shape  # one value per lane
+    (2, 3)
+    """
+    if isinstance(fn, Missing):
+        return functools.partial(
+            vmap2, in_axes=in_axes, out_axes=out_axes, axis_name=axis_name,
+            axis_size=axis_size, spmd_axis_name=spmd_axis_name, state_in_axes=state_in_axes,
+            state_out_axes=state_out_axes,
+            unexpected_out_state_mapping=unexpected_out_state_mapping)
+    return StatefulMapping(
+        fn, in_axes=in_axes, out_axes=out_axes, state_in_axes=state_in_axes,
+        state_out_axes=state_out_axes, axis_name=axis_name, axis_size=axis_size,
+        unexpected_out_state_mapping=unexpected_out_state_mapping,
+        mapping_kwargs=None if spmd_axis_name is None else {"spmd_axis_name": spmd_axis_name},
+        name="vmap2")
+
+
+def _argnums_given(x: Any) -> bool:
+    if isinstance(x, int):
+        return True
+    if x is None:
+        return False
+    return len(tuple(x)) > 0
+
+
+def pmap2(fn: Any = Missing(), axis_name: Hashable | None = None, *, in_axes: Any = 0,
+          out_axes: Any = 0, static_broadcasted_argnums: Any = (), devices: Any = None,
+          backend: str | None = None, axis_size: int | None = None, donate_argnums: Any = (),
+          global_arg_shapes: Any = None, state_in_axes: Any = None, state_out_axes: Any = None,
+          unexpected_out_state_mapping: str = "auto") -> Any:
+    """Map a function over devices with :func:`jax.pmap`, mapping states by selectors.
+
+    State handling is that of :func:`vmap2` (see :class:`StatefulMapping`); the per-lane
+    computation runs once per device, so the mapped size must not exceed the device count.
+
+    Parameters
+    ----------
+    fn : callable, optional
+        The function; omitted, a decorator is returned.
+    axis_name : hashable, optional
+        Name of the mapped axis for collectives.
+    in_axes, out_axes, axis_size, devices, backend
+        As :func:`jax.pmap`.
+    static_broadcasted_argnums, donate_argnums
+        Not supported (``NotImplementedError`` when given): the wrapper passes the
+        arguments and state values to :func:`jax.pmap` in its own layout, so positions
+        would address the wrong values.
+    global_arg_shapes
+        Accepted for compatibility; forwarded only where the installed JAX knows it.
+    state_in_axes, state_out_axes, unexpected_out_state_mapping
+        As :func:`vmap2`.
+
+    Returns
+    -------
+    StatefulMapping or decorator
+        The mapped function (a ``functools.partial`` decorator when ``fn`` is omitted).
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp, brainstate
+    >>> n = jax.local_device_count()
+    >>> total = brainstate.State(jnp.zeros(()))
+    >>> @brainstate.transform.pmap2(axis_name='d', state_out_axes={0: brainstate.State})
+    ... def f(x):
+    ...     total.value = jax.lax.psum(x.sum(), 'd')
+    ...     return x * 2
+    >>> out = f(jnp.ones((n, 3)))
+    >>> out.shape == (n, 3), total.value.shape == (n,)
+    (True, True)
+    """
+    if isinstance(fn, Missing):
+        return functools.partial(
+            pmap2, axis_name=axis_name, in_axes=in_axes, out_axes=out_axes,
+            static_broadcasted_argnums=static_broadcasted_argnums, devices=devices,
+            backend=backend, axis_size=axis_size, donate_argnums=donate_argnums,
+            global_arg_shapes=global_arg_shapes, state_in_axes=state_in_axes,
+            state_out_axes=state_out_axes,
+            unexpected_out_state_mapping=unexpected_out_state_mapping)
+    for what, val in (("static_broadcasted_argnums", static_broadcasted_argnums),
+                      ("donate_argnums", donate_argnums)):
+        if _argnums_given(val):
+            raise NotImplementedError(
+                f"pmap2 does not support {what}={val!r}: the wrapper passes your arguments "
+                "and the state values to jax.pmap in its own layout, so positions would "
+                "address the wrong values. Close over static values (functools.partial), or "
+                "call jax.pmap directly."
+            )
+    kw = {"devices": devices, "backend": backend}
+    if global_arg_shapes is not None:
+        import inspect
+
+        if "global_arg_shapes" in inspect.signature(jax.pmap).parameters:
+            kw["global_arg_shapes"] = global_arg_shapes
+    return StatefulMapping(
+        fn, in_axes=in_axes, out_axes=out_axes, state_in_axes=state_in_axes,
+        state_out_axes=state_out_axes, axis_name=axis_name, axis_size=axis_size,
+        unexpected_out_state_mapping=unexpected_out_state_mapping, mapping_fn=jax.pmap,
+        mapping_kwargs=kw, name="pmap2")
+
+
+# --- new states -----------------------------------------------------------------------------
+
+
+class _NewStates(VmapNewStatesFunction):
+    """``vmap_new_states``' engine with output axes chosen by selectors."""
+
+    def __init__(self, fun: Callable, axis_size: int, axis_name: Any, spmd_axis_name: Any,
+                 state_tag: str | None, rules: tuple, custom_map: Callable | None,
+                 map_kwargs: dict, what: str) -> None:
+        super().__init__(fun, in_axes=0, out_axes=0, axis_name=axis_name, axis_size=axis_size,
+                         spmd_axis_name=spmd_axis_name, state_tag=state_tag,
+                         state_to_exclude=None)
+        self._rules = rules
+        self._custom_map = custom_map
+        self._map_kwargs = map_kwargs
+        self._what = what
+        self.assigned: list = []
+
+    def _new_state_axis(self, st: State, excluded: bool) -> int | None:
+        matched, axis = _match(st, self._rules, "state_out_axes")
+        if _no_batching(st) or (matched and axis is None):
+            axis = None
+        elif not matched:
+            axis = 0
+        self.assigned.append((st, axis))
+        return axis
+
+    def _unbatched_new_state_error(self, st: State) -> BatchAxisError:
+        return BatchAxisError(
+            f"{describe_state(st)} is created inside {self._what} with a value that differs "
+            "across the mapped axis, but it must hold one value for all lanes (it is a "
+            f"NonBatchState, tagged {INIT_NO_BATCHING!r}, or selected at None by "
+            "state_out_axes). Make its value lane-independent, or batch it."
+        )
+
+    def _map(self, fn: Callable, in_axes: Any, out_axes: Any, vkw: dict) -> Callable:
+        if self._custom_map is None:
+            return super()._map(fn, in_axes, out_axes, vkw)
+        n = vkw["axis_size"]
+        mapped = self._custom_map(lambda d, s, _: fn(d, s), in_axes=in_axes + (0,),
+                                  out_axes=out_axes, axis_name=vkw["axis_name"], axis_size=n,
+                                  **self._map_kwargs)
+        return lambda d, s: mapped(d, s, jnp.zeros((n,), jnp.int32))
+
+
+def _map_new_states(what: str, module: Any, init_kwargs: Any, state_tag: str | None,
+                    axis_size: Any, state_out_axes: Any, axis_name: Any = None,
+                    spmd_axis_name: Any = None, custom_map: Callable | None = None) -> dict:
+    if not hasattr(module, "init_all_states"):
+        raise TypeError(
+            f"{what} expects a module with an init_all_states method (a brainstate.nn.Module), "
+            f"got {type(module).__name__}."
+        )
+    if init_kwargs is None:
+        init_kwargs = {}
+    if not isinstance(init_kwargs, Mapping):
+        raise TypeError(f"{what} init_kwargs must be a mapping of keyword arguments, got "
+                        f"{type(init_kwargs).__name__}.")
+    if axis_size is None:
+        raise ValueError(f"{what} requires axis_size (the number of lanes), e.g. axis_size=4.")
+    if isinstance(axis_size, bool) or not isinstance(axis_size, int) or axis_size <= 0:
+        raise ValueError(f"{what} axis_size must be a positive int, got {axis_size!r}.")
+    kwargs = dict(init_kwargs)
+
+    def init() -> None:
+        module.init_all_states(**kwargs)
+
+    engine = _NewStates(init, axis_size, axis_name, spmd_axis_name, state_tag,
+                        _rules(state_out_axes, "state_out_axes"), custom_map, {}, what)
+    engine()
+    out: dict = {}
+    for st, axis in engine.assigned:
+        out.setdefault(axis, []).append(st)
+    return out
+
+
+def vmap2_new_states(module: Any, init_kwargs: Any, state_tag: str | None = None,
+                     axis_size: int | None = None, state_out_axes: Any = None,
+                     spmd_axis_name: Any = None) -> dict:
+    """Initialise an ensemble: ``module.init_all_states(**init_kwargs)`` once per lane.
+
+    Every state the initialiser creates ends up holding the stacked per-lane values (its
+    signature re-bound), at axis 0 or at the axis a ``state_out_axes`` selector gives it;
+    :class:`~brainstate._state.NonBatchState`\\ s, states tagged ``'INIT_NO_BATCHING'`` and
+    states selected at ``None`` keep one lane-independent value. Random states used by the
+    initialiser are split per lane, so each lane gets its own draw.
+
+    Parameters
+    ----------
+    module : Module
+        Anything with an ``init_all_states`` method (a :class:`brainstate.nn.Module`).
+    init_kwargs : dict
+        Keyword arguments of ``init_all_states`` (broadcast to every lane).
+    state_tag : str, optional
+        Tag added to every new state.
+    axis_size : int
+        The number of lanes (required).
+    state_out_axes : dict, selector or None
+        ``{axis: selector}`` or one selector (axis 0); unselected states go to axis 0.
+    spmd_axis_name : optional
+        Passed to :func:`jax.vmap`.
+
+    Returns
+    -------
+    dict
+        ``{axis: [new states]}`` (``None`` for the unbatched ones).
+
+    Raises
+    ------
+    ValueError
+        ``axis_size`` missing or not positive.
+    BatchAxisError
+        A state that must hold one value is created with lane-dependent values.
+
+    Notes
+    -----
+    Differs from upstream: the initialiser runs once (upstream runs it twice, a probe pass
+    first), so one-shot side effects need no :func:`in_new_state_probe` guard here.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp, brainstate
+    >>> class Member(brainstate.nn.Module):
+    ...     def init_state(self):
+    ...         self.w = brainstate.ParamState(brainstate.random.randn(3))
+    >>> m = Member()
+    >>> made = brainstate.transform.vmap2_new_states(m, {}, axis_size=5)
+    >>> m.w.value.shape, [st is m.w for st in made[0]]
+    ((5, 3), [True])
+    """
+    return _map_new_states("vmap2_new_states", module, init_kwargs, state_tag, axis_size,
+                           state_out_axes, spmd_axis_name=spmd_axis_name)
+
+
+def pmap2_new_states(module: Any, init_kwargs: Any, state_tag: str | None = None,
+                     axis_size: int | None = None, state_out_axes: Any = None,
+                     axis_name: Hashable | None = None) -> dict:
+    """:func:`vmap2_new_states` over devices (:func:`jax.pmap`), one lane per device.
+
+    Parameters
+    ----------
+    module, init_kwargs, state_tag, state_out_axes
+        As :func:`vmap2_new_states`.
+    axis_size : int, optional
+        The number of lanes; ``jax.local_device_count()`` by default.
+    axis_name : hashable, optional
+        Name of the mapped axis for collectives.
+
+    Returns
+    -------
+    dict
+        ``{axis: [new states]}``.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp, brainstate
+    >>> class Member(brainstate.nn.Module):
+    ...     def init_state(self):
+    ...         self.count = brainstate.ShortTermState(jnp.zeros(()))
+    >>> m = Member()
+    >>> _ = brainstate.transform.pmap2_new_states(m, {})
+    >>> m.count.value.shape == (jax.local_device_count(),)
+    True
+    """
+    if axis_size is None:
+        axis_size = jax.local_device_count()
+    return _map_new_states("pmap2_new_states", module, init_kwargs, state_tag, axis_size,
+                           state_out_axes, axis_name=axis_name, custom_map=jax.pmap)
