@@ -11,7 +11,8 @@ from jax.extend.core import Primitive
 import brainstate
 from brainstate.transform import fn_to_python_code, jaxpr_to_python_code, register_prim_handler
 from brainstate.transform import _ir_tocode
-from brainstate.transform._ir_utils import IRError, IRValidationError, UnsupportedPrimitiveError
+from brainstate.transform._ir_utils import (CLOSED_JAXPR_IS_JAXPR, IRError, IRValidationError,
+                                           UnsupportedPrimitiveError, scan_split)
 
 X = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3)), jnp.float32)
 
@@ -60,7 +61,11 @@ def control(x):
     (a, b), _ = jax.lax.scan(lambda cb, e: ((cb[0] + e, cb[1] * e), None), (x[0], x[1]),
                              jnp.stack([x[0]] * 4))
     ms = jax.lax.map(lambda r: r * 2.0, x)
-    return c, ys, n, w, z, k, a, b, ms
+    # constants (x closed over), a two-part carry, two scanned arrays and two stacked results
+    (p, q), (us, vs) = jax.lax.scan(
+        lambda pq, e: ((pq[0] + e[0] * x[0], pq[1] - e[1]), (pq[0] * x[1], e[1] + 1.0)),
+        (x[0], x[1]), (x[::-1], x * 3.0), reverse=True)
+    return c, ys, n, w, z, k, a, b, ms, p, q, us, vs
 
 
 def calls(x):
@@ -137,12 +142,26 @@ def test_jaxpr_entry_point():
     assert "def generated_function(" in jaxpr_to_python_code(closed.jaxpr)
 
 
+def test_scan_split_unknown_layout():
+    with pytest.raises(UnsupportedPrimitiveError, match="neither num_consts/num_carry nor ft_in"):
+        scan_split({"jaxpr": None, "length": 3})
+
+
 def test_bare_jaxpr_constvars_become_parameters():
+    """A jaxpr whose constants have no values takes them as leading parameters. Before JAX 0.12
+    ``closed.jaxpr`` is such a jaxpr; JAX 0.12 made ``ClosedJaxpr`` an alias of ``Jaxpr`` and
+    ``closed.jaxpr`` is ``closed`` itself, whose constant values are written into the source."""
     w = np.arange(6.0, dtype=np.float32).reshape(2, 3)
     closed = jax.make_jaxpr(lambda x: x * jnp.asarray(w))(X)
-    assert closed.jaxpr.constvars
-    src = jaxpr_to_python_code(closed.jaxpr, "g")
+    inner = closed.jaxpr
+    assert inner.constvars
+    bare = brainstate.transform.eqns_to_jaxpr(inner.eqns, invars=inner.invars,
+                                              outvars=inner.outvars, constvars=inner.constvars)
+    src = jaxpr_to_python_code(bare, "g")
     np.testing.assert_allclose(np.asarray(_exec(src, "g")(w, X)), np.asarray(X * w))
+    src = jaxpr_to_python_code(inner, "g")
+    args = (X,) if CLOSED_JAXPR_IS_JAXPR else (w, X)
+    np.testing.assert_allclose(np.asarray(_exec(src, "g")(*args)), np.asarray(X * w))
 
 
 def test_unused_argument_stays_a_parameter():

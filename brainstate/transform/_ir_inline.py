@@ -20,7 +20,8 @@ from typing import Any, Callable
 from jax.extend.core import ClosedJaxpr, DropVar, Jaxpr, JaxprEqn, Literal, Var
 
 from brainstate._compatible_import import is_jit_primitive
-from brainstate.transform._ir_utils import IdentityMap, IRValidationError, ensure_jaxpr
+from brainstate.transform._ir_utils import (IdentityMap, IRValidationError, close_jaxpr,
+                                           ensure_jaxpr)
 
 __all__ = ["inline_jit"]
 
@@ -134,8 +135,9 @@ def inline_jit(jaxpr: Jaxpr | ClosedJaxpr,
     env = IdentityMap()
     eqns: list = []
     outvars = inl.run(inner, env, eqns, False)
+    # On JAX >= 0.12 replacing constvars drops the attached values; close_jaxpr puts them back.
     new = inner.replace(eqns=eqns, outvars=outvars,
                         constvars=list(inner.constvars) + inl.constvars)
     if closed or inl.consts:
-        return ClosedJaxpr(new, consts + inl.consts)
+        return close_jaxpr(new, consts + inl.consts)
     return new

@@ -34,6 +34,7 @@ from brainstate.transform._ir_utils import (
     IdentityMap,
     IdentitySet,
     IRValidationError,
+    close_jaxpr,
     ensure_jaxpr,
     has_effects,
     identity_eqn,
@@ -73,6 +74,8 @@ _PASS_ALIASES = {
 
 
 def _check(jaxpr: Any, who: str) -> Jaxpr:
+    # Before JAX 0.12 a ClosedJaxpr is not a Jaxpr and is refused here; since 0.12 they are one
+    # type, the jaxpr carries its consts and the passes keep them (``replace`` does).
     if not isinstance(jaxpr, Jaxpr):
         raise IRValidationError(
             f"{who} expects a jax Jaxpr (for a ClosedJaxpr pass closed.jaxpr, or use "
@@ -571,7 +574,7 @@ def optimize_jaxpr(jaxpr: Jaxpr | ClosedJaxpr, max_iterations: int = 3,
             break
     if verbose:
         print(f"optimize_jaxpr: {start} -> {len(inner.eqns)} equations")
-    return ClosedJaxpr(inner, consts) if closed else inner
+    return close_jaxpr(inner, consts) if closed else inner
 
 
 def apply_ir_optimizations(closed: ClosedJaxpr, ir_optimizations: Any) -> ClosedJaxpr:

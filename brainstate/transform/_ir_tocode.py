@@ -50,6 +50,7 @@ from brainstate.transform._ir_utils import (
     UnsupportedPrimitiveError,
     ensure_jaxpr,
     literal_value,
+    scan_split,
 )
 
 __all__ = ["fn_to_python_code", "jaxpr_to_python_code", "register_prim_handler"]
@@ -461,7 +462,7 @@ def _while(state: SourcerorState, eqn: JaxprEqn) -> list[str]:
 
 def _scan(state: SourcerorState, eqn: JaxprEqn) -> list[str]:
     p = eqn.params
-    nk, nc = p["num_consts"], p["num_carry"]
+    nk, nc = scan_split(p)
     jaxpr, consts = _sub(p["jaxpr"])
     _alias_consts(state, jaxpr.invars[:nk], eqn.invars[:nk])
     name, carry, xs = state.skolem("body"), state.skolem("carry"), state.skolem("xs")
@@ -584,7 +585,10 @@ def _source(jaxpr: Jaxpr, consts: list, closed: bool, fn_name: str,
     from brainstate.transform._ir_optim import constant_fold
     jaxpr = constant_fold(jaxpr)
     params = [state.str_name(v) for v in jaxpr.invars]
-    if not closed:  # a bare jaxpr's constants are leading parameters (as in jax.core.eval_jaxpr)
+    # A bare jaxpr's constants are leading parameters (as in jax.core.eval_jaxpr). Only before
+    # JAX 0.12: since then a jaxpr without const values has no constvars (they are its leading
+    # invars, so parameters already) and every jaxpr counts as closed.
+    if not closed:
         params = [state.str_name(v) for v in jaxpr.constvars] + params
         jaxpr = jaxpr.replace(constvars=[])
     lines = _def(state, jaxpr, consts, fn_name, params, [], tuple_=False)

@@ -137,11 +137,49 @@ class IdentityMap(MutableMapping):
         return f"IdentityMap({ {repr(k): v for k, v in self._data.values()} !r})"
 
 
+# --- JAX version differences -------------------------------------------------------------------
+
+# JAX 0.12 merged ``ClosedJaxpr`` into ``Jaxpr``: ``jax.extend.core.ClosedJaxpr`` is an alias of
+# ``Jaxpr``, every jaxpr carries the values of its constants (``jaxpr.consts``, often empty),
+# ``closed.jaxpr`` is the jaxpr itself, and ``constvars`` are the leading inputs that have a
+# value attached. A jaxpr built with constvars but without values treats them as ordinary
+# leading inputs. Before 0.12 a ``ClosedJaxpr`` wrapped a ``Jaxpr`` whose constvars exist
+# without values.
+CLOSED_JAXPR_IS_JAXPR: bool = ClosedJaxpr is Jaxpr
+
+
+def close_jaxpr(jaxpr: Jaxpr, consts: Sequence[Any]) -> ClosedJaxpr:
+    """``jaxpr`` with ``consts`` as the values of its first ``len(consts)`` constant variables
+    (on JAX >= 0.12: of its first inputs, which thereby become its constvars)."""
+    if CLOSED_JAXPR_IS_JAXPR:
+        return jaxpr.with_consts(list(consts))
+    return ClosedJaxpr(jaxpr, list(consts))
+
+
+def scan_split(params: Any) -> tuple[int, int]:
+    """``(num_consts, num_carry)`` of a ``scan`` equation's params: its inputs are that many
+    constants, then the initial carry, then the scanned arrays; its outputs the final carry,
+    then the stacked results."""
+    if "num_consts" in params:
+        return params["num_consts"], params["num_carry"]
+    if "ft_in" in params:
+        # JAX 0.12 replaced scan's num_consts/num_carry by flat trees of the inputs
+        # (ft_in: consts, carry, xs) and of the outputs (ft_out: carry, ys).
+        consts, carry, _ = params["ft_in"].unpack()
+        return len(consts), len(carry)
+    raise UnsupportedPrimitiveError(
+        f"scan equation with params {sorted(params)}: neither num_consts/num_carry nor ft_in "
+        "tells how its inputs split into constants, carry and scanned arrays.")
+
+
 # --- validation --------------------------------------------------------------------------------
 
 
 def ensure_jaxpr(obj: Any, who: str) -> tuple[Jaxpr, list, bool]:
-    """``(jaxpr, consts, was_closed)`` of a ``Jaxpr`` or ``ClosedJaxpr``; anything else raises."""
+    """``(jaxpr, consts, was_closed)`` of a ``Jaxpr`` or ``ClosedJaxpr``; anything else raises.
+
+    On JAX >= 0.12 every jaxpr is closed: ``jaxpr`` is ``obj`` itself, still carrying
+    ``consts``, and ``was_closed`` is True."""
     if isinstance(obj, ClosedJaxpr):
         return obj.jaxpr, list(obj.consts), True
     if isinstance(obj, Jaxpr):
@@ -195,7 +233,7 @@ def identity_eqn(src: Any, dst: Var, like: Sequence[JaxprEqn]) -> JaxprEqn:
 def _map_param(value: Any, fn: Callable[[Jaxpr], Jaxpr]) -> Any:
     if isinstance(value, ClosedJaxpr):
         new = fn(value.jaxpr)
-        return value if new is value.jaxpr else ClosedJaxpr(new, value.consts)
+        return value if new is value.jaxpr else close_jaxpr(new, value.consts)
     if isinstance(value, Jaxpr):
         return fn(value)
     if isinstance(value, tuple) and any(isinstance(v, (Jaxpr, ClosedJaxpr)) for v in value):
@@ -299,7 +337,10 @@ def eqns_to_jaxpr(eqns: Sequence[JaxprEqn], invars: Sequence[Var] | None = None,
     outvars : sequence of Var or Literal, optional
         The outputs. Default: the produced variables no later equation consumes, in order.
     constvars : sequence of Var, optional
-        Constant inputs. Default: the free variables not in ``invars``.
+        Constant inputs. Default: the free variables not in ``invars``. On JAX >= 0.12 a jaxpr
+        has constant variables only when it carries their values, so there they become the
+        leading ``invars`` of the result (``jax.core.eval_jaxpr(j, consts, *args)`` binds them
+        first on every version).
 
     Returns
     -------
@@ -381,4 +422,4 @@ def eqns_to_closed_jaxpr(eqns: Sequence[JaxprEqn], invars: Sequence[Var] | None 
             raise IRValidationError(
                 f"eqns_to_closed_jaxpr: consts[{i}] has shape {tuple(shape)} and dtype {dtype}, "
                 f"but its variable {v} is {v.aval.str_short()}.")
-    return ClosedJaxpr(new_jaxpr(constvars, invars, outvars, eqns, "eqns_to_closed_jaxpr"), consts)
+    return close_jaxpr(new_jaxpr(constvars, invars, outvars, eqns, "eqns_to_closed_jaxpr"), consts)
