@@ -6,6 +6,8 @@ says which core runs (``"c"`` compiled, ``"py"`` pure; ``BRAINSTATE_NO_EXTENSION
 the pure one).
 """
 
+import sys
+
 from brainstate._error import (
     BatchAxisError,
     BrainStateError,
@@ -60,6 +62,10 @@ from brainstate.util._dict_manager import DictManager, StateDictManager
 from brainstate import (  # noqa: E402  (subpackages)
     checkpoint, environ, graph, mixin, nn, random, transform, typing, util,
 )
+from brainstate import _deprecated  # noqa: E402
+
+# brainstate.augment / .compile / .functional: the old names, forwarding with a warning
+_deprecated.install(sys.modules[__name__])
 
 # The upstream API level this package implements (0.5.4), with a local label that marks this
 # distribution: pip treats it as 0.5.4 when the ecosystem asks for ``brainstate>=0.5``, so

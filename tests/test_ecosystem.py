@@ -111,6 +111,20 @@ class TestBraintools:
         assert float(net.seen.value) == 0.0
 
 
+    def test_latency_encoder_through_the_deprecated_functional_module(self):
+        braintools = _need("braintools")
+        u = _need("brainunit")
+        # braintools still calls brainstate.functional.one_hot (an old name, kept with a warning)
+        with brainstate.environ.context(dt=0.1 * u.ms):
+            enc = braintools.LatencyEncoder(method="linear", tau=1.0 * u.ms)
+            with pytest.warns(DeprecationWarning, match="brainstate.functional.one_hot"):
+                spikes = enc(jnp.array([0.0, 0.25, 1.0]))
+        # spike time (tau - dt) * (1 - x): steps 9, 6.75 -> 7, and 0; one spike each
+        assert spikes.shape == (10, 3)
+        np.testing.assert_array_equal(np.asarray(spikes.argmax(0)), [9, 7, 0])
+        np.testing.assert_array_equal(np.asarray(spikes.sum(0)), [1, 1, 1])
+
+
 class TestBrainpyState:
     def test_lif_population_driven_by_poisson_input_in_for_loop(self):
         u = _need("brainunit")

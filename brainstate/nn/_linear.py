@@ -27,6 +27,7 @@ from brainstate.nn._module import Module
 from brainstate.typing import ArrayLike, Size
 
 __all__ = [
+    "weight_standardization",
     "Linear",
     "ScaledWSLinear",
     "SignedWLinear",
@@ -186,6 +187,40 @@ def _standardize(w: Any, eps: float, gain: Any = None, out_axis: int = -1) -> An
                                       jnp.asarray(eps, m.dtype)))
     out = (m - mean) * scale
     return out if gain is None else out * gain
+
+
+def weight_standardization(w: Any, eps: float = 1e-4, gain: Any = None,
+                           out_axis: int = -1) -> Any:
+    """Scaled weight standardisation (Qiao et al., 2019): the weight ``ScaledWSLinear`` uses.
+
+    Each slice along ``out_axis`` is centred and divided by ``sqrt(max(var * fan_in, eps))``
+    (``fan_in``: the number of elements in the slice), so it has zero mean and unit sum of
+    squares, then multiplied by ``gain`` when given.
+
+    Parameters
+    ----------
+    w : array or Quantity
+        The weight; with units the result is dimensionless (the unit cancels).
+    eps : float
+        Lower bound of ``var * fan_in``: keeps constant slices finite.
+    gain : array, optional
+        Broadcast against the result (e.g. one value per output unit).
+    out_axis : int
+        The output axis (default the last).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp, brainstate
+    >>> w = jnp.arange(6.0).reshape(3, 2)
+    >>> ws = brainstate.nn.weight_standardization(w)
+    >>> [round(float(v), 4) for v in ws.sum(axis=0)], [round(float(v), 4) for v in (ws ** 2).sum(axis=0)]
+    ([0.0, 0.0], [1.0, 1.0])
+    """
+    w_ndim = jnp.ndim(getattr(w, "mantissa", w))
+    if not isinstance(out_axis, int) or not -w_ndim <= out_axis < max(w_ndim, 1):
+        raise ValueError(f"weight_standardization: out_axis={out_axis!r} is not an axis of a "
+                         f"weight with {w_ndim} dimensions.")
+    return _standardize(w, eps, gain, out_axis)
 
 
 # ---------------------------------------------------------------------------------------------
