@@ -232,6 +232,21 @@ def test_debug_nan_eager_and_under_jit():
         jax.block_until_ready(jit(g)(f32(-1.0)))
 
 
+def test_debug_nan_failure_leaves_the_written_states_as_they_were():
+    n = brainstate.State(f32(0.0))
+
+    def loss(x):
+        n.value = n.value + 1.0
+        return jnp.sum(jnp.sqrt(x))
+
+    g = grad(loss, debug_nan=True)
+    g(f32(4.0))
+    assert float(n.value[0]) == 1.0
+    with pytest.raises(FloatingPointError, match="contains NaN or Inf"):
+        g(f32(-1.0))
+    assert float(n.value[0]) == 1.0  # the failed call wrote nothing back
+
+
 def test_unit_aware_grads():
     u = pytest.importorskip("brainunit")
     x = f32(1, 2, 3) * u.ms

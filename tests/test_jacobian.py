@@ -327,6 +327,9 @@ def test_vjp_errors():
         vjp(f, x, x, grad_states=w)
     with pytest.raises(TypeError, match="has_aux=True the function must return a pair"):
         vjp(f, x, x, has_aux=True)
+    with pytest.raises(ValueError, match=r"argnums=\(0, 1\) selects positional arguments, but "
+                                         "none were given"):
+        vjp(lambda: w.value * 2.0, grad_states=w, argnums=(0, 1))
 
 
 # --- jvp ------------------------------------------------------------------------------------

@@ -467,3 +467,26 @@ def test_linear_lets_an_input_array_type_with_its_own_matmul_compute_the_product
     assert calls == [(5, 3)]
     with pytest.raises(ValueError, match="last dimension is 5"):
         layer(EventArray(jnp.ones(4)))
+
+
+# --- weight_standardization -------------------------------------------------------------------
+
+
+def test_weight_standardization_zero_mean_unit_sum_of_squares_per_output():
+    w = jnp.asarray(np.random.default_rng(0).normal(size=(5, 3)), jnp.float32)
+    ws = nn.weight_standardization(w)
+    np.testing.assert_allclose(ws.sum(axis=0), np.zeros(3), atol=1e-5)
+    np.testing.assert_allclose((ws ** 2).sum(axis=0), np.ones(3), rtol=1e-4)
+    gain = jnp.asarray([1.0, 2.0, 3.0], jnp.float32)
+    np.testing.assert_allclose(nn.weight_standardization(w, gain=gain), ws * gain, rtol=1e-6)
+    # out_axis=0: standardised along the other axis
+    np.testing.assert_allclose(nn.weight_standardization(w.T, out_axis=0), ws.T, rtol=1e-6)
+
+
+def test_weight_standardization_refuses_a_scalar_and_a_bad_axis():
+    with pytest.raises(ValueError, match="at least one dimension"):
+        nn.weight_standardization(jnp.float32(1.0))
+    with pytest.raises(ValueError, match="out_axis=2 is not an axis of a weight with 2"):
+        nn.weight_standardization(jnp.ones((2, 3)), out_axis=2)
+    with pytest.raises(ValueError, match="out_axis=True"):
+        nn.weight_standardization(jnp.ones((2, 3)), out_axis=True)

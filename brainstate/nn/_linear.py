@@ -217,7 +217,11 @@ def weight_standardization(w: Any, eps: float = 1e-4, gain: Any = None,
     ([0.0, 0.0], [1.0, 1.0])
     """
     w_ndim = jnp.ndim(getattr(w, "mantissa", w))
-    if not isinstance(out_axis, int) or not -w_ndim <= out_axis < max(w_ndim, 1):
+    if w_ndim < 1:
+        raise ValueError("weight_standardization needs a weight with at least one dimension "
+                         "(an output axis), got a scalar.")
+    if isinstance(out_axis, bool) or not isinstance(out_axis, int) \
+            or not -w_ndim <= out_axis < w_ndim:
         raise ValueError(f"weight_standardization: out_axis={out_axis!r} is not an axis of a "
                          f"weight with {w_ndim} dimensions.")
     return _standardize(w, eps, gain, out_axis)

@@ -46,8 +46,9 @@ def check(pred: Any, msg: str, *fmt_args: Any, debug: bool = False, **fmt_kwargs
 
     Parameters
     ----------
-    pred : bool or bool array
-        What must hold; an array fails when any element is false.
+    pred : bool scalar
+        What must hold (a scalar, as JAX's ``checkify.check`` requires: reduce an array with
+        ``jnp.all`` first).
     msg : str
         The error message; ``{}`` / ``{name}`` fields are filled from ``fmt_args`` /
         ``fmt_kwargs``, which may be traced values.

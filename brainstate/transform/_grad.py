@@ -360,7 +360,10 @@ class GradientTransform:
         **transform_params)``; the function it receives takes the grad state values (in the
         shape of ``grad_states``) and then the differentiated arguments, and returns
         ``(output, aux)``. ``jax.grad``, ``jax.jacrev``, ``jax.jacfwd``, ``jax.hessian`` and
-        your own transforms all fit. Or one of the names ``"grad"``, ``"vector_grad"``,
+        your own gradient-like transforms all fit. (With both ``grad_states`` and ``argnums``
+        the derivatives are regrouped as ``(state_grads, arg_grads)``; a transform of your own
+        is taken to return one derivative per primal, as ``jax.grad`` does: wrap a
+        Jacobian-style one in ``jax.jacrev``'s layout yourself, or use ``jacrev``.) Or one of the names ``"grad"``, ``"vector_grad"``,
         ``"fwd_grad"``, ``"jacrev"``, ``"jacfwd"``, ``"hessian"``.
     grad_states : State, or a sequence or mapping (nested) of States, optional
         The states to differentiate; derivatives come back in the same container shape.
@@ -459,13 +462,13 @@ class GradientTransform:
         tnums = _transform_argnums(n_s, len(self._argnums), self._single_arg)
         fn = self.transform(p.fun, argnums=tnums, has_aux=True, **self._params)
         grads, (value, aux, written) = fn(*p.primals)
+        if self.debug_nan:  # before the write-back: a failed call leaves the states as they were
+            _check_nan(grads, f"A derivative computed by {self._name}")
         _core.scatter(p.entry.write_states, written)
         if n_s and self._argnums:
             out_td = jax.tree_util.tree_structure(value)
             grads = _split_state_and_arg_grads(grads, self._single_arg, *self._levels,
                                                out_treedef=out_td, primals=p.primals)
-        if self.debug_nan:
-            _check_nan(grads, f"A derivative computed by {self._name}")
         return _package(grads, value, aux, self.return_value, self.has_aux)
 
 

@@ -237,13 +237,16 @@ def _map_param(value: Any, fn: Callable[[Jaxpr], Jaxpr]) -> Any:
     if isinstance(value, Jaxpr):
         return fn(value)
     if isinstance(value, tuple) and any(isinstance(v, (Jaxpr, ClosedJaxpr)) for v in value):
-        return tuple(_map_param(v, fn) for v in value)
+        new = tuple(_map_param(v, fn) for v in value)
+        # The same tuple when no member changed: the passes detect "nothing changed" by identity.
+        return value if all(a is b for a, b in zip(new, value)) else new
     return value
 
 
 def map_subjaxprs(eqn: JaxprEqn, fn: Callable[[Jaxpr], Jaxpr]) -> JaxprEqn:
     """The equation with ``fn`` applied to every jaxpr among its params (jit bodies, cond
-    branches, loop bodies). ``fn`` must keep each jaxpr's inputs and outputs."""
+    branches, loop bodies). ``fn`` must keep each jaxpr's inputs and outputs. When ``fn``
+    returns every jaxpr unchanged (the same object), so is the equation."""
     new_params = {}
     changed = False
     for k, v in eqn.params.items():

@@ -21,8 +21,12 @@ __all__ = ["vjp", "jvp"]
 
 def _vjp_argnums(argnums: Any, nargs: int) -> tuple[tuple, bool]:
     """``(argnums, single)`` normalised against ``nargs`` (negatives count from the end)."""
-    if argnums is None or nargs == 0:
+    if argnums is None or (nargs == 0 and argnums == 0):  # 0 is the default: nothing to pick
         return (), False
+    if nargs == 0:
+        raise ValueError(f"vjp: argnums={argnums!r} selects positional arguments, but none were "
+                         "given; pass the primals, or leave argnums at its default with only "
+                         "grad_states.")
     single = not isinstance(argnums, (tuple, list))
     nums = (argnums,) if single else tuple(argnums)
     for n in nums:
