@@ -7,6 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+from jax import lax
+from jax.extend.core import check_jaxpr
 
 import brainstate
 from brainstate.transform import (
@@ -17,6 +19,7 @@ from brainstate.transform import (
     dead_code_elimination,
     optimize_jaxpr,
 )
+from brainstate.transform import _ir_optim
 from brainstate.transform._ir_optim import apply_ir_optimizations
 from brainstate.transform._ir_utils import CLOSED_JAXPR_IS_JAXPR, IRValidationError
 
@@ -60,20 +63,33 @@ FUNCS = [_arith, _control, _nested, _literals, _unused_outputs]
 
 def _inputs(seed):
     rng = np.random.default_rng(seed)
-    return (jnp.asarray(rng.normal(size=3), jnp.float32),
-            jnp.asarray(rng.normal(size=3), jnp.float32))
+    x, y = rng.normal(size=3), rng.normal(size=3)
+    # A signed zero among the inputs catches rewrites that turn -0.0 into +0.0 (x + 0.0).
+    x[seed % 3], y[seed % 3] = -0.0, abs(y[seed % 3]) + 0.5
+    return jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
 
 
 def _run(closed, *args):
     return jax.core.eval_jaxpr(closed.jaxpr, closed.consts, *args)
 
 
+def _assert_value(g, w):
+    """Same shape, dtype, weak type and values; zeros must also agree in sign."""
+    tg, tw = jax.typeof(g), jax.typeof(w)
+    assert (tg.shape, tg.dtype, tg.weak_type) == (tw.shape, tw.dtype, tw.weak_type)
+    g, w = np.asarray(g), np.asarray(w)
+    np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6, equal_nan=True)
+    if np.issubdtype(w.dtype, np.floating):
+        zero = w == 0
+        np.testing.assert_array_equal(np.signbit(g[zero]), np.signbit(w[zero]))
+
+
 def _assert_same(closed, new, args):
+    check_jaxpr(new.jaxpr)
     got, want = _run(new, *args), _run(closed, *args)
     assert len(got) == len(want)
     for g, w in zip(got, want):
-        assert np.shape(g) == np.shape(w)
-        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-6)
+        _assert_value(g, w)
 
 
 @pytest.mark.parametrize("fn", FUNCS, ids=lambda f: f.__name__)
@@ -179,9 +195,114 @@ def test_copy_propagation():
     assert len(kept.eqns) == len(closed.eqns)
 
 
+def _names(jaxpr):
+    return [e.primitive.name for e in jaxpr.eqns]
+
+
 def test_algebraic_identities():
-    closed = jax.make_jaxpr(lambda x: jnp.sin(((0.0 + x) * 1.0 - 0.0) / 1.0))(1.0)
-    assert [e.primitive.name for e in algebraic_simplification(closed.jaxpr).eqns] == ["sin"]
+    closed = jax.make_jaxpr(lambda x: jnp.sin((x * 1.0 - 0.0) / 1.0))(1.0)
+    assert _names(algebraic_simplification(closed.jaxpr)) == ["sin"]
+    closed = jax.make_jaxpr(lambda i: -((0 + i) * 1 - 0 + 0))(jnp.int32(3))
+    assert _names(algebraic_simplification(closed.jaxpr)) == ["neg"]
+
+
+def test_algebraic_float_add_zero_keeps_the_sign_of_zero():
+    for fn in (lambda x: x + 0.0, lambda x: 0.0 + x, lambda x: lax.sub(x, jnp.float32(-0.0))):
+        closed = jax.make_jaxpr(fn)(jnp.float32(1.0))
+        out = algebraic_simplification(closed.jaxpr)
+        assert len(out.eqns) == 1
+        _assert_same(closed, jax.extend.core.ClosedJaxpr(out, closed.consts),
+                     (jnp.float32(-0.0),))
+    # adding -0.0 and subtracting +0.0 are exact for every float, -0.0 included
+    for fn in (lambda x: lax.add(x, jnp.float32(-0.0)), lambda x: x - 0.0):
+        closed = jax.make_jaxpr(fn)(jnp.float32(1.0))
+        out = algebraic_simplification(closed.jaxpr)
+        assert out.eqns == [] and out.outvars[0] is out.invars[0] or \
+            _names(out) == ["convert_element_type"]
+        _assert_same(closed, jax.extend.core.ClosedJaxpr(out, closed.consts),
+                     (jnp.float32(-0.0),))
+
+
+def test_weak_type_is_not_forwarded():
+    # jnp.asarray(python float, float32) only drops the weak type; removing it makes the
+    # result promote like a Python scalar
+    g = lambda x, y: jnp.asarray(x, jnp.float32) + y  # noqa: E731
+    for opt in ("copy_propagation", "all"):
+        out = brainstate.transform.StatefulFunction(g, ir_optimizations=opt).jaxpr_call(
+            [], 1.0, 2.0)[1]
+        assert not jax.typeof(out).weak_type
+        with jax.numpy_dtype_promotion("standard"):  # a weak f32 would give float16 here
+            assert (out + jnp.float16(1)).dtype == jnp.float32
+    closed = jax.make_jaxpr(lambda x: jnp.asarray(x, jnp.float32) + 2.0)(1.0)
+    assert "convert_element_type" in _names(copy_propagation(closed.jaxpr))
+    # mul(weak x, f32 1) is a strong f32: forwarding x would make the output weak
+    closed = jax.make_jaxpr(lambda x: lax.mul(x, jnp.float32(1.0)) * 2.0)(1.0)
+    out = algebraic_simplification(closed.jaxpr)
+    assert _names(out) == ["mul", "mul"]
+    _assert_same(closed, jax.extend.core.ClosedJaxpr(out, closed.consts), (1.5,))
+    for new in (optimize_jaxpr(closed), optimize_jaxpr(jax.make_jaxpr(g)(1.0, 2.0))):
+        assert not new.jaxpr.outvars[0].aval.weak_type
+        check_jaxpr(new.jaxpr)
+
+
+def test_output_listed_twice_is_bound_once():
+    f = lambda x: (lambda y: (y, y))(x * 1.0)  # noqa: E731
+    closed = jax.make_jaxpr(f)(1.0)
+    for new in (optimize_jaxpr(closed),
+                jax.extend.core.ClosedJaxpr(algebraic_simplification(closed.jaxpr), []),
+                jax.extend.core.ClosedJaxpr(constant_fold(
+                    jax.make_jaxpr(lambda x: (lambda y: (y, y, x))(jnp.exp(1.0)))(1.0).jaxpr),
+                    [])):
+        check_jaxpr(new.jaxpr)
+        assert _names(new) == ["convert_element_type"]
+    _assert_same(closed, optimize_jaxpr(closed), (-0.0,))  # traced with a weak float
+    closed = jax.make_jaxpr(lambda x: (jnp.sin(x), jnp.sin(x), jnp.sin(x))[1:] * 2)(1.0)
+    new = optimize_jaxpr(closed)
+    # outputs (s2, s3, s2, s3): each duplicate of s1 bound once
+    assert _names(new) == ["sin", "convert_element_type", "convert_element_type"]
+    _assert_same(closed, new, (0.5,))
+
+
+def _already_optimal(x, y):
+    z = jax.lax.cond(jnp.sum(x) > 0, lambda a: jnp.cos(a), lambda a: a - 2.0, x)
+    c, ys = jax.lax.scan(lambda c, e: (c + e, c * 2.0), jnp.float32(0.0), y)
+    n, w = jax.lax.while_loop(lambda s: s[0] < 3, lambda s: (s[0] + 1, s[1] * 1.5), (0, z))
+    return jax.jit(lambda a: jnp.tanh(a) * a)(w), c, ys
+
+
+@pytest.mark.parametrize("opt", PASSES, ids=lambda p: p.__name__)
+def test_pass_that_changes_nothing_returns_its_input(opt):
+    closed = jax.make_jaxpr(_already_optimal)(*_inputs(0))
+    assert opt(closed.jaxpr) is closed.jaxpr
+    once = opt(jax.make_jaxpr(_control)(*_inputs(0)).jaxpr)  # nested bodies rewritten
+    assert opt(once) is once
+
+
+def test_optimize_stops_after_a_round_that_changes_nothing(monkeypatch):
+    calls = []
+    for name, fn in list(_ir_optim._PASSES.items()):
+        monkeypatch.setitem(_ir_optim._PASSES, name,
+                            lambda j, fn=fn, name=name: calls.append(name) or fn(j))
+    closed = jax.make_jaxpr(_already_optimal)(*_inputs(0))
+    assert optimize_jaxpr(closed, max_iterations=5) is closed
+    assert len(calls) == 5  # one round of the five passes
+    calls.clear()
+    new = optimize_jaxpr(jax.make_jaxpr(_control)(*_inputs(0)), max_iterations=10)
+    assert 5 < len(calls) < 50  # converged before the bound
+    calls.clear()
+    assert optimize_jaxpr(new, max_iterations=10) is new
+    assert len(calls) == 5
+
+
+def test_apply_ir_optimizations_parses_the_pass_list_once(monkeypatch):
+    seen = []
+    real = _ir_optim._pipeline
+    monkeypatch.setattr(_ir_optim, "_pipeline", lambda *a: seen.append(a) or real(*a))
+    closed = jax.make_jaxpr(_arith)(*_inputs(0))
+    new = apply_ir_optimizations(closed, ["cse", "dead_code_elimination"])
+    assert len(seen) == 1
+    assert len(new.eqns) < len(closed.eqns)
+    _assert_same(closed, new, _inputs(1))
 
 
 def test_algebraic_float_x_minus_x_kept_for_inf():
@@ -314,9 +435,8 @@ def test_generated_programs(prog, xval):
     closed = jax.make_jaxpr(f)(jnp.float32(0.0))
     new = optimize_jaxpr(closed)
     assert len(new.eqns) <= len(closed.eqns) + 2
-    x = jnp.float32(xval)
-    for g, w in zip(_run(new, x), _run(closed, x)):
-        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-6, equal_nan=True)
+    for x in (jnp.float32(xval), jnp.float32(-0.0)):
+        _assert_same(closed, new, (x,))
 
 
 # --- StatefulFunction(ir_optimizations=...) ---------------------------------------------------

@@ -1,10 +1,11 @@
 """Semantics-preserving rewrites of a jaxpr: constant folding, dead-code elimination, common
 subexpression elimination, copy propagation, algebraic simplification, and a driver.
 
-Every pass keeps the jaxpr's input and output variables (the same ``Var`` objects), so the
-result is a drop-in replacement, and rewrites the jaxprs nested in equations (jit bodies, cond
-branches, loop bodies) the same way. Equations with side effects (printing, callbacks) are
-never removed, merged or evaluated early.
+Every pass keeps the jaxpr's input and output variables (the same ``Var`` objects) and the
+types of its values (shape, dtype and weak type), so the result is a drop-in replacement, and
+rewrites the jaxprs nested in equations (jit bodies, cond branches, loop bodies) the same way.
+A pass that changes nothing returns its input object itself. Equations with side effects
+(printing, callbacks) are never removed, merged or evaluated early.
 
 Examples
 --------
@@ -12,7 +13,7 @@ Examples
 >>> import brainstate
 >>> def f(x):
 ...     unused = jnp.sin(x)
-...     return x * (2.0 + 3.0) + 0.0
+...     return x * (2.0 + 3.0) - 0.0
 >>> closed = jax.make_jaxpr(f)(1.0)
 >>> opt = brainstate.transform.optimize_jaxpr(closed)
 >>> len(closed.eqns) > len(opt.eqns)
@@ -67,9 +68,10 @@ _FOLD_MAX_SIZE = 1024
 # Primitives whose repeated calls are not interchangeable (state inside the runtime).
 _NO_CSE = frozenset({"rng_uniform"})
 
-_PASS_ALIASES = {
-    "cse": "common_subexpression_elimination",
-    "dce": "dead_code_elimination",
+# Long pass names accepted for the short ones.
+_LONG_NAMES = {
+    "common_subexpression_elimination": "cse",
+    "dead_code_elimination": "dce",
 }
 
 
@@ -83,14 +85,32 @@ def _check(jaxpr: Any, who: str) -> Jaxpr:
     return jaxpr
 
 
+def _finish(jaxpr: Jaxpr, eqns: list) -> Jaxpr:
+    """``jaxpr`` with ``eqns``, or ``jaxpr`` itself when those are its own equations: the
+    driver stops when a round returns the very jaxpr it started from."""
+    if len(eqns) == len(jaxpr.eqns) and all(a is b for a, b in zip(eqns, jaxpr.eqns)):
+        return jaxpr
+    return jaxpr.replace(eqns=eqns)
+
+
 def _rebuild(jaxpr: Jaxpr, eqns: list, subst: IdentityMap) -> Jaxpr:
     """``jaxpr`` with ``eqns``; outputs whose value now lives elsewhere get an identity eqn
-    so the output variables stay the same objects."""
+    so the output variables stay the same objects (one per variable: an output listed twice
+    must still be bound once)."""
     eqns = list(eqns)
+    bound = IdentitySet()
     for out in jaxpr.outvars:
-        if isinstance(out, Var) and out in subst:
+        if isinstance(out, Var) and out in subst and out not in bound:
+            bound.add(out)
             eqns.append(identity_eqn(subst[out], out, eqns or jaxpr.eqns))
-    return jaxpr.replace(eqns=eqns)
+    return _finish(jaxpr, eqns)
+
+
+def _same_type(src: Any, dst: Any) -> bool:
+    """``src`` may stand for ``dst``: their avals are equal, weak type included (a weakly
+    typed value promotes differently, so ``f32 -> weak f32`` is not a no-op)."""
+    aval = getattr(src, "aval", None)
+    return aval is not None and aval == dst.aval
 
 
 def _binds_output(eqn: JaxprEqn, outs: IdentitySet) -> bool:
@@ -226,7 +246,7 @@ def dead_code_elimination(jaxpr: Jaxpr) -> Jaxpr:
             live.update(v for v in eqn.invars if isinstance(v, Var))
             kept.append(map_subjaxprs(eqn, dead_code_elimination))
     kept.reverse()
-    return jaxpr.replace(eqns=kept)
+    return _finish(jaxpr, kept)
 
 
 # --- common subexpression elimination ----------------------------------------------------------
@@ -323,8 +343,7 @@ def _copy_source(eqn: JaxprEqn) -> Any:
     if len(eqn.invars) != 1 or len(eqn.outvars) != 1:
         return None
     src, dst = eqn.invars[0], eqn.outvars[0]
-    if getattr(src, "aval", None) is None or src.aval.shape != dst.aval.shape \
-            or src.aval.dtype != dst.aval.dtype:
+    if not _same_type(src, dst):
         return None
     name = eqn.primitive.name
     if name in ("copy", "copy_p"):
@@ -339,8 +358,9 @@ def _copy_source(eqn: JaxprEqn) -> Any:
 def copy_propagation(jaxpr: Jaxpr) -> Jaxpr:
     """Replace the results of identity-like equations by their inputs.
 
-    Identity-like: ``copy``, ``convert_element_type`` to the input's own dtype, and
-    ``device_put`` without a target device.
+    Identity-like: ``copy``, ``convert_element_type`` to the input's own type, and
+    ``device_put`` without a target device; in each case only when input and output have the
+    same aval (shape, dtype and weak type).
 
     Parameters
     ----------
@@ -350,6 +370,11 @@ def copy_propagation(jaxpr: Jaxpr) -> Jaxpr:
     -------
     Jaxpr
         Same input and output variables; a copy producing an output variable is kept.
+
+    Notes
+    -----
+    ``convert_element_type`` that only drops the weak type (``jnp.asarray(x, jnp.float32)`` of
+    a Python float) is kept: removing it would make the value promote like a Python scalar.
 
     Examples
     --------
@@ -371,7 +396,7 @@ def copy_propagation(jaxpr: Jaxpr) -> Jaxpr:
             subst[eqn.outvars[0]] = src
             continue
         eqns.append(eqn)
-    return jaxpr.replace(eqns=eqns)
+    return _finish(jaxpr, eqns)
 
 
 # --- algebraic simplification ------------------------------------------------------------------
@@ -385,8 +410,26 @@ def _is_const(atom: Any, value: float) -> bool:
 
 
 def _exact(dtype: Any) -> bool:
-    """Integer or bool: ``x - x == 0`` and ``0 * x == 0`` hold for every value."""
+    """Integer or bool: ``x - x == 0``, ``0 * x == 0`` and ``x + 0 == x`` hold for every value."""
     return np.issubdtype(dtype, np.integer) or np.dtype(dtype) == np.bool_
+
+
+def _zero_signs(atom: Any) -> list[bool]:
+    """Sign bits of a zero literal's parts (real and imaginary for complex)."""
+    v = literal_value(atom)
+    return [bool(np.signbit(p)) for p in ((v.real, v.imag) if np.iscomplexobj(v) else (v,))]
+
+
+def _additive_identity(atom: Any, dtype: Any) -> bool:
+    """``x + atom == x`` for every ``x``: any zero for integers and bools, only ``-0.0`` for
+    floats (``-0.0 + 0.0`` is ``+0.0``)."""
+    return _is_const(atom, 0) and (_exact(dtype) or all(_zero_signs(atom)))
+
+
+def _subtractive_identity(atom: Any, dtype: Any) -> bool:
+    """``x - atom == x`` for every ``x``: any zero for integers and bools, only ``+0.0`` for
+    floats (``-0.0 - (-0.0)`` is ``+0.0``)."""
+    return _is_const(atom, 0) and (_exact(dtype) or not any(_zero_signs(atom)))
 
 
 def _simplify(eqn: JaxprEqn) -> Any:
@@ -397,13 +440,15 @@ def _simplify(eqn: JaxprEqn) -> Any:
     out = eqn.outvars[0].aval
     name = eqn.primitive.name
 
-    def same(a: Any) -> Any:  # only forward an operand of exactly the output's type
-        return a if a.aval.shape == out.shape and a.aval.dtype == out.dtype else None
+    def same(a: Any) -> Any:  # only forward an operand of exactly the output's aval
+        return a if _same_type(a, eqn.outvars[0]) else None
 
     if name in ("add", "add_any"):
-        return same(y) if _is_const(x, 0) else same(x) if _is_const(y, 0) else None
+        if _additive_identity(x, out.dtype):
+            return same(y)
+        return same(x) if _additive_identity(y, out.dtype) else None
     if name == "sub":
-        if _is_const(y, 0):
+        if _subtractive_identity(y, out.dtype):
             return same(x)
         if x is y and isinstance(x, Var) and _exact(out.dtype) and out.shape == ():
             return make_literal(0, out)
@@ -422,8 +467,9 @@ def _simplify(eqn: JaxprEqn) -> Any:
 
 
 def algebraic_simplification(jaxpr: Jaxpr) -> Jaxpr:
-    """Apply exact algebraic identities: ``x+0``, ``0+x``, ``x-0``, ``x*1``, ``1*x``, ``x/1``
-    become ``x``; for integer and bool scalars also ``x-x`` and ``x*0`` become ``0``.
+    """Apply exact algebraic identities: ``x-0``, ``x*1``, ``1*x``, ``x/1`` become ``x``; for
+    integers and bools also ``x+0`` and ``0+x`` (for floats only with a ``-0.0`` literal), and
+    for integer and bool scalars ``x-x`` and ``x*0`` become ``0``.
 
     Parameters
     ----------
@@ -436,18 +482,23 @@ def algebraic_simplification(jaxpr: Jaxpr) -> Jaxpr:
 
     Notes
     -----
+    Float ``x + 0.0`` is kept: for ``x = -0.0`` it gives ``+0.0``. Likewise ``x - (-0.0)``.
     Differs from upstream: upstream rewrites ``x - x`` to ``0`` for floats too, which is wrong
-    for ``inf`` and ``nan``; here that needs an integer or bool dtype. A rewrite is applied
-    only when the forwarded operand has exactly the output's shape and dtype.
+    for ``inf`` and ``nan``, and ``x + 0.0`` to ``x``, which is wrong for ``-0.0``; here those
+    need an integer or bool dtype. A rewrite is applied only when the forwarded operand has
+    exactly the output's aval (shape, dtype and weak type).
 
     Examples
     --------
     >>> import jax, jax.numpy as jnp
     >>> import brainstate
-    >>> closed = jax.make_jaxpr(lambda x: jnp.sin(x * 1.0 + 0.0))(1.0)
+    >>> closed = jax.make_jaxpr(lambda x: jnp.sin(x * 1.0 - 0.0))(1.0)
     >>> out = brainstate.transform.algebraic_simplification(closed.jaxpr)
     >>> [e.primitive.name for e in out.eqns]
     ['sin']
+    >>> closed = jax.make_jaxpr(lambda x: x + 0.0)(1.0)  # -0.0 + 0.0 is +0.0: kept
+    >>> [e.primitive.name for e in brainstate.transform.algebraic_simplification(closed.jaxpr).eqns]
+    ['add']
     """
     _check(jaxpr, "algebraic_simplification")
     subst = IdentityMap()
@@ -490,7 +541,7 @@ def _pipeline(optimizations: Any, who: str) -> list[str]:
         if n == "all":
             out.extend(_DEFAULT_PIPELINE)
             continue
-        n = {v: k for k, v in _PASS_ALIASES.items()}.get(n, n)
+        n = _LONG_NAMES.get(n, n)
         if n not in _PASSES:
             raise IRValidationError(
                 f"Invalid optimization {n!r} given to {who}. Available: 'all', "
@@ -522,7 +573,8 @@ def optimize_jaxpr(jaxpr: Jaxpr | ClosedJaxpr, max_iterations: int = 3,
     Returns
     -------
     Jaxpr or ClosedJaxpr
-        Same type as the input, with the same input and output variables.
+        Same type as the input, with the same input and output variables and the same
+        output types (weak type included); the input itself when no pass changed anything.
 
     Raises
     ------
@@ -534,8 +586,9 @@ def optimize_jaxpr(jaxpr: Jaxpr | ClosedJaxpr, max_iterations: int = 3,
 
     Notes
     -----
-    A round that changes nothing (same equations, compared by identity) ends the loop; so a
-    round that rewrites equations without removing any still triggers another round.
+    A pass that changes nothing (nested jaxprs included) returns its input object, so a round
+    that changes nothing ends the loop early; a jaxpr nothing can improve costs one round.
+    When nothing changed at all, the input object itself is returned.
     Differs from upstream: ``optimizations`` may mix ``'all'`` and names in a sequence.
 
     Examples
@@ -559,21 +612,29 @@ def optimize_jaxpr(jaxpr: Jaxpr | ClosedJaxpr, max_iterations: int = 3,
     if not isinstance(jaxpr, (Jaxpr, ClosedJaxpr)):
         raise TypeError(
             f"optimize_jaxpr: Expected Jaxpr or ClosedJaxpr, got {type(jaxpr).__name__}.")
-    inner, consts, closed = ensure_jaxpr(jaxpr, "optimize_jaxpr")
-    start = len(inner.eqns)
+    return _optimize(jaxpr, names, max_iterations, verbose)
+
+
+def _optimize(jaxpr: Jaxpr | ClosedJaxpr, names: list[str], max_iterations: int,
+              verbose: bool) -> Jaxpr | ClosedJaxpr:
+    """Run the parsed pipeline ``names``; ``jaxpr`` itself when nothing changed."""
+    start, consts, closed = ensure_jaxpr(jaxpr, "optimize_jaxpr")
+    inner = start
     if verbose:
-        print(f"optimize_jaxpr: {start} equations; passes: {' -> '.join(names)}")
+        print(f"optimize_jaxpr: {len(start.eqns)} equations; passes: {' -> '.join(names)}")
     for it in range(max_iterations):
-        before = inner.eqns
+        before = inner
         for n in names:
             prev = len(inner.eqns)
             inner = _PASSES[n](inner)
             if verbose and len(inner.eqns) != prev:
                 print(f"  round {it + 1}: {n}: {prev} -> {len(inner.eqns)} equations")
-        if len(before) == len(inner.eqns) and all(a is b for a, b in zip(before, inner.eqns)):
+        if inner is before:  # every pass returned its input: a fixed point
             break
     if verbose:
-        print(f"optimize_jaxpr: {start} -> {len(inner.eqns)} equations")
+        print(f"optimize_jaxpr: {len(start.eqns)} -> {len(inner.eqns)} equations")
+    if inner is start:
+        return jaxpr
     return close_jaxpr(inner, consts) if closed else inner
 
 
@@ -595,4 +656,4 @@ def apply_ir_optimizations(closed: ClosedJaxpr, ir_optimizations: Any) -> Closed
     """
     if ir_optimizations is None:
         return closed
-    return optimize_jaxpr(closed, optimizations=_pipeline(ir_optimizations, "ir_optimizations"))
+    return _optimize(closed, _pipeline(ir_optimizations, "ir_optimizations"), 3, False)
