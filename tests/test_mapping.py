@@ -228,6 +228,73 @@ class TestPolicies:
             vmap2(f, state_out_axes=s)(f32(1, 2, 3))
         np.testing.assert_allclose(s.value, np.zeros(3))
 
+    def test_pure_write_rebinds_for_another_batch_size(self):
+        w = brainstate.ShortTermState(jnp.zeros(()))  # undeclared ('auto')
+        s = brainstate.ShortTermState(jnp.zeros(5))  # selected, lane-sized for n=5
+
+        def f(x):
+            w.value = x * 2.0
+            s.value = x * 3.0
+            return x
+
+        g = vmap2(f, state_out_axes=s)
+        g(ar(5))
+        np.testing.assert_allclose(w.value, np.arange(5.0) * 2)
+        np.testing.assert_allclose(s.value, np.arange(5.0) * 3)
+        g(ar(3))  # another batch size: both re-bound to 3 values
+        np.testing.assert_allclose(w.value, np.arange(3.0) * 2)
+        np.testing.assert_allclose(s.value, np.arange(3.0) * 3)
+        g(ar(5) + 1)  # and back
+        np.testing.assert_allclose(w.value, (np.arange(5.0) + 1) * 2)
+        np.testing.assert_allclose(s.value, (np.arange(5.0) + 1) * 3)
+
+    def test_pure_out_selected_write_of_another_shape_is_rebound(self):
+        s = brainstate.ShortTermState(jnp.zeros(2))
+        vmap2(lambda x: (setattr(s, "value", x.sum()), x)[1], state_out_axes=s)(ar(3, 4))
+        np.testing.assert_allclose(s.value, ar(3, 4).sum(1))
+
+    def test_out_selected_read_modify_write_refuses_a_second_axis(self):
+        h = brainstate.HiddenState(jnp.zeros(2))
+        f = vmap2(_rmw(h), state_out_axes={0: brainstate.HiddenState})
+        f(f32(1, 2, 3))
+        assert h.value.shape == (3, 2)
+        for x in (f32(1, 2, 3), f32(1, 2)):  # same or another batch size
+            with pytest.raises(BatchAxisError,
+                               match=r"HiddenState.*state_out_axes at axis 0 only.*second "
+                                     r"mapped axis.*state_in_axes=\{0: \.\.\.\} as well"):
+                f(x)
+            assert h.value.shape == (3, 2)
+        with brainstate.check_state_value_tree(False):  # reset: one value again
+            h.value = jnp.ones(2)
+        f(f32(1, 2, 3))
+        np.testing.assert_allclose(h.value, 1 + np.ones((1, 2)) * f32(1, 2, 3)[:, None])
+
+    def test_in_and_out_selected_read_modify_write_keeps_its_shape(self):
+        h = brainstate.HiddenState(jnp.zeros(2))
+        f = vmap2(_rmw(h), state_in_axes={0: h}, state_out_axes={0: brainstate.HiddenState})
+        with brainstate.check_state_value_tree(False):
+            h.value = jnp.zeros((3, 2))
+        for _ in range(3):
+            f(f32(1, 2, 3))
+        np.testing.assert_allclose(h.value, 3 * np.ones((1, 2)) * f32(1, 2, 3)[:, None])
+
+    @pytest.mark.parametrize("policy", ["auto", "ignore"])
+    def test_undeclared_read_modify_write_refuses_a_second_axis(self, policy):
+        w = brainstate.ShortTermState(jnp.zeros(2))
+        f = vmap2(_rmw(w), unexpected_out_state_mapping=policy)
+        f(f32(1, 2, 3))
+        with pytest.raises(BatchAxisError, match=r"ShortTermState.*covered by no selector.*"
+                                                 r"second mapped axis"):
+            f(f32(1, 2, 3))
+        assert w.value.shape == (3, 2)
+
+    def test_warn_points_at_the_callers_line(self):
+        w = brainstate.ShortTermState(jnp.zeros(()))
+        f = vmap2(_rmw(w), unexpected_out_state_mapping="warn")
+        with pytest.warns(UserWarning, match="one value per lane") as rec:
+            f(f32(1, 2, 3))
+        assert rec[0].filename == __file__
+
     def test_out_selected_state_gains_axis_at_its_axis(self):
         h = brainstate.HiddenState(jnp.zeros(2))
 
@@ -363,8 +430,15 @@ class TestArguments:
     def test_inconsistent_sizes(self):
         a = brainstate.ParamState(jnp.zeros(4))
         f = vmap2(lambda x: a.value + x, state_in_axes=a)
-        with pytest.raises(ValueError, match="inconsistent sizes.*ParamState"):
+        with pytest.raises(ValueError, match=r"^vmap2 got inconsistent sizes.*ParamState.*"
+                                             r"mapped by state_in_axes") as exc:
             f(ar(3))
+        assert "in_states" not in str(exc.value).replace("state_in_axes", "")
+
+    def test_axis_size_conflict_names_the_transform(self):
+        with pytest.raises(ValueError, match=r"^vmap2 axis_size=5 conflicts with the mapped "
+                                             r"axis size 3 of args\[0\]"):
+            vmap2(lambda x: x, axis_size=5)(ar(3))
 
     def test_nothing_mapped_needs_axis_size(self):
         with pytest.raises(ValueError, match="Specify axis_size"):
@@ -618,3 +692,53 @@ class TestNewStates:
         vmap2_new_states(M(), {}, axis_size=3)
         assert calls == [False]
 
+
+
+# --- inspection: cache keys and the compiled computation's jaxpr ------------------------------
+
+
+def test_cache_key_and_jaxpr_of_a_called_mapping():
+    s = brainstate.State(jnp.zeros(2))
+
+    def f(x):
+        s.value = s.value + x
+        return x * 2
+
+    m = vmap2(f, state_in_axes={0: brainstate.State})
+    x = jnp.ones(2)
+    key = m.get_arg_cache_key(x)
+    with pytest.raises(ValueError, match="no traced computation for this cache key"):
+        m.get_jaxpr_by_cache(key)
+    m(x)
+    assert m.get_arg_cache_key(x) == key
+    jaxpr = m.get_jaxpr_by_cache(key)
+    assert len(jaxpr.in_avals) == 2 and len(jaxpr.out_avals) == 2  # x, s -> out, s
+    assert "mul" in str(jaxpr) and "add" in str(jaxpr)
+
+
+def test_compile_if_miss_traces_without_running():
+    s = brainstate.State(jnp.zeros(3))
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        s.value = s.value + x
+        return x
+
+    m = vmap2(f, state_in_axes={0: brainstate.State})
+    x = jnp.ones(3)
+    key = m.get_arg_cache_key(x, compile_if_miss=True)
+    np.testing.assert_array_equal(s.value, np.zeros(3))  # nothing ran
+    assert m.get_jaxpr_by_cache(key).out_avals[1].shape == (3,)
+    n = len(calls)
+    m(x)  # warm: the traced computation is reused
+    assert len(calls) == n
+    np.testing.assert_array_equal(s.value, np.ones(3))
+
+
+def test_get_jaxpr_with_static_arguments():
+    m = StatefulMapping(lambda x, k: x * k, in_axes=(0, None), static_argnums=1)
+    x = jnp.ones(4)
+    j2, j3 = m.get_jaxpr(x, 2.0), m.get_jaxpr(x, 3.0)
+    assert "2.0" in str(j2) and "3.0" in str(j3)
+    assert m.get_arg_cache_key(x, 2.0) != m.get_arg_cache_key(x, 3.0)

@@ -322,7 +322,7 @@ class TestArguments:
 
     def test_axis_size_contradicting_inputs(self):
         f = vmap(lambda x: x, axis_size=5)
-        with pytest.raises(ValueError, match="axis_size=5 contradicts"):
+        with pytest.raises(ValueError, match="axis_size=5 conflicts with the mapped axis size 3 "):
             f(f32(1, 2, 3))
 
     def test_size_from_in_state_alone(self):

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import functools
 import sys
+import os
 import threading
 import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Callable, Hashable, Sequence
@@ -239,7 +241,7 @@ def _lane_args(args: tuple, in_axes: Any, what: str) -> tuple[list, Any, list]:
         if paths is None:
             paths = [jax.tree_util.keystr(p) for p, _ in
                      jax.tree_util.tree_flatten_with_path(args)[0]]
-        lane, _, size = _lane(leaf, ax, lambda i=i: f"args{paths[i]}")
+        lane, _, size = _lane(leaf, ax, lambda i=i: f"args{paths[i]}", what)
         lanes.append(lane)
         sizes.append(size)
     return lanes, treedef, sizes
@@ -277,6 +279,42 @@ def _without_axis(st: State, axis: int) -> tuple | None:
     return (treedef, tuple(out))
 
 
+def _sig_now(st: State) -> tuple:
+    """The signature of ``st``'s value in the probe's form (comparable with ``lane_sigs``)."""
+    leaves, treedef = jax.tree_util.tree_flatten(st._value)
+    return _sig_of([jax.typeof(x) for x in leaves], treedef)
+
+
+def _view_of(sig: tuple) -> Any:
+    """An abstract value of signature ``sig`` (a per-lane stand-in for the engine's trace)."""
+    treedef, specs = sig
+    return jax.tree_util.tree_unflatten(
+        treedef, [jax.ShapeDtypeStruct(shape, dtype) for shape, dtype in specs])
+
+
+def _holds_n(st: State, axis: int, n: int | None) -> bool:
+    """Whether every leaf of ``st`` has size ``n`` along ``axis`` (True when n is unknown)."""
+    if n is None:
+        return True
+    for x in jax.tree_util.tree_leaves(st._value):
+        shape = tuple(x.shape)
+        if shape[axis + len(shape) if axis < 0 else axis] != n:
+            return False
+    return True
+
+
+_TRANSFORM_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _user_stacklevel() -> int:
+    """``stacklevel`` for a warning issued by the caller: its first frame outside the package's
+    transforms (the user's call of the mapped function, not the engine)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_TRANSFORM_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _probe(fun: Callable, lanes: list, treedef: Any, in_rules: tuple, axis_env: Any,
            what: str) -> _Probed:
     """Trace ``fun`` once on per-lane inputs and learn which states it touches and how.
@@ -306,7 +344,7 @@ def _probe(fun: Callable, lanes: list, treedef: Any, in_rules: tuple, axis_env: 
         for leaf in leaves:
             aval = jax.typeof(leaf)
             if axis is not None:
-                lane, _, _ = _lane(leaf, axis, lambda: describe_state(st))
+                lane, _, _ = _lane(leaf, axis, lambda: describe_state(st), what)
                 aval = aval.update(shape=lane.shape)
             vals.append(trace.new_arg(aval, _source_info_util.current()))
         if axis is not None:
@@ -353,16 +391,38 @@ def _probe(fun: Callable, lanes: list, treedef: Any, in_rules: tuple, axis_env: 
 # --- the engine -----------------------------------------------------------------------------
 
 
+def _map_with_dummy(custom_map: Callable, fn: Callable, in_axes: tuple, out_axes: Any,
+                    axis_name: Any, n: int, kw: dict) -> Callable:
+    """``custom_map`` of ``fn(d, s)`` when no input is mapped.
+
+    Primitives such as :func:`jax.pmap` need one mapped argument to size the axis, so an
+    ignored one of size ``n`` is fed.
+    """
+    mapped = custom_map(lambda d, s, _: fn(d, s), in_axes=in_axes + (0,), out_axes=out_axes,
+                        axis_name=axis_name, axis_size=n, **kw)
+    return lambda d, s: mapped(d, s, jnp.zeros((n,), jnp.int32))
+
+
 class _Engine(VmappedFunction):
     """``vmap``'s engine with resolved declarations, a policy and a mapping primitive."""
 
+    _in_word = "state_in_axes"
+    _out_word = "state_out_axes"
+
     def __init__(self, fun: Callable, owner: "StatefulMapping", in_axes: Any,
-                 in_pairs: list, out_only: list, pinned: list) -> None:
+                 in_pairs: list, out_only: list, pinned: list, fresh: list,
+                 pure: set) -> None:
         super().__init__(fun, in_axes=in_axes, out_axes=owner.out_axes,
                          axis_name=owner.axis_name, axis_size=owner.axis_size,
                          spmd_axis_name=owner._spmd_axis_name, in_states=None, out_states=None)
+        self._name = owner._what
         self._in_pairs, self._out_only = in_pairs, out_only
         self._pinned = frozenset(id(st) for st in pinned)
+        self._fresh = {id(st): (st, view) for st, view in fresh}
+        self._pure = pure
+        # read whole and written with the mapped axis added: recorded after the call, so the
+        # next resolution refuses to add another axis (StatefulMapping._regrown)
+        self.grows = [st for st, _ in out_only if id(st) not in pure]
         self._owner = owner
 
     def _on_undeclared_write(self, st: State) -> int:
@@ -383,13 +443,17 @@ class _Engine(VmappedFunction):
                 "the mapped axis: one value per lane), in state_in_axes (mapped on input and "
                 "written back along the same axis), or use unexpected_out_state_mapping='auto'."
             )
+        if id(st) not in self._pure:
+            if owner._regrown(st):
+                raise owner._regrown_error(st, 0, None)
+            self.grows.append(st)
         if policy == "warn":
             warnings.warn(
                 f"{describe_state(st)} was written inside {what} with a value that differs "
                 "across the mapped axis but no state_out_axes selector covers it; it now keeps "
                 "one value per lane (the mapped axis added at 0). Select it in state_out_axes "
                 "or state_in_axes to silence this warning.",
-                UserWarning, stacklevel=2,
+                UserWarning, stacklevel=_user_stacklevel(),
             )
         return 0
 
@@ -402,21 +466,18 @@ class _Engine(VmappedFunction):
         if any(a is not None for a in jax.tree_util.tree_leaves(in_axes)):
             return owner._custom_map(fn, in_axes=in_axes, out_axes=out_axes,
                                      axis_name=vkw["axis_name"], axis_size=n, **kw)
-        # Nothing is mapped (every input broadcast): primitives such as jax.pmap need one
-        # mapped argument to size the axis, so feed an ignored one.
-        mapped = owner._custom_map(lambda d, s, _: fn(d, s), in_axes=in_axes + (0,),
-                                   out_axes=out_axes, axis_name=vkw["axis_name"], axis_size=n,
-                                   **kw)
-        return lambda d, s: mapped(d, s, jnp.zeros((n,), jnp.int32))
+        return _map_with_dummy(owner._custom_map, fn, in_axes, out_axes, vkw["axis_name"], n,
+                               kw)
 
 
 class _Resolved:
     """One call signature's resolution: the engine and the states it was resolved from."""
 
-    __slots__ = ("engine", "watch", "sigs", "epoch")
+    __slots__ = ("engine", "watch", "sigs", "epoch", "avals")
 
     def __init__(self, engine: _Engine, watch: list) -> None:
         self.engine = engine
+        self.avals: list | None = None  # the argument leaves' abstract values (inspection)
         self.watch = tuple(watch)
         self.sigs = tuple(st._signature for st in self.watch)
         self.epoch = _core.rebind_epoch()
@@ -452,7 +513,11 @@ class StatefulMapping:
       reads whole and gains the mapped axis at ``b`` (its signature is re-bound); but when
       the function writes it without using its prior value and the per-lane value written
       already has the state's shape with axis ``b`` removed, it is written back in place along
-      ``b`` (it keeps its shape: a per-lane output across repeated calls);
+      ``b`` when it holds the mapped size along ``b`` (it keeps its shape: a per-lane output
+      across repeated calls), and re-bound to the new size otherwise (a call with another
+      batch size); a state read whole, written and given the mapped axis by an earlier call
+      is refused (``BatchAxisError``) rather than given a second axis: select it in
+      ``state_in_axes`` too to read and write it per lane;
     - a state selected at ``None`` (in or out) is broadcast: read whole, and when written it
       must receive the same value in every lane (``BatchAxisError`` otherwise);
     - any other state is broadcast when read; written with a value that is the same in every
@@ -503,7 +568,8 @@ class StatefulMapping:
     ------
     BatchAxisError
         A state selected at two different axes, mapped at one axis on input and another on
-        output, or written with lane-dependent values where one value is required.
+        output, written with lane-dependent values where one value is required, or read
+        whole and written again after an earlier call gave it the mapped axis.
     ValueError
         Inconsistent or undeterminable mapped sizes, an axis out of a value's rank, an
         unknown ``unexpected_out_state_mapping``.
@@ -528,7 +594,10 @@ class StatefulMapping:
     - a state selected by ``state_out_axes`` gains the axis whenever it is written, not only
       when the written value happens to depend on the lane;
     - random states holding a batch of keys can be mapped (selected by ``state_in_axes``);
-    - ``unexpected_out_state_mapping`` is validated when the mapping is built.
+    - ``unexpected_out_state_mapping`` is validated when the mapping is built;
+    - a read-modify-write state given the mapped axis by an earlier call (selected by
+      ``state_out_axes`` only, or by no selector under a non-raising policy) raises
+      :class:`BatchAxisError` on the next call instead of gaining one more axis per call.
 
     Examples
     --------
@@ -599,6 +668,9 @@ class StatefulMapping:
         self._what = name or "StatefulMapping"
         self._cache: OrderedDict = OrderedDict()
         self._lock = threading.RLock()
+        # id -> (weak ref, signature it was left with) of states this mapping read whole and
+        # re-bound with the mapped axis added (see _regrown)
+        self._grown: dict = {}
         functools.update_wrapper(self, fun, updated=())
 
     def __repr__(self) -> str:
@@ -619,7 +691,10 @@ class StatefulMapping:
         res = self._lookup(key)
         if res is None:
             res = self._resolve(key, self.origin_fun, args, self.in_axes)
-        return res.engine._call_flat(args, leaves, treedef, key)
+        out = res.engine._call_flat(args, leaves, treedef, key)
+        if res.engine.grows:
+            self._note_grown(res.engine.grows)
+        return out
 
     def _lookup(self, key: Any) -> _Resolved | None:
         res = self._cache.get(key)  # lock-free hit: dict reads are atomic under the GIL
@@ -636,6 +711,19 @@ class StatefulMapping:
 
     def _call_general(self, args: tuple, kwargs: dict) -> Any:
         """Static arguments are closed over; dynamic keywords become one argument at axis 0."""
+        call_args, leaves, treedef, key, res = self._prepare(args, kwargs)
+        out = res.engine._call_flat(call_args, leaves, treedef, key)
+        if res.engine.grows:
+            self._note_grown(res.engine.grows)
+        return out
+
+    def _prepare(self, args: tuple, kwargs: dict) -> tuple:
+        """``(call_args, leaves, treedef, key, resolution)`` of a call (resolved if new)."""
+        if not (kwargs or self.static_argnums):
+            leaves, treedef = jax.tree_util.tree_flatten(args)
+            key = (treedef, tuple(map(_key, leaves)))
+            res = self._lookup(key) or self._resolve(key, self.origin_fun, args, self.in_axes)
+            return args, leaves, treedef, key, res
         n = len(args)
         static_pos = set()
         for i in self.static_argnums:
@@ -679,13 +767,94 @@ class StatefulMapping:
                 return fun(*full, **kw, **static_kw)
 
             res = self._resolve(key, bound, call_args, call_axes)
-        return res.engine(*call_args)
+        return call_args, leaves, treedef, key, res
+
+    # --- inspection ---
+
+    def get_arg_cache_key(self, *args: Any, compile_if_miss: bool = False, **kwargs: Any) -> Any:
+        """The cache key of a call with these arguments.
+
+        With ``compile_if_miss`` the call is resolved and traced (nothing runs, no state
+        changes) when it is not cached yet, so :meth:`get_jaxpr_by_cache` can answer.
+        """
+        if not compile_if_miss:
+            return self._key_only(args, kwargs)
+        call_args, leaves, treedef, key, res = self._prepare(args, kwargs)
+        engine = res.engine
+        if engine._lookup_plan(key) is None:
+            plan = engine._plan(call_args, leaves, treedef)
+            with engine._lock:
+                engine._cache[key] = plan
+        return key
+
+    def _key_only(self, args: tuple, kwargs: dict) -> Any:
+        if not (kwargs or self.static_argnums):
+            leaves, treedef = jax.tree_util.tree_flatten(args)
+            return (treedef, tuple(map(_key, leaves)))
+        # the general key needs the static/dynamic split: resolve, which traces but runs nothing
+        return self._prepare(args, kwargs)[3]
+
+    def get_jaxpr_by_cache(self, cache_key: Any) -> Any:
+        """The jaxpr of the compiled mapped computation cached under ``cache_key``.
+
+        Its inputs are the call's argument leaves, then the values of the states it touches;
+        its outputs are the result, then the written states' values.
+
+        Raises
+        ------
+        ValueError
+            Nothing is cached under the key: call the mapped function with those arguments
+            first, or get the key with ``compile_if_miss=True``.
+        """
+        res = self._cache.get(cache_key)
+        plan = res.engine._cache.get(cache_key) if res is not None else None
+        if plan is None or res.avals is None:
+            raise ValueError(
+                f"{self._what} has no traced computation for this cache key. Call it with "
+                "those arguments first, or get the key with "
+                "get_arg_cache_key(..., compile_if_miss=True)."
+            )
+        state_avals = [jax.tree_util.tree_map(_sds, st._value) for st in plan.states]
+        return jax.make_jaxpr(plan.compiled)(res.avals, state_avals)
+
+    def get_jaxpr(self, *args: Any, compile_if_miss: bool = True, **kwargs: Any) -> Any:
+        """The jaxpr of the mapped computation for these arguments (traced if needed)."""
+        key = self.get_arg_cache_key(*args, compile_if_miss=compile_if_miss, **kwargs)
+        return self.get_jaxpr_by_cache(key)
+
+    def _note_grown(self, states: list) -> None:
+        with self._lock:
+            for st in states:
+                try:
+                    ref = weakref.ref(st)
+                except TypeError:  # not weak-referenceable: not tracked
+                    continue
+                self._grown[id(st)] = (ref, st._signature)
+
+    def _regrown(self, st: State) -> bool:
+        """Whether ``st`` still holds what this mapping left in it after reading it whole and
+        adding the mapped axis: reading it whole again would add a second axis."""
+        rec = self._grown.get(id(st))
+        return rec is not None and rec[0]() is st and st._signature == rec[1]
+
+    def _regrown_error(self, st: State, axis: int, how: str | None) -> BatchAxisError:
+        cover = (f"selected by state_out_axes at axis {axis} only" if how
+                 else "covered by no selector")
+        return BatchAxisError(
+            f"{describe_state(st)} is read and written inside {self._what}, {cover}: an earlier "
+            f"call read its value whole and gave it the mapped axis at {axis} (one value per "
+            "lane), and reading it whole again would add a second mapped axis. Select it in "
+            f"state_in_axes={{{axis}: ...}}{' as well' if how else ''}, so that it is read per lane and written "
+            "back along the same axis, or reset it to one value (inside "
+            "brainstate.check_state_value_tree(False)) before calling again."
+        )
 
     # --- resolution ---
 
-    def _declarations(self, pr: _Probed) -> tuple[list, list, list]:
-        """(in pairs, out-only pairs, states that must keep one value) from the probe."""
-        in_pairs, out_only, pinned = [], [], []
+    def _declarations(self, pr: _Probed, n: int | None) -> tuple[list, list, list, list]:
+        """(in pairs, out-only pairs, states that must keep one value, fresh views) from the
+        probe; ``n`` is the mapped size (None if the mapped states alone decide it)."""
+        in_pairs, out_only, pinned, fresh = [], [], [], []
         for st, w in zip(pr.states, pr.written):
             in_axis = pr.axes.get(id(st))
             matched, out_axis = _match(st, self._out_rules, "state_out_axes")
@@ -707,13 +876,24 @@ class StatefulMapping:
                 if self.unexpected_out_state_mapping == "raise":
                     continue
                 out_axis = 0
-            if id(st) in pr.pure and pr.lane_sigs.get(id(st)) == _without_axis(st, out_axis):
-                # Written without reading its prior value, per lane, and it already holds one
-                # value per lane along out_axis: written back in place (it keeps its shape).
-                in_pairs.append((st, out_axis))
+            lane_sig = pr.lane_sigs.get(id(st))
+            if id(st) in pr.pure and lane_sig == _without_axis(st, out_axis):
+                if _holds_n(st, out_axis, n):
+                    # Written without reading its prior value, per lane, and it already holds
+                    # one value per lane along out_axis: written back in place (same shape).
+                    in_pairs.append((st, out_axis))
+                else:
+                    # Shaped for another mapped size: its prior value is unused, so it is
+                    # re-bound to this call's n values along out_axis.
+                    out_only.append((st, out_axis))
+                    fresh.append((st, _view_of(lane_sig)))
             elif matched:
+                if id(st) not in pr.pure and self._regrown(st):
+                    raise self._regrown_error(st, out_axis, "out")
                 out_only.append((st, out_axis))
-        return in_pairs, out_only, pinned
+                if id(st) in pr.pure and lane_sig is not None and lane_sig != _sig_now(st):
+                    fresh.append((st, _view_of(lane_sig)))  # written with another shape
+        return in_pairs, out_only, pinned, fresh
 
     def _resolve(self, key: Any, fun: Callable, args: tuple, in_axes: Any) -> _Resolved:
         lanes, treedef, sizes = _lane_args(args, in_axes, self._what)
@@ -727,9 +907,17 @@ class StatefulMapping:
             if m != n:
                 pr = _probe(fun, lanes, treedef, self._in_rules, [(self.axis_name, m)],
                             self._what)
-        in_pairs, out_only, pinned = self._declarations(pr)
-        engine = _Engine(fun, self, in_axes, in_pairs, out_only, pinned)
+        if sizes or self.axis_size is not None:
+            size = n
+        elif pr.axes:  # only the states mapped by state_in_axes size the axis
+            st = next(s for s in pr.states if id(s) in pr.axes)
+            size = jax.tree_util.tree_leaves(st._value)[0].shape[pr.axes[id(st)]]
+        else:
+            size = None
+        in_pairs, out_only, pinned, fresh = self._declarations(pr, size)
+        engine = _Engine(fun, self, in_axes, in_pairs, out_only, pinned, fresh, pr.pure)
         res = _Resolved(engine, pr.states)
+        res.avals = [_sds(x) for x in jax.tree_util.tree_leaves(args)]
         with self._lock:
             self._cache[key] = res
             if len(self._cache) > _MAX_CACHE:
@@ -899,6 +1087,8 @@ class _NewStates(VmapNewStatesFunction):
         self.assigned: list = []
 
     def _new_state_axis(self, st: State, excluded: bool) -> int | None:
+        if excluded:  # left out by the caller: not batched, not reported
+            return None
         matched, axis = _match(st, self._rules, "state_out_axes")
         if _no_batching(st) or (matched and axis is None):
             axis = None
@@ -918,11 +1108,8 @@ class _NewStates(VmapNewStatesFunction):
     def _map(self, fn: Callable, in_axes: Any, out_axes: Any, vkw: dict) -> Callable:
         if self._custom_map is None:
             return super()._map(fn, in_axes, out_axes, vkw)
-        n = vkw["axis_size"]
-        mapped = self._custom_map(lambda d, s, _: fn(d, s), in_axes=in_axes + (0,),
-                                  out_axes=out_axes, axis_name=vkw["axis_name"], axis_size=n,
-                                  **self._map_kwargs)
-        return lambda d, s: mapped(d, s, jnp.zeros((n,), jnp.int32))
+        return _map_with_dummy(self._custom_map, fn, in_axes, out_axes, vkw["axis_name"],
+                               vkw["axis_size"], self._map_kwargs)
 
 
 def _map_new_states(what: str, module: Any, init_kwargs: Any, state_tag: str | None,

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Hashable, Sequence
 
 import jax
+import jax.numpy as jnp
 from jax._src import core as _jax_core  # internal: trace_ctx (also used by _make_jaxpr)
 from jax._src.interpreters import batching as _batching  # internal: BatchTracer (probe only)
 from jax.api_util import flatten_axes
@@ -154,18 +155,22 @@ def _sds(x: Any) -> Any:
     return x
 
 
-def _lane(x: Any, axis: int, where: Callable[[], str]) -> tuple[Any, int, int]:
-    """(per-lane abstract value, normalised axis, size) of a mapped leaf; ValueError if unmappable."""
+def _lane(x: Any, axis: int, where: Callable[[], str],
+          name: str = "vmap") -> tuple[Any, int, int]:
+    """(per-lane abstract value, normalised axis, size) of a mapped leaf; ValueError if unmappable.
+
+    ``name`` is the transform the messages name.
+    """
     if not _is_array(x):
         raise ValueError(
-            f"vmap cannot map axis {axis} of {where()}: it is a {type(x).__name__}, not an "
+            f"{name} cannot map axis {axis} of {where()}: it is a {type(x).__name__}, not an "
             "array. Only arrays can be mapped; give it an in_axes entry of None to broadcast it."
         )
     shape = tuple(x.shape)
     a = axis + len(shape) if axis < 0 else axis
     if not 0 <= a < len(shape):
         raise ValueError(
-            f"vmap cannot map axis {axis} of {where()}: it has shape {shape} (rank "
+            f"{name} cannot map axis {axis} of {where()}: it has shape {shape} (rank "
             f"{len(shape)}), so the axis must lie in [{-len(shape)}, {len(shape)}). Fix in_axes "
             "(or the state's declared axis)."
         )
@@ -208,15 +213,15 @@ class _Mapping:
 
     def __init__(self, owner: Any, args: tuple, leaves: list, treedef: Any,
                  in_pairs: Sequence) -> None:
-        in_axes = owner.in_axes
+        in_axes, name = owner.in_axes, owner._name
         if isinstance(in_axes, tuple):
             if len(in_axes) != len(args):
                 raise ValueError(
-                    f"vmap in_axes has {len(in_axes)} entries but the function was called with "
+                    f"{name} in_axes has {len(in_axes)} entries but the function was called with "
                     f"{len(args)} positional arguments; give one in_axes entry per argument "
                     "(None to broadcast one)."
                 )
-            axes = flatten_axes("vmap in_axes", treedef, in_axes)
+            axes = flatten_axes(f"{name} in_axes", treedef, in_axes)
         else:
             axes = [in_axes] * len(leaves)
         sizes: list = []
@@ -229,10 +234,10 @@ class _Mapping:
                 continue
             if not isinstance(ax, int) or isinstance(ax, bool):
                 raise ValueError(
-                    f"vmap in_axes entries must be int or None, got {ax!r} for "
+                    f"{name} in_axes entries must be int or None, got {ax!r} for "
                     f"{_arg_path(args, i)}."
                 )
-            lane, a, size = _lane(leaf, ax, lambda i=i: _arg_path(args, i))
+            lane, a, size = _lane(leaf, ax, lambda i=i: _arg_path(args, i), name)
             dyn_axes.append(a)
             lane_leaves.append(lane)
             sizes.append((size, lambda i=i, a=a: f"{_arg_path(args, i)} (axis {a})"))
@@ -243,40 +248,41 @@ class _Mapping:
         for (st, ax), val in zip(in_pairs, in_vals):
             lanes = []
             for leaf in jax.tree_util.tree_leaves(val):
-                lane, a, size = _lane(leaf, ax, lambda st=st: describe_state(st))
+                lane, a, size = _lane(leaf, ax, lambda st=st: describe_state(st), name)
                 lanes.append(lane)
                 sizes.append((size, lambda st=st, a=a: f"{describe_state(st)} (axis {a})"))
             in_views.append(jax.tree_util.tree_unflatten(
                 jax.tree_util.tree_structure(val), lanes))
         self.dyn_axes = dyn_axes
         self.lane_args = jax.tree_util.tree_unflatten(treedef, lane_leaves)
-        self.n = _axis_size(sizes, owner.axis_size)
+        self.n = _axis_size(sizes, owner.axis_size, name, owner._in_word)
         self.in_vals = in_vals
         self.in_views = in_views
 
 
-def _axis_size(sizes: list, axis_size: int | None) -> int:
+def _axis_size(sizes: list, axis_size: int | None, name: str = "vmap",
+               in_word: str = "in_states") -> int:
+    """The mapped size; ``name`` and ``in_word`` are the transform and its state parameter."""
     if not sizes:
         if axis_size is None:
             raise ValueError(
                 "Unable to determine the mapped axis size: no argument is mapped (every in_axes "
-                "entry is None or there are no arguments) and no state is declared in "
-                "in_states. Specify axis_size."
+                f"entry is None or there are no arguments) and no state is mapped by {in_word}. "
+                "Specify axis_size."
             )
         return axis_size
     distinct = {s for s, _ in sizes}
     if len(distinct) > 1:
         detail = ", ".join(f"{where()} has size {s}" for s, where in sizes)
         raise ValueError(
-            f"vmap got inconsistent sizes for the mapped axis: {detail}. Every mapped argument "
-            "and every state in in_states must have the same size along its mapped axis."
+            f"{name} got inconsistent sizes for the mapped axis: {detail}. Every mapped argument "
+            f"and every state mapped by {in_word} must have the same size along its mapped axis."
         )
     n = sizes[0][0]
     if axis_size is not None and axis_size != n:
         raise ValueError(
-            f"vmap axis_size={axis_size} contradicts the mapped axis size {n} of "
-            f"{sizes[0][1]()}: it conflicts with the mapped inputs. Omit axis_size or make it "
-            "match them."
+            f"{name} axis_size={axis_size} conflicts with the mapped axis size {n} of "
+            f"{sizes[0][1]()}. Omit axis_size or make it match the mapped inputs."
         )
     return n
 
@@ -394,7 +400,7 @@ class _Plan:
 
 
 def _build(owner: Any, entry: Any, mapping: _Mapping, leaves: list, state_in_axes: list,
-           probe: bool, extra_out: bool, split: Sequence = ()):
+           probe: bool, extra_out: bool, split: Sequence = (), placeholders: Any = None):
     """The per-lane function of ``entry``, its ``jax.vmap`` arguments and (``probe``) batching.
 
     Returns ``(pure, in_axes, vmap_kwargs, flags)``. ``pure(dyn_leaves, state_vals) -> (out,
@@ -402,11 +408,18 @@ def _build(owner: Any, entry: Any, mapping: _Mapping, leaves: list, state_in_axe
     evaluated abstractly once and ``flags`` says, for each written value (and each new-state
     value), whether it depends on the mapped axis; otherwise ``flags`` is None. The states at
     ``split`` enter with per-lane keys stacked on axis 0 (see ``_with_lane_keys``).
+    ``placeholders`` maps state indices to the per-lane abstract value the jaxpr was traced
+    with: their prior value is unused, so zeros of that shape stand in for it.
     """
     fn = jaxpr_as_fun(entry.jaxpr)
     out_treedef, widx = entry.out_treedef, entry.write_idx
 
     def pure(dyn_leaves, state_vals):
+        if placeholders:
+            state_vals = list(state_vals)
+            for i, view in placeholders.items():
+                state_vals[i] = jax.tree_util.tree_map(
+                    lambda s: jnp.zeros(s.shape, s.dtype), view)
         flat = fn(*dyn_leaves, *jax.tree_util.tree_leaves(state_vals))
         out, svals = jax.tree_util.tree_unflatten(out_treedef, flat)
         written = [svals[i] for i in widx]
@@ -443,6 +456,10 @@ def _build(owner: Any, entry: Any, mapping: _Mapping, leaves: list, state_in_axe
 class _Engine:
     """Shared configuration and per-lane tracing of ``vmap`` and ``vmap_new_states``."""
 
+    # the user-facing names of the state parameters (a wrapper with other names sets its own)
+    _in_word = "in_states"
+    _out_word = "out_states"
+
     def __init__(self, fun: Callable, in_axes: Any, out_axes: Any, axis_name: Any,
                  axis_size: Any, spmd_axis_name: Any, name: str) -> None:
         if not callable(fun):
@@ -476,6 +493,10 @@ class VmappedFunction(_Engine):
                  axis_size: Any, spmd_axis_name: Any, in_states: Any, out_states: Any) -> None:
         super().__init__(fun, in_axes, out_axes, axis_name, axis_size, spmd_axis_name, "vmap")
         self._in_pairs, self._out_only = _format_states(in_states, out_states)
+        # id -> (state, per-lane abstract value) of out-only states whose prior value the
+        # function never uses: traced against that per-lane value, so a write of another shape
+        # than the held value is allowed (the state is re-bound). Set by wrappers; vmap has none.
+        self._fresh: dict = {}
         self._sfs: dict = {}  # mapped axis size (or None without axis_name) -> StatefulFunction
         self._cache: OrderedDict = OrderedDict()
         self._lock = threading.RLock()
@@ -552,20 +573,26 @@ class VmappedFunction(_Engine):
                     out_only: bool) -> Any:
         sf = self._stateful(n)
         states = [st for st, _ in in_pairs]
+        fresh = [st for st, _ in self._fresh.values()]
+        held = _core.gather(fresh) if fresh else []
         for st, view in zip(states, mapping.in_views):
+            st._set_view(view)
+        for st, view in self._fresh.values():
             st._set_view(view)
         try:
             return sf._entry(mapping.lane_args, {})
         except StateSignatureError as exc:
             if out_only:
                 exc.add_note(
-                    "Inside vmap, states declared only in out_states are read unmapped (whole) "
-                    "and gain the mapped axis when written back; once batched, declare them in "
-                    "in_states as well to map them on input."
+                    f"Inside {self._name}, states given only in {self._out_word} are read "
+                    "unmapped (whole) and gain the mapped axis when written back; once "
+                    f"batched, give them in {self._in_word} as well to map them on input."
                 )
             raise
         finally:
             for st, val in zip(states, mapping.in_vals):
+                st._restore_silent(val)
+            for st, val in zip(fresh, held):
                 st._restore_silent(val)
 
     def _plan(self, args: tuple, leaves: list, treedef: Any) -> _Plan:
@@ -592,8 +619,11 @@ class VmappedFunction(_Engine):
             else:
                 w_axes.append(None)
                 undeclared.append(j)
+        placeholders = {i: self._fresh[id(st)][1] for i, st in enumerate(states)
+                        if id(st) in self._fresh}
         pure, in_axes, vkw, flags = _build(self, entry, mapping, leaves, state_in_axes,
-                                           probe=bool(undeclared), extra_out=False, split=split)
+                                           probe=bool(undeclared), extra_out=False, split=split,
+                                           placeholders=placeholders)
         if undeclared:
             for j in undeclared:
                 if flags[0][j]:
