@@ -37,8 +37,30 @@ class TestAgainstLaxMap:
         np.testing.assert_allclose(bmap(f, XS, ys, batch_size=batch_size), ref, rtol=1e-6)
 
     def test_batched_runs_chunks_under_vmap_and_a_loop(self):
-        jaxpr = str(jax.make_jaxpr(lambda x: bmap(_pure, x, batch_size=3))(XS))
-        assert "scan" in jaxpr  # two chunks of 3 in a loop, the last lane vmapped on its own
+        # Seven lanes in chunks of 3: a loop of two steps over [2, 3, 2] (three lanes side by
+        # side per step), then the last lane as one more vmapped call outside the loop.
+        eqns = jax.make_jaxpr(lambda x: bmap(_pure, x, batch_size=3))(XS).jaxpr.eqns
+        (loop,) = [e for e in eqns if e.primitive.name == "scan"]
+        assert loop.params["length"] == 2
+        assert [v.aval.shape for v in loop.invars] == [(2, 3, 2)]
+        assert [v.aval.shape for v in loop.params["jaxpr"].jaxpr.invars] == [(3, 2)]
+        tail = [e for e in eqns if e.primitive.name not in ("scan", "slice", "reshape",
+                                                             "concatenate")]
+        assert [[v.aval.shape for v in e.invars] for e in tail] == [[(1, 2)]]
+
+    @pytest.mark.parametrize("batch_size, n", [(None, 7), (3, 7), (7, 7), (2, 0)])
+    def test_traced_once_per_call(self, batch_size, n):
+        # The refusal of state writes is checked inside the loop's own trace, not by an
+        # extra one.
+        calls = []
+        w = brainstate.ParamState(jnp.asarray([1.0, 2.0]))
+
+        def f(x):
+            calls.append(1)
+            return x @ w.value
+
+        bmap(f, XS[:n], batch_size=batch_size)
+        assert len(calls) == 1
 
     def test_empty_leading_axis(self):
         for k in (None, 2):

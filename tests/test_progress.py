@@ -230,6 +230,30 @@ def _clock(step):
     return lambda: next(ticks) * step
 
 
+class _FakeTime:
+    """A fake clock that only the loop body moves: ``tick(x)`` (traced) adds ``x`` seconds.
+
+    Unlike ``_clock`` it does not advance per reading, so a clock started at the loop's
+    first iteration and one started at the first report read different times. The loop's
+    own start and report callbacks are not ordered against the body's callbacks of the same
+    iteration (only against earlier iterations'), so the tests give the first and the last
+    iteration no duration.
+    """
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def _advance(self, dt):
+        self.now += float(dt)
+
+    def tick(self, x):
+        jax.debug.callback(self._advance, x)
+        return x
+
+
 class _Terminal(io.StringIO):
     def isatty(self):
         return True
@@ -248,25 +272,35 @@ class TestRateEtaElapsed:
         ]
 
     def test_elapsed_includes_the_time_before_the_first_report(self):
-        # Only one report (the last); without a start reading its elapsed time would be 0.
-        bar, buf = _plain(freq=1000, clock=_clock(3.0))
-        scan(lambda c, x: (c + x, c), 0.0, jnp.ones(6), pbar=bar)
+        # Only one report (the last). Time passes in the loop body only, so the clock read at
+        # the report is 3 s past the loop start: timed from that report, it would show no
+        # time elapsed and no rate.
+        t = _FakeTime()
+        bar, buf = _plain(freq=1000, clock=t)
+        durations = jnp.asarray([0.0, 0.75, 0.75, 0.75, 0.75, 0.0])
+        scan(lambda c, x: (c + t.tick(x), c), 0.0, durations, pbar=bar)
         jax.effects_barrier()
         assert _lines(buf) == ["Running for 6 iterations: 6/6 (100%) [00:03<00:00, 2.00it/s]"]
 
     def test_checkpointed_loop_and_disable_jit_start_the_clock_too(self):
-        bar, buf = _plain(freq=10, clock=_clock(2.0))
-        brainstate.transform.checkpointed_for_loop(lambda x: x, jnp.ones(4), pbar=bar, base=2)
+        t = _FakeTime()
+        bar, buf = _plain(freq=10, clock=t)
+        durations = jnp.asarray([0.0, 1.0, 1.0, 0.0])
+        brainstate.transform.checkpointed_for_loop(t.tick, durations, pbar=bar, base=2)
         jax.effects_barrier()
         with jax.disable_jit():
-            for_loop(lambda x: x, jnp.ones(4), pbar=bar)
+            for_loop(t.tick, durations, pbar=bar)
         assert _lines(buf) == ["Running for 4 iterations: 4/4 (100%) [00:02<00:00, 2.00it/s]"] * 2
 
     def test_every_run_of_a_compiled_loop_restarts_the_clock(self):
-        bar, buf = _plain(freq=2, clock=_clock(1.0))
-        run = jit(lambda xs: for_loop(lambda x: x, xs, pbar=bar))
-        run(jnp.ones(2))
-        run(jnp.ones(2))
+        t = _FakeTime()
+        bar, buf = _plain(freq=3, clock=t)
+        run = jit(lambda xs: for_loop(t.tick, xs, pbar=bar))
+        durations = jnp.asarray([0.0, 1.5, 0.0])
+        run(durations)
+        jax.effects_barrier()
+        t.now += 100.0  # the time between the runs is not part of the second one
+        run(durations)
         jax.effects_barrier()
         assert [line.split("[")[1] for line in _lines(buf)] == ["00:01<00:00, 2.00it/s]"] * 2
 

@@ -75,6 +75,14 @@ class TestStates:
                       in_specs=P("x"), out_specs=P(), state_in_specs=P("x"))
         np.testing.assert_allclose(f(X), float(np.asarray(X).sum()))
 
+    def test_out_spec_of_a_state_only_read_is_not_used(self, mesh):
+        # An out spec applies only if the state is written: no conflict with its in spec.
+        w = brainstate.State(jnp.arange(8.0), name="w")
+        f = shard_map(lambda x: x * w.value, mesh, in_specs=P("x"), out_specs=P("x"),
+                      state_in_specs={w: P("x")}, state_out_specs={w: P()})
+        np.testing.assert_allclose(f(X), np.asarray(X) * np.arange(8.0))
+        np.testing.assert_allclose(w.value, np.arange(8.0))
+
     def test_keywords_are_closed_over(self, mesh):
         f = shard_map(lambda x, scale=1.0: x * scale, mesh, in_specs=P("x"), out_specs=P("x"))
         np.testing.assert_allclose(f(X, scale=3.0), np.asarray(X) * 3.0)
@@ -205,6 +213,28 @@ class TestErrors:
             f(X)
         assert float(buf.value.sum()) == 0.0
 
+    def test_writes_that_change_between_traces(self, mesh):
+        # Which states are written is read from a trace; a function whose writes change
+        # from one trace to the next is refused rather than run with a wrong spec or write.
+        buf = brainstate.State(jnp.zeros(8), name="buf")
+        calls = []
+
+        def flaky(x):
+            calls.append(1)
+            if len(calls) % 2 == 0:
+                buf.value = buf.value + x
+            return x + buf.value
+
+        f = shard_map(flaky, mesh, in_specs=P("x"), out_specs=P("x"),
+                      state_out_specs={buf: P("x")})
+        with pytest.raises(ValueError, match="writes change with the shapes it sees"):
+            f(X)
+        calls.clear()
+        g = shard_map(flaky, mesh, in_specs=P("x"), out_specs=P("x"))
+        with pytest.raises(ValueError, match=r"wrote .*buf.* only when run on the shards"):
+            g(X)
+        np.testing.assert_allclose(buf.value, np.zeros(8))
+
 
 _FOUR_DEVICES = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np, brainstate
@@ -251,6 +281,40 @@ _FOUR_DEVICES = textwrap.dedent("""
     else:
         raise AssertionError("no error")
     assert float(total.value) == 0.0
+
+    # an out spec applies only to a written state: one named in the dict but only read is
+    # read whole, as with one spec for every state (not summed over each shard's slice)
+    s = brainstate.State(jnp.arange(4.0))
+    calls = []
+    def read_only(v):
+        calls.append(1)
+        return v * s.value.sum()
+    for spec in ({s: P("x")}, P("x")):
+        out = shard_map(read_only, mesh, in_specs=P("x"), out_specs=P("x"),
+                        state_out_specs=spec)(jnp.ones(4))
+        np.testing.assert_allclose(out, [6.0] * 4)
+    assert len(calls) == 5  # the dict form traces once more, with the state read whole
+    # a state that is read and written keeps its dict out spec
+    def scale(v):
+        s.value = s.value * v
+        return v
+    shard_map(scale, mesh, in_specs=P("x"), out_specs=P("x"),
+              state_out_specs={s: P("x")})(jnp.arange(4.0))
+    np.testing.assert_allclose(s.value, np.arange(4.0) ** 2)
+
+    # a split state's indivisible dimension names the state, whichever form gives its spec
+    odd = brainstate.State(jnp.ones(6), name="odd")
+    def use(v):
+        odd.value = odd.value * 2.0
+        return v
+    for spec in ({odd: P("x")}, P("x")):
+        try:
+            shard_map(use, mesh, in_specs=P("x"), out_specs=P("x"), state_out_specs=spec)(x)
+        except ValueError as e:
+            assert "odd" in str(e) and "(size 6) is not divisible by the size 4" in str(e), e
+        else:
+            raise AssertionError("no error")
+    np.testing.assert_allclose(odd.value, np.ones(6))
 
     # an indivisible dimension names the argument
     try:

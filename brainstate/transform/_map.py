@@ -16,7 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from brainstate._messages import describe_state
-from brainstate.transform._loop import _for_body, _scan, _slice_avals, trace_fn
+from brainstate._trace import StateTraceStack
+from brainstate.transform._loop import _for_body, _scan
 from brainstate.transform._vmap import vmap
 
 __all__ = ["map"]
@@ -58,22 +59,34 @@ def _random_state_type() -> type | None:
     return None if mod is None else mod.RandomState
 
 
-def _refuse_writes(f: Callable, xs: tuple) -> None:
-    """ValueError if ``f`` writes a (non-random) state: lanes of a chunk cannot see each other."""
-    flat, tree = jax.tree_util.tree_flatten(xs)
-    lane = jax.tree_util.tree_unflatten(tree, _slice_avals(flat))
-    entry = trace_fn(lambda *a: f(*a), lane, "map")
+def _refusing_writes(f: Callable) -> Callable:
+    """``f``, raising ValueError while traced if it writes a (non-random) state.
+
+    The lanes of a chunk cannot see each other's writes. The check runs inside the trace the
+    chunked loop makes anyway (a recording frame around ``f``), so ``f`` is traced once per
+    call, and it raises before anything runs or is written back.
+    """
     rng = _random_state_type()
-    written = [st for st in entry.write_states if rng is None or not isinstance(st, rng)]
-    if written:
-        names = ", ".join(describe_state(st) for st in written)
-        raise ValueError(
-            f"map(..., batch_size=...) cannot run a function that writes a State: it wrote "
-            f"{names}. The lanes of one chunk run side by side and could not see each other's "
-            "writes, so the result would differ from the sequential map. Drop batch_size to "
-            "thread the state lane by lane, or use brainstate.transform.vmap with the state "
-            "declared in in_states/out_states to keep one value per lane."
-        )
+
+    def lane(*args: Any) -> Any:
+        with StateTraceStack(name="map") as trace:
+            out = f(*args)
+        written = [st for st in trace.get_write_states()
+                   if rng is None or not isinstance(st, rng)]
+        if written:
+            names = ", ".join(describe_state(st) for st in written)
+            raise ValueError(
+                f"map(..., batch_size=...) cannot run a function that writes a State: it wrote "
+                f"{names}. The lanes of one chunk run side by side and could not see each "
+                "other's writes, so the result would differ from the sequential map. Drop "
+                "batch_size to thread the state lane by lane, or use "
+                "brainstate.transform.vmap with the state declared in in_states/out_states to "
+                "keep one value per lane."
+            )
+        return out
+
+    lane.__name__ = getattr(f, "__name__", "map_lane")
+    return lane
 
 
 def _concat(a: Any, b: Any) -> Any:
@@ -151,9 +164,8 @@ def map(f: Callable, *xs: Any, batch_size: int | None = None) -> Any:
         raise TypeError(f"map: f must be callable, got {type(f).__name__} {f!r}.")
     k = _check_batch_size(batch_size)
     n = _leading_length(xs)
+    if k is not None:
+        f = _refusing_writes(f)
     if k is None or n == 0:
-        if k is not None:
-            _refuse_writes(f, xs)
         return _scan(_for_body(f), None, xs, n, False, 1, None, "map")[1]
-    _refuse_writes(f, xs)
     return _batched(f, xs, n, min(k, n))

@@ -1,10 +1,14 @@
 """``shard_map``: run a function that reads and writes states on the shards of a device mesh.
 
-The function is traced once at *per-shard* shapes (``StatefulFunction``, with the mesh axes
-bound for collectives): each argument at its shard's shape, each state through a view of its
-shard (replicated states whole). The resulting pure jaxpr of ``(args, state values) -> (out,
-written values)`` runs under ``jax.shard_map``; the written values are written back after the
-call (``core.scatter``: recorded in enclosing traces). No Python runs inside ``jax.shard_map``.
+Each call traces the function twice. First to collect the states it reads and writes and
+give each a spec: at per-shard shapes when the states' specs are given by name (each argument
+at its shard's shape, each split state through a view of its shard, the others whole), at
+the arguments' global shapes when one spec covers every state (the states must be known
+before that spec can be given to them). Then inside :func:`jax.shard_map`, on the shards'
+own values, whose types carry the mesh's varying axes: the function runs there as a pure
+jaxpr of ``(args, state values) -> (out, written values)`` through the states' views, and
+the written values are written back after the call (``core.scatter``: recorded in enclosing
+traces).
 """
 
 from __future__ import annotations
@@ -101,6 +105,17 @@ def _state_spec(st: State, written: bool, sin: Any, sout: Any) -> PartitionSpec:
     return a if a is not None else (b if b is not None else _REPLICATED)
 
 
+def _guess_spec(st: State, sin: Any, sout: Any) -> PartitionSpec:
+    """A named state's spec before the trace tells whether it is written: as read, else as
+    written (a state named in ``state_out_specs`` is assumed written until the trace shows
+    otherwise), else replicated."""
+    a = _lookup(sin, st)
+    if a is not None:
+        return a
+    b = _lookup(sout, st)
+    return b if b is not None else _REPLICATED
+
+
 def _local_shape(shape: tuple, spec: PartitionSpec, mesh: Any, where: Callable[[], str]) -> tuple:
     """The per-shard shape of a global ``shape`` partitioned by ``spec`` over ``mesh``."""
     sizes = dict(mesh.shape)
@@ -155,6 +170,45 @@ def _arg_specs(in_specs: Any, args: tuple) -> list:
 def _discover(fun: Callable, args: tuple, axis_env: list) -> Any:
     """The states ``fun`` touches, from a trace at the arguments' global shapes."""
     return StatefulFunction(fun, name="shard_map", axis_env=axis_env)._entry(args, {})
+
+
+def _check_state_shapes(pairs: list, mesh: Any) -> None:
+    """ValueError naming the state if a split state's dimension does not divide its mesh axes."""
+    for st, spec in pairs:
+        if spec != _REPLICATED:
+            for leaf in jax.tree.leaves(_core.gather([st])[0]):
+                _local_shape(tuple(jax.typeof(leaf).shape), spec, mesh,
+                             lambda st=st: describe_state(st))
+
+
+def _named_pairs(f: Callable, mesh: Any, args: tuple, leaves: list, treedef: Any,
+                 leaf_specs: list, sin: Any, sout: Any, named: list, axis_env: list) -> tuple:
+    """``(found, [(state, spec)])`` for states named in the spec dicts, traced per shard.
+
+    Which states are written is known only from a trace. The first one assumes every state
+    named in ``state_out_specs`` is written (so a state that is read and written keeps its
+    spec through the function); if the trace shows such a state only read, its spec is
+    replaced (a state's out spec applies only if it is written) and the function is traced
+    again with the corrected views.
+    """
+    specs = [_guess_spec(st, sin, sout) for st in named]
+    for _ in range(2):
+        found = _trace_shards(f, mesh, args, leaves, treedef, leaf_specs,
+                              [(st, sp) for st, sp in zip(named, specs) if sp != _REPLICATED],
+                              axis_env)
+        written = {id(st) for st in found.write_states}
+        touched = {id(st) for st in found.states}
+        actual = [_state_spec(st, id(st) in written, sin, sout) for st in named]
+        # A named state the function does not touch needs no spec (and no second trace).
+        if all(a == b for st, a, b in zip(named, actual, specs) if id(st) in touched):
+            return found, list(zip(named, actual))
+        specs = actual
+    raise ValueError(
+        "shard_map: the states the function writes change with the shapes it sees: it wrote "
+        f"{', '.join(describe_state(st) for st in found.write_states) or 'no state'} only when "
+        "the states it reads were given their corrected specs. Make which states it writes "
+        "independent of their shapes."
+    )
 
 
 def _trace_shards(fun: Callable, mesh: Any, args: tuple, leaves: list, treedef: Any,
@@ -237,7 +291,9 @@ def shard_map(fun: Callable, mesh: Any, in_specs: Any, out_specs: Any, *,
         How the outputs are assembled (a pytree prefix of the output).
     state_in_specs, state_out_specs : PartitionSpec or dict, optional
         ``{State: PartitionSpec}``, or one PartitionSpec for every state read (in) / written
-        (out). A written state is read with its out spec unless given an in spec; giving it
+        (out). An out spec applies only to a state the function writes (a trace tells which
+        states those are, not the dict): a state it only reads is read with its in spec, or
+        whole. A written state is read with its out spec unless given an in spec; giving it
         two different specs is an error.
     check_vma : bool
         Passed to :func:`jax.shard_map` (``check_rep`` on JAX versions before it moved out
@@ -246,8 +302,11 @@ def shard_map(fun: Callable, mesh: Any, in_specs: Any, out_specs: Any, *,
     Returns
     -------
     callable
-        ``fun`` sharded; each call traces it once at per-shard shapes (wrap the caller in
-        :func:`~brainstate.transform.jit` to trace once per signature).
+        ``fun`` sharded. Each call traces ``fun`` twice: once to collect its states (at
+        per-shard shapes, or at global shapes when ``state_in_specs``/``state_out_specs`` is
+        a single spec), once more inside :func:`jax.shard_map`; three times when a state
+        named in a ``state_out_specs`` dict turns out to be only read. Wrap the caller in
+        :func:`~brainstate.transform.jit` to pay this once per signature.
 
     Raises
     ------
@@ -255,24 +314,30 @@ def shard_map(fun: Callable, mesh: Any, in_specs: Any, out_specs: Any, *,
         If ``fun`` is not callable or a state spec is malformed.
     ValueError
         If ``in_specs`` does not match the arguments, a spec names an unknown mesh axis, a
-        dimension does not divide by the mesh axes it is split over, or a written state is
-        given two different specs.
+        dimension of an argument or a split state does not divide by the mesh axes it is
+        split over, a written state is given two different specs, or the states the function
+        writes depend on the shapes it sees.
 
     Notes
     -----
     Tested on a one-device CPU mesh (``jax.make_mesh((1,), ('x',))``): the states' read and
-    write paths, specs, collectives, composition with ``jit``/``grad``/``vmap``/``for_loop``,
-    and the per-shard shapes and errors through the tracing machinery with meshes of other
-    sizes (abstractly, without running on them).
+    write paths, specs, collectives and composition with ``jit``/``grad``/``vmap``/
+    ``for_loop``; and on a four-device host CPU mesh (forced with
+    ``XLA_FLAGS=--xla_force_host_platform_device_count=4``): per-shard views of split states,
+    a state named in ``state_out_specs`` but only read, and the errors that only a mesh of
+    several devices shows.
 
-    Differs from upstream: the function is traced once at per-shard shapes and the pure jaxpr
-    runs under ``jax.shard_map`` (upstream re-runs the Python function inside it, swapping
-    values into the states); a written state is read with the same spec it is written back
-    with (upstream reads it replicated and writes it split, so its value changes shape inside
-    the function); an in/out spec conflict, an unknown mesh axis and an indivisible dimension
-    are refused up front with messages naming the argument or state; a shape error from a
-    replicated state meeting a sharded argument, and JAX's refusal of a replicated state
-    written with a shard-dependent value, keep their type and gain a hint at the state specs.
+    Differs from upstream: with the states' specs given by name, the states are collected by
+    a trace at per-shard shapes (upstream always traces at global shapes), so a function
+    whose shapes only work per shard can be sharded; a written state is read with the same
+    spec it is written back with (upstream reads it replicated and writes it split, so its
+    value changes shape inside the function); an in/out spec conflict, an unknown mesh axis
+    and an indivisible dimension (of an argument or a split state) are refused before
+    ``jax.shard_map`` runs, with messages naming the argument or state; a state that the
+    function writes only when run on the shards is an error, not a lost write; a shape error
+    from a replicated state meeting a sharded argument, and JAX's refusal of a replicated
+    state written with a shard-dependent value, keep their type and gain a hint at the state
+    specs.
 
     Examples
     --------
@@ -300,6 +365,7 @@ def shard_map(fun: Callable, mesh: Any, in_specs: Any, out_specs: Any, *,
     sout = _state_table(state_out_specs, "state_out_specs")
     # One spec for all states needs to know the states first (a trace at global shapes).
     discover = isinstance(sin, PartitionSpec) or isinstance(sout, PartitionSpec)
+    named = _named_states(state_in_specs, state_out_specs)
     axis_env = list(dict(mesh.shape).items())
     smap, check_kw = _jax_shard_map()
 
@@ -313,12 +379,11 @@ def shard_map(fun: Callable, mesh: Any, in_specs: Any, out_specs: Any, *,
                 found = _discover(f, args, axis_env)
                 pairs = [(st, _state_spec(st, w, sin, sout))
                          for st, w in zip(found.states, found.written)]
+                _check_state_shapes(pairs, mesh)
             else:
                 # Only the states named in the dicts can be split; the others are replicated.
-                pairs = _declared_pairs(sin, sout, state_in_specs, state_out_specs)
-                found = _trace_shards(f, mesh, args, leaves, treedef, leaf_specs,
-                                      [(st, sp) for st, sp in pairs if sp != _REPLICATED],
-                                      axis_env)
+                found, pairs = _named_pairs(f, mesh, args, leaves, treedef, leaf_specs, sin,
+                                            sout, named, axis_env)
             specs = {id(st): sp for st, sp in pairs}
             states = found.states
             state_specs = [specs.get(id(st), _REPLICATED) for st in states]
@@ -352,6 +417,7 @@ def _shard_body(f: Callable, treedef: Any, states: tuple, write_idx: tuple,
     traced outside ``shard_map`` would lack. States show their shard values as views.
     """
     index = {id(st): i for i, st in enumerate(states)}
+    write_set = set(write_idx)
 
     def body(dyn: list, svals: list) -> tuple:
         for st, v in zip(states, svals):
@@ -371,6 +437,14 @@ def _shard_body(f: Callable, treedef: Any, states: tuple, write_idx: tuple,
                 "independent of the argument shapes."
             )
         slots = [index[id(st)] for st in entry.states]
+        stray = [entry.states[i] for i in entry.write_idx if slots[i] not in write_set]
+        if stray:
+            raise ValueError(
+                "shard_map: the function wrote "
+                f"{', '.join(describe_state(st) for st in stray)} only when run on the "
+                "shards, not when its states were collected, so the write would be lost. "
+                "Make which states it writes independent of the argument shapes."
+            )
         flat = jaxpr_as_fun(entry.jaxpr)(
             *dyn, *jax.tree_util.tree_leaves([svals[j] for j in slots]))
         out, new = jax.tree_util.tree_unflatten(entry.out_treedef, flat)
@@ -381,12 +455,13 @@ def _shard_body(f: Callable, treedef: Any, states: tuple, write_idx: tuple,
     return body
 
 
-def _declared_pairs(sin: Any, sout: Any, state_in_specs: Any, state_out_specs: Any) -> list:
-    """``[(state, spec)]`` for the states named in the spec dicts (first-seen order)."""
-    pairs, seen = [], set()
+def _named_states(state_in_specs: Any, state_out_specs: Any) -> list:
+    """The states named in the spec dicts, in first-seen order."""
+    named, seen = [], set()
     for specs in (state_in_specs, state_out_specs):
-        for st in (specs or {}):
-            if id(st) not in seen:
-                seen.add(id(st))
-                pairs.append((st, _state_spec(st, _lookup(sout, st) is not None, sin, sout)))
-    return pairs
+        if isinstance(specs, dict):
+            for st in specs:
+                if id(st) not in seen:
+                    seen.add(id(st))
+                    named.append(st)
+    return named
