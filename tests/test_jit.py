@@ -375,6 +375,34 @@ class TestFastPath:
         step(jnp.ones(2))  # back to the first signature: cached, no trace
         assert traces == [(2,), (3,)]
 
+    def test_alternating_signatures_do_not_retrace_the_compiled_function(self, monkeypatch):
+        # The fast path calls the last entry's compiled function; with another signature JAX
+        # retraces it to find out (_Stale, milliseconds). After one such miss the avals are
+        # compared first, so alternating calls stay on cached lookups.
+        import brainstate.transform._make_jaxpr as mj
+
+        stale = []
+
+        class Counting(mj._Stale):
+            def __init__(self):
+                stale.append(1)
+                super().__init__()
+
+        monkeypatch.setattr(mj, "_Stale", Counting)
+        a = brainstate.State(jnp.zeros((), jnp.float32))
+
+        @jit
+        def step(x):
+            a.value = a.value + x.sum()
+            return x * 2
+
+        x2, x3 = jnp.ones(2), jnp.ones(3)
+        for _ in range(10):
+            assert step(x2).shape == (2,)
+            assert step(x3).shape == (3,)
+        assert len(stale) <= 1
+        assert float(a.value) == 50.0
+
     def test_dtype_and_weak_type_changes_are_distinct(self):
         @jit
         def step(x):
