@@ -30,7 +30,6 @@ import jax
 import jax.numpy as jnp
 from jax._src import core as _jax_core  # internal: trace_ctx (as _make_jaxpr)
 from jax._src import source_info_util as _source_info_util
-from jax.api_util import flatten_axes
 
 from brainstate._error import BatchAxisError
 from brainstate._gc import gc_paused
@@ -48,6 +47,7 @@ from brainstate.transform._vmap import (
     _check_in_axes,
     _key,
     _lane,
+    _leaf_axes,
     _no_batching,
     _sds,
 )
@@ -222,16 +222,7 @@ def _single_key(st: State) -> bool:
 def _lane_args(args: tuple, in_axes: Any, what: str) -> tuple[list, Any, list]:
     """(per-lane abstract leaves, treedef, sizes of the mapped leaves) of ``args``."""
     leaves, treedef = jax.tree_util.tree_flatten(args)
-    if isinstance(in_axes, tuple):
-        if len(in_axes) != len(args):
-            raise ValueError(
-                f"{what} in_axes has {len(in_axes)} entries but the function was called with "
-                f"{len(args)} positional arguments; give one entry per argument (None to "
-                "broadcast one)."
-            )
-        axes = flatten_axes(f"{what} in_axes", treedef, in_axes)
-    else:
-        axes = [in_axes] * len(leaves)
+    axes = _leaf_axes(args, leaves, treedef, in_axes, what)
     paths = None
     lanes, sizes = [], []
     for i, (leaf, ax) in enumerate(zip(leaves, axes)):

@@ -206,6 +206,19 @@ def _no_batching(st: State) -> bool:
     return isinstance(st, NonBatchState) or (st.tag is not None and INIT_NO_BATCHING in st.tag)
 
 
+def _leaf_axes(args: tuple, leaves: list, treedef: Any, in_axes: Any, name: str) -> list:
+    """The mapped axis of each flat argument leaf, ``in_axes`` read as ``jax.vmap`` reads it."""
+    if not isinstance(in_axes, tuple):
+        return [in_axes] * len(leaves)
+    if len(in_axes) != len(args):
+        raise ValueError(
+            f"{name} in_axes has {len(in_axes)} entries but the function was called with "
+            f"{len(args)} positional arguments; give one in_axes entry per argument (None to "
+            "broadcast one)."
+        )
+    return flatten_axes(f"{name} in_axes", treedef, in_axes)
+
+
 class _Mapping:
     """The argument side of one call: flat leaves, their axes, sizes and per-lane abstractions."""
 
@@ -214,16 +227,7 @@ class _Mapping:
     def __init__(self, owner: Any, args: tuple, leaves: list, treedef: Any,
                  in_pairs: Sequence) -> None:
         in_axes, name = owner.in_axes, owner._name
-        if isinstance(in_axes, tuple):
-            if len(in_axes) != len(args):
-                raise ValueError(
-                    f"{name} in_axes has {len(in_axes)} entries but the function was called with "
-                    f"{len(args)} positional arguments; give one in_axes entry per argument "
-                    "(None to broadcast one)."
-                )
-            axes = flatten_axes(f"{name} in_axes", treedef, in_axes)
-        else:
-            axes = [in_axes] * len(leaves)
+        axes = _leaf_axes(args, leaves, treedef, in_axes, name)
         sizes: list = []
         dyn_axes: list = []
         lane_leaves: list = []
