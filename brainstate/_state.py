@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import threading
 from typing import Any, Callable, Iterator
 
@@ -72,6 +73,34 @@ def _abstract(x: Any) -> Any:
     return x
 
 
+class _ClassSignature:
+    """``cls.__signature__`` for classes built on the compiled core, computed per class.
+
+    ``inspect.signature`` cannot read a compiled ``__init__``: this gives the constructor's
+    documented signature for classes that inherit it, and the signature of a subclass's own
+    Python ``__init__`` (without ``self``) for classes that define one.
+    """
+
+    _CORE = inspect.Signature([
+        inspect.Parameter("value", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        inspect.Parameter("name", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None),
+        inspect.Parameter("metadata", inspect.Parameter.VAR_KEYWORD),
+    ])
+
+    def __get__(self, instance: Any, owner: type) -> inspect.Signature | None:
+        if instance is not None:
+            return None  # a state is not callable
+        for klass in owner.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None:
+                continue
+            if inspect.isfunction(init):
+                sig = inspect.signature(init)
+                return sig.replace(parameters=list(sig.parameters.values())[1:])
+            return self._CORE  # the compiled core's constructor
+        return self._CORE
+
+
 class State(_core.StateCore):
     """A typed, mutable slot holding a PyTree of arrays.
 
@@ -103,6 +132,7 @@ class State(_core.StateCore):
     """
 
     __module__ = "brainstate"
+    __signature__ = _ClassSignature()
 
     # --- names, tags, levels, sites ---
 

@@ -1077,3 +1077,26 @@ class TestHelpers:
         st = State(0.0)
         c.append(st)
         assert list(c) == [st] and st.tag is None
+
+
+# --- constructor signatures (inspect.signature cannot read the compiled __init__ itself) -------
+
+
+def test_inspect_signature_of_state_classes():
+    import inspect
+
+    for cls in (brainstate.State, brainstate.ParamState, brainstate.ShortTermState):
+        params = list(inspect.signature(cls).parameters)
+        assert params == ["value", "name", "metadata"], (cls, params)
+    assert list(inspect.signature(brainstate.random.RandomState).parameters) == ["seed_or_key"]
+
+    class Sized(brainstate.State):
+        def __init__(self, n: int, scale: float = 1.0):
+            super().__init__(jnp.zeros(n) * scale)
+
+    sig = inspect.signature(Sized)
+    assert list(sig.parameters) == ["n", "scale"]
+    assert sig.parameters["scale"].default == 1.0
+    assert Sized(3).value.shape == (3,)
+    # an instance is not callable and has no signature
+    assert brainstate.State(jnp.zeros(2)).__signature__ is None
