@@ -59,7 +59,7 @@ def configure_core(mod=None, *, metadata_type: type) -> None:
     mod.configure(
         tree_flatten=jax.tree_util.tree_flatten,
         leaf_spec=_signature.leaf_spec,
-        array_type=type(jax.numpy.zeros(())),
+        array_type=_array_type(),
         key_array_type=_key_array_type(),
         tracer_type=jax.core.Tracer,
         trace_ctx=jax_core.trace_ctx,
@@ -74,6 +74,21 @@ def configure_core(mod=None, *, metadata_type: type) -> None:
     _CONFIGURED.append(mod)
     mod.set_hooks_active(_hooks.active_count())
     _hooks.set_activity_listener(_broadcast_hook_activity)
+
+
+def _array_type() -> type:
+    """The concrete type of JAX arrays (``jax.Array`` instances), found without computing one.
+
+    Making ``jnp.zeros(())`` would start the backend and compile a kernel at import time
+    (about 50 ms of ``import brainstate``); the class is read from where JAX defines it.
+    """
+    try:
+        from jax._src.array import ArrayImpl  # internal; pinned by tests/test_impl.py
+    except ImportError:  # pragma: no cover - moved: pay for one array instead
+        import jax
+
+        return type(jax.numpy.zeros(()))
+    return ArrayImpl
 
 
 def _key_array_type() -> type:

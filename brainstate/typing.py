@@ -6,7 +6,11 @@ with ``isinstance``. :class:`PyTree` and :class:`Array` are subscriptable classe
 ``isinstance`` checks look at the value (every leaf, or array-ness).
 
 ``brainunit`` is optional: when it is importable, :data:`ArrayLike` also admits
-``brainunit.Quantity``.
+``brainunit.Quantity``. :data:`ArrayLike` is the one lazy name here: importing this module never
+imports brainunit (which pulls in matplotlib); the union is built, and brainunit imported if
+installed, on the first access of ``brainstate.typing.ArrayLike`` (including
+``from brainstate.typing import ArrayLike``), through a module ``__getattr__`` (PEP 562). Modules
+of this package that only annotate with it import it under ``TYPE_CHECKING``.
 
 Examples
 --------
@@ -25,6 +29,7 @@ from __future__ import annotations
 import functools
 import types
 from typing import (
+    TYPE_CHECKING,
     Any,
     Callable,
     Hashable,
@@ -115,12 +120,7 @@ Filter = Union[FilterLiteral, Tuple["Filter", ...], List["Filter"]]
 
 # --- arrays and shapes -------------------------------------------------------------------------
 
-try:  # brainunit is optional; without it ArrayLike is the unit-free union.
-    from brainunit import Quantity as _Quantity
-except ImportError:
-    _Quantity = None
-
-_ARRAY_LIKE_TYPES: tuple = (
+_ARRAY_LIKE_BASE: tuple = (
     jax.Array,
     np.ndarray,
     np.bool_,
@@ -129,15 +129,40 @@ _ARRAY_LIKE_TYPES: tuple = (
     int,
     float,
     complex,
-) + ((_Quantity,) if _Quantity is not None else ())
+)
 
-ArrayLike = Union[_ARRAY_LIKE_TYPES]  # type: ignore[valid-type]
-"""Anything that converts to a JAX array without ambiguity.
 
-JAX and NumPy arrays, NumPy scalars, Python ``bool``/``int``/``float``/``complex``, and
-``brainunit.Quantity`` when brainunit is installed. Unlike ``numpy.typing.ArrayLike`` it excludes
-lists and strings. Usable with ``isinstance``.
-"""
+def _array_like():
+    """Build :data:`ArrayLike`, with ``brainunit.Quantity`` when brainunit is importable."""
+    try:  # brainunit is optional; without it ArrayLike is the unit-free union.
+        from brainunit import Quantity
+    except ImportError:
+        extra: tuple = ()
+    else:
+        extra = (Quantity,)
+    return Union[_ARRAY_LIKE_BASE + extra]  # type: ignore[valid-type]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ArrayLike":  # built once; later lookups find it in the module namespace
+        value = globals()["ArrayLike"] = _array_like()
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | {"ArrayLike"})
+
+
+if TYPE_CHECKING:  # what static checkers see; at run time the name is built lazily above
+    ArrayLike = Union[jax.Array, np.ndarray, np.bool_, np.number, bool, int, float, complex]
+    """Anything that converts to a JAX array without ambiguity (lazy: see the module docstring).
+
+    JAX and NumPy arrays, NumPy scalars, Python ``bool``/``int``/``float``/``complex``, and
+    ``brainunit.Quantity`` when brainunit is installed. Unlike ``numpy.typing.ArrayLike`` it
+    excludes lists and strings. Usable with ``isinstance``. The first access imports brainunit
+    when it is installed.
+    """
 
 Size = Union[int, Sequence[int], np.integer, Sequence[np.integer]]
 """An array size: one integer or a sequence of integers (Python or NumPy)."""

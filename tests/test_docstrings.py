@@ -24,6 +24,8 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples_run(name):
     module = importlib.import_module(name)
+    for attr in getattr(module, "__all__", ()):  # load lazy names (PEP 562) so the finder sees them
+        getattr(module, attr)
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=FLAGS)
     for test in finder.find(module, name):

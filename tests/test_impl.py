@@ -66,6 +66,13 @@ def test_jax_internals_we_depend_on_exist():
     assert trace._weakref() is trace
 
 
+def test_arrays_have_the_type_the_core_checks_fast():
+    # the core is handed JAX's array class without making an array at import (that would start
+    # the backend and compile a kernel); a JAX that moves the class must fail here
+    assert type(jnp.zeros(())) is _impl._array_type()
+    assert type(jax.device_put(1.0)) is _impl._array_type()
+
+
 def test_typed_key_arrays_have_the_type_the_core_checks_fast():
     # the compiled core's aval cache covers typed PRNG keys by their concrete type (a
     # RandomState's value, written at every draw); a JAX that moves it must fail here

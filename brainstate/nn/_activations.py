@@ -18,14 +18,17 @@ under jax's strict dtype promotion; ``relu`` alone keeps integer inputs integer.
 from __future__ import annotations
 
 import operator
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import jax
 import jax.numpy as jnp
 
 from brainstate import environ, random
-from brainstate._units import brainunit as _brainunit, is_quantity as _is_quantity, split as _split
-from brainstate.typing import ArrayLike
+from brainstate._units import brainunit as _brainunit, is_quantity as _is_quantity
+from brainstate._units import loaded as _loaded, split as _split
+
+if TYPE_CHECKING:  # annotations only: brainstate.typing.ArrayLike is built lazily
+    from brainstate.typing import ArrayLike
 
 __all__ = [
     "tanh",
@@ -105,7 +108,7 @@ def _join(value: Any, unit: Any) -> Any:
 
 def _in_unit(value: Any, unit: Any, name: str, fn: str) -> Any:
     """A threshold-like argument as a plain number in ``x``'s unit (``unit``; ``None``: none)."""
-    bu = _brainunit()
+    bu = _loaded()
     if unit is None:
         if bu is not None and isinstance(value, bu.Quantity):
             if not value.dim.is_dimensionless:

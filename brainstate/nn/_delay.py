@@ -25,7 +25,7 @@ import numpy as np
 
 from brainstate import environ
 from brainstate._state import DelayState, ShortTermState, State
-from brainstate._units import brainunit as _brainunit, mantissa as _mantissa
+from brainstate._units import brainunit as _brainunit, loaded as _loaded, mantissa as _mantissa
 from brainstate.graph import Node
 from brainstate.nn._collective_ops import call_order
 from brainstate.nn._module import Module, _describe
@@ -204,7 +204,7 @@ def _steps_of(time: Any, step: Any, owner: Any) -> tuple[Any, Any]:
 
 def _ratio(time: Any, step: Any, owner: Any) -> np.ndarray:
     """``time / step`` as a float64 array, after checking units, shape and sign."""
-    bu = _brainunit()
+    bu = _loaded()
     ratio = time / step
     if bu is not None and isinstance(ratio, bu.Quantity):
         if not ratio.is_unitless:
@@ -584,7 +584,7 @@ class Delay(Module):
                          f"{_describe(self)}: a delayed read by time must lie within the "
                          "recorded window.")
         offset = (now - delay_time) / step
-        bu = _brainunit()
+        bu = _loaded()
         if bu is not None and isinstance(offset, bu.Quantity):
             offset = offset.to_decimal()
         latest = (self._latest_row_plus_length() - self.max_length).astype(environ.dftype())
@@ -638,7 +638,7 @@ class Delay(Module):
         self.history.value = jax.tree.map(put, history, current)
 
     def _strip_units(self, current: Any) -> Any:
-        bu = _brainunit()
+        bu = _loaded()
         if bu is None:
             return current
         leaves, treedef = jax.tree.flatten(current, is_leaf=lambda x: isinstance(x, bu.Quantity))
@@ -658,7 +658,7 @@ def _shape_info(target: Any) -> Any:
     """``target`` as a pytree of ``jax.ShapeDtypeStruct`` (units dropped)."""
     if target is None:
         return None
-    bu = _brainunit()
+    bu = _loaded()
 
     def info(a: Any) -> jax.ShapeDtypeStruct:
         if isinstance(a, jax.ShapeDtypeStruct):
@@ -671,7 +671,7 @@ def _shape_info(target: Any) -> Any:
 
 
 def _units_of(target: Any) -> Any:
-    bu = _brainunit()
+    bu = _loaded()
     if bu is None or target is None:
         return None
     leaves, treedef = jax.tree.flatten(target, is_leaf=lambda x: isinstance(x, bu.Quantity))
@@ -683,7 +683,7 @@ def _units_of(target: Any) -> Any:
 
 def _larger(a: Any, b: Any) -> Any:
     """The larger of two delay times (scalars or arrays, maybe with units)."""
-    bu = _brainunit()
+    bu = _loaded()
     if bu is not None and (isinstance(a, bu.Quantity) or isinstance(b, bu.Quantity)):
         if not isinstance(a, bu.Quantity):  # the initial 0.0
             return bu.math.max(b)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +22,10 @@ from brainstate import environ, random
 from brainstate._state import ShortTermState, check_state_value_tree
 from brainstate.nn import _activations as F
 from brainstate.nn._common import ElementWiseBlock
-from brainstate.typing import ArrayLike, Size
+from brainstate.typing import Size
+
+if TYPE_CHECKING:  # annotations only: brainstate.typing.ArrayLike is built lazily
+    from brainstate.typing import ArrayLike
 
 __all__ = [
     "Dropout",

@@ -8,7 +8,7 @@ slope, a :class:`~brainstate.ParamState`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax.numpy as jnp
 
@@ -16,7 +16,9 @@ from brainstate import environ
 from brainstate._state import ParamState
 from brainstate.nn import _activations as F
 from brainstate.nn._common import ElementWiseBlock
-from brainstate.typing import ArrayLike
+
+if TYPE_CHECKING:  # annotations only: brainstate.typing.ArrayLike is built lazily
+    from brainstate.typing import ArrayLike
 
 __all__ = [
     # activation functions

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numbers
 from functools import partial
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -38,7 +38,10 @@ from brainstate._state import ParamState
 from brainstate._units import attach as _attach, split as _split
 from brainstate.nn import _event_native, init
 from brainstate.nn._module import Module
-from brainstate.typing import ArrayLike, Size
+from brainstate.typing import Size
+
+if TYPE_CHECKING:  # annotations only: brainstate.typing.ArrayLike is built lazily
+    from brainstate.typing import ArrayLike
 
 __all__ = [
     "FixedNumConn",

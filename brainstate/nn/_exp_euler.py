@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from brainstate import environ
-from brainstate._units import brainunit as _brainunit, split as _split
+from brainstate._units import loaded as _loaded, split as _split
 
 __all__ = ["exp_euler_step"]
 
@@ -172,7 +172,7 @@ def exp_euler_step(fn: Callable, *args: Any, **kwargs: Any) -> Any:
             + (" and diffusion functions" if diffusion is not None else "")
             + ": exp_euler_step(f, x, *args) or exp_euler_step(f, g, x, *args)."
         )
-    bu = _brainunit()
+    bu = _loaded()
     x, rest = args[0], args[1:]
     x_m, x_unit = _split(x)
     x_m = _check_state(x_m)

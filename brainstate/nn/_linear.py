@@ -14,17 +14,21 @@ matrices come from ``brainunit.sparse``).
 from __future__ import annotations
 
 import operator
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from brainstate._state import ParamState
-from brainstate._units import attach as _attach, brainunit as _brainunit, split as _split
+from brainstate._units import attach as _attach, brainunit as _brainunit, loaded as _loaded
+from brainstate._units import split as _split
 from brainstate.nn import init
 from brainstate.nn._module import Module
-from brainstate.typing import ArrayLike, Size
+from brainstate.typing import Size
+
+if TYPE_CHECKING:  # annotations only: brainstate.typing.ArrayLike is built lazily
+    from brainstate.typing import ArrayLike
 
 __all__ = [
     "weight_standardization",
@@ -66,7 +70,7 @@ def _matmul(x: Any, w: Any) -> Any:
 def _is_custom_array(x: Any) -> bool:
     if isinstance(x, (jax.Array, np.ndarray, np.generic, int, float, complex, bool)):
         return False
-    bu = _brainunit()
+    bu = _loaded()
     if bu is not None and isinstance(x, bu.Quantity):
         return False
     return hasattr(type(x), "__matmul__")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import jax.numpy as jnp
 
@@ -12,7 +12,9 @@ from brainstate.nn import _activations as functional
 from brainstate.nn import init
 from brainstate.nn._linear import Linear
 from brainstate.nn._module import Module
-from brainstate.typing import ArrayLike
+
+if TYPE_CHECKING:  # annotations only: brainstate.typing.ArrayLike is built lazily
+    from brainstate.typing import ArrayLike
 
 __all__: list[str] = [
     "RNNCell", "ValinaRNNCell", "GRUCell", "MGUCell", "LSTMCell", "URLSTMCell",

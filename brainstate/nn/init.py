@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -28,8 +28,11 @@ from brainstate import environ, random
 from brainstate._state import State
 from brainstate._units import attach as _attach, brainunit as _brainunit
 from brainstate._units import is_quantity as _is_quantity, split as _split
-from brainstate.typing import ArrayLike, DTypeLike, SeedOrKey, Size
+from brainstate.typing import DTypeLike, SeedOrKey, Size
 from brainstate.util import PrettyAttr, PrettyRepr, PrettyType
+
+if TYPE_CHECKING:  # annotations only: brainstate.typing.ArrayLike is built lazily
+    from brainstate.typing import ArrayLike
 
 __all__ = [
     "param",

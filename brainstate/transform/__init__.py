@@ -3,29 +3,23 @@
 Each traces the function once per abstract call signature, makes the states it reads inputs
 and the states it writes outputs of a pure JAX computation, and writes results back after
 each call. States created inside a transformed function are never inputs or outputs.
+
+The transforms every model uses (``jit``, ``vmap``, ``grad``, loops, ``cond``, ``make_jaxpr``, the
+jaxpr optimizer) load with the package; the rest (checks and debugging, ``shard_map``,
+``vmap2``/``pmap2``, the jaxpr-to-code and drawing tools, Jacobians, ``remat``, ...) load on first
+access through a module ``__getattr__`` (PEP 562), which keeps ``import brainstate`` quick. Both
+kinds are in ``__all__`` and ``dir()``, and ``from brainstate.transform import X`` works for all.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from brainstate._error import BatchAxisError
-from brainstate.transform._checkify import (
-    all_checks,
-    automatic_checks,
-    check,
-    check_error,
-    checkify,
-    div_checks,
-    float_checks,
-    index_checks,
-    nan_checks,
-    user_checks,
-)
-from brainstate.transform._compiler_options import simulation_options
 from brainstate.transform._cond import cond, ifelse, switch
-from brainstate.transform._debug import breakpoint_if, debug_nan, debug_nan_if
 from brainstate.transform._error_if import jit_error_if
-from brainstate.transform._eval_shape import eval_shape
-from brainstate.transform._find_state import StateFinder
 from brainstate.transform._grad import GradientTransform, fwd_grad, grad, vector_grad
-from brainstate.transform._ir_inline import inline_jit
 from brainstate.transform._ir_optim import (
     algebraic_simplification,
     common_subexpression_elimination,
@@ -34,14 +28,7 @@ from brainstate.transform._ir_optim import (
     dead_code_elimination,
     optimize_jaxpr,
 )
-from brainstate.transform._ir_tocode import (
-    fn_to_python_code,
-    jaxpr_to_python_code,
-    register_prim_handler,
-)
 from brainstate.transform._ir_utils import eqns_to_closed_jaxpr, eqns_to_jaxpr
-from brainstate.transform._ir_visualize import draw, draw_dot_graph, view_pydot
-from brainstate.transform._jacobian import hessian, jacfwd, jacobian, jacrev
 from brainstate.transform._jit import JittedFunction, jit
 from brainstate.transform._loop import (
     bounded_while_loop,
@@ -57,21 +44,7 @@ from brainstate.transform._make_jaxpr import (
     make_jaxpr,
     set_jit_const_threshold,
 )
-from brainstate.transform._map import map
-from brainstate.transform._mapping import (
-    StatefulMapping,
-    in_new_state_probe,
-    pmap2,
-    pmap2_new_states,
-    vmap2,
-    vmap2_new_states,
-)
-from brainstate.transform._named import named_call, named_scope
 from brainstate.transform._progress import ProgressBar
-from brainstate.transform._remat import checkpoint, remat
-from brainstate.transform._shard_map import shard_map
-from brainstate.transform._unvmap import unvmap
-from brainstate.transform._vjp_jvp import jvp, vjp
 from brainstate.transform._vmap import (
     INIT_NO_BATCHING,
     VmapNewStatesFunction,
@@ -79,6 +52,52 @@ from brainstate.transform._vmap import (
     vmap,
     vmap_new_states,
 )
+
+# name -> private module defining it, imported on first access (see the module docstring)
+_LAZY: dict[str, str] = {
+    "all_checks": "_checkify",
+    "automatic_checks": "_checkify",
+    "check": "_checkify",
+    "check_error": "_checkify",
+    "checkify": "_checkify",
+    "div_checks": "_checkify",
+    "float_checks": "_checkify",
+    "index_checks": "_checkify",
+    "nan_checks": "_checkify",
+    "user_checks": "_checkify",
+    "simulation_options": "_compiler_options",
+    "breakpoint_if": "_debug",
+    "debug_nan": "_debug",
+    "debug_nan_if": "_debug",
+    "eval_shape": "_eval_shape",
+    "StateFinder": "_find_state",
+    "inline_jit": "_ir_inline",
+    "fn_to_python_code": "_ir_tocode",
+    "jaxpr_to_python_code": "_ir_tocode",
+    "register_prim_handler": "_ir_tocode",
+    "draw": "_ir_visualize",
+    "draw_dot_graph": "_ir_visualize",
+    "view_pydot": "_ir_visualize",
+    "hessian": "_jacobian",
+    "jacfwd": "_jacobian",
+    "jacobian": "_jacobian",
+    "jacrev": "_jacobian",
+    "map": "_map",
+    "StatefulMapping": "_mapping",
+    "in_new_state_probe": "_mapping",
+    "pmap2": "_mapping",
+    "pmap2_new_states": "_mapping",
+    "vmap2": "_mapping",
+    "vmap2_new_states": "_mapping",
+    "named_call": "_named",
+    "named_scope": "_named",
+    "checkpoint": "_remat",
+    "remat": "_remat",
+    "shard_map": "_shard_map",
+    "unvmap": "_unvmap",
+    "jvp": "_vjp_jvp",
+    "vjp": "_vjp_jvp",
+}
 
 __all__ = [
     # compilation and tracing
@@ -106,3 +125,16 @@ __all__ = [
     "eqns_to_jaxpr", "fn_to_python_code", "inline_jit", "jaxpr_to_python_code", "optimize_jaxpr",
     "register_prim_handler", "view_pydot",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -34,7 +34,7 @@ from jax._src import source_info_util as _source_info_util
 from jax.extend.core import ClosedJaxpr, jaxpr_as_fun
 
 from brainstate._gc import gc_paused
-from brainstate._impl import core as _core
+from brainstate._impl import _array_type, core as _core
 from brainstate._state import State, catch_new_states
 from brainstate._trace import StateTraceStack
 from brainstate.transform._ir_optim import _pipeline, apply_ir_optimizations
@@ -42,7 +42,7 @@ from brainstate.transform._ir_optim import _pipeline, apply_ir_optimizations
 __all__ = ["StatefulFunction", "make_jaxpr", "CacheKey", "get_jit_const_threshold",
            "set_jit_const_threshold"]
 
-_ARRAY_TYPE = type(jax.numpy.zeros(()))
+_ARRAY_TYPE = _array_type()  # without making an array: that would start the backend at import
 # ``.value`` of JAX's own config State: 30 ns, against 120 ns for jax.config.jax_disable_jit
 # (a Python property lookup); read once per compiled call.
 _DISABLE_JIT = _jax_config.disable_jit
