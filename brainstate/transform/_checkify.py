@@ -16,8 +16,7 @@ from typing import Any, Callable
 from jax.experimental import checkify as _cfy
 
 from brainstate._impl import core as _core
-from brainstate.transform._make_jaxpr import StatefulFunction
-from brainstate.transform._remat import PerEntry
+from brainstate.transform._make_jaxpr import PerEntry, StatefulFunction
 
 __all__ = [
     "checkify", "check", "check_error",

@@ -23,8 +23,7 @@ import brainstate
 from brainstate._impl import core as _core
 from brainstate._messages import describe_state
 from brainstate.transform._error_if import unvmap_any
-from brainstate.transform._make_jaxpr import StatefulFunction
-from brainstate.transform._remat import pure_of
+from brainstate.transform._make_jaxpr import PerEntry, StatefulFunction
 
 __all__ = ["debug_nan", "debug_nan_if", "breakpoint_if"]
 
@@ -110,6 +109,10 @@ def _raise_from_callback(err: Any, out: Any, written: Sequence, *, name: str, ph
     raise RuntimeError(_report(name, phase, err, out, written, write_states))
 
 
+# checkify's float checks of a traced entry, built once per entry (JAX's caches then hit)
+_FLOAT_CHECKED = PerEntry(lambda pure: _cfy.checkify(pure, errors=_cfy.float_checks))
+
+
 class DebugNan:
     """Run a function with NaN/Inf detection; the engine of :func:`debug_nan`.
 
@@ -145,7 +148,7 @@ class DebugNan:
         key_leaves = self._sf._key_and_leaves(self._args, {})
         entry = self._sf._entry(self._args, {}, key_leaves)
         leaves = key_leaves[1]
-        checked = _cfy.checkify(pure_of(entry), errors=_cfy.float_checks)
+        checked = _FLOAT_CHECKED(entry)
         err, (out, written) = checked(_core.gather(entry.states), list(leaves))
         flag = unvmap_any(_has_nan_flag(jax.tree_util.tree_leaves((out, written))))
         return entry, err, out, written, flag

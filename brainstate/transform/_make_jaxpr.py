@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numbers
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -554,10 +555,10 @@ class StatefulFunction:
             raise ValueError(f"State values at indices {missing} are None; every tracked "
                              "state needs a value.")
         _, leaves, _ = self._key_and_leaves(args, kwargs)
-        flat_states = jax.tree_util.tree_leaves(list(state_vals))
-        flat = jaxpr_as_fun(entry.jaxpr)(*leaves, *flat_states)
-        out, new_vals = jax.tree_util.tree_unflatten(entry.out_treedef, flat)
-        new_vals = [nv if w else v for nv, v, w in zip(new_vals, state_vals, entry.written)]
+        out, written = pure_of(entry)(state_vals, leaves)
+        new_vals = list(state_vals)
+        for i, v in zip(entry.write_idx, written):
+            new_vals[i] = v
         return new_vals, out
 
     def debug_call(self, state_vals: Sequence, *args: Any, **kwargs: Any):
@@ -715,6 +716,45 @@ class StatefulFunction:
             }
         legacy = ("jaxpr_cache", "out_shapes_cache", "jaxpr_out_tree_cache", "state_trace_cache")
         return {"compilation_cache": stats, **{k: dict(stats) for k in legacy}}
+
+
+# --- one traced entry as a pure function (shared by the transforms) ---------------------
+
+
+def pure_of(entry: Any) -> Callable:
+    """``pure(state_vals, dyn_leaves) -> (out, written values)`` of one traced entry.
+
+    The closure holds the jaxpr, not the entry, so caches keyed weakly by the entry can store
+    it without keeping the entry alive.
+    """
+    fn = jaxpr_as_fun(entry.jaxpr)
+    treedef, widx = entry.out_treedef, entry.write_idx
+
+    def pure(state_vals: Sequence, dyn_leaves: Sequence) -> tuple:
+        flat = fn(*dyn_leaves, *jax.tree_util.tree_leaves(list(state_vals)))
+        out, new = jax.tree_util.tree_unflatten(treedef, flat)
+        return out, [new[i] for i in widx]
+
+    return pure
+
+
+class PerEntry:
+    """A JAX transform of ``pure_of(entry)``, built once per traced entry and reused.
+
+    Reusing the transformed callable lets JAX's own trace caches (keyed by the callable) hit
+    on repeated calls with the same signature.
+    """
+
+    def __init__(self, make: Callable[[Callable], Callable]) -> None:
+        self._make = make
+        self._cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def __call__(self, entry: Any) -> Callable:
+        fn = self._cache.get(entry)
+        if fn is None:
+            fn = self._make(pure_of(entry))
+            self._cache[entry] = fn
+        return fn
 
 
 class outer_frames_untouched:

@@ -44,6 +44,7 @@ from brainstate.transform._vmap import (
     INIT_NO_BATCHING,
     VmapNewStatesFunction,
     VmappedFunction,
+    _Watched,
     _check_in_axes,
     _key,
     _lane,
@@ -461,23 +462,15 @@ class _Engine(VmappedFunction):
                                kw)
 
 
-class _Resolved:
+class _Resolved(_Watched):
     """One call signature's resolution: the engine and the states it was resolved from."""
 
-    __slots__ = ("engine", "watch", "sigs", "epoch", "avals")
+    __slots__ = ("engine", "avals")
 
     def __init__(self, engine: _Engine, watch: list) -> None:
+        super().__init__(watch)
         self.engine = engine
         self.avals: list | None = None  # the argument leaves' abstract values (inspection)
-        self.watch = tuple(watch)
-        self.sigs = tuple(st._signature for st in self.watch)
-        self.epoch = _core.rebind_epoch()
-
-    def still_valid(self) -> bool:
-        if all(st._signature == sig for st, sig in zip(self.watch, self.sigs)):
-            self.epoch = _core.rebind_epoch()
-            return True
-        return False
 
 
 def _as_tuple(x: Any, what: str, kind: type) -> tuple:

@@ -3,63 +3,25 @@
 The function is traced once per call signature (``StatefulFunction``); its jaxpr is then
 evaluated as a pure function of ``(state values, dynamic arguments)`` inside
 ``jax.checkpoint``, so the states it reads are inputs of the checkpointed computation and the
-states it writes are outputs written back after the call. The pure form is also what
-``checkify`` and ``debug_nan`` run (``pure_of``).
+states it writes are outputs written back after the call (``_make_jaxpr.pure_of``, the pure
+form ``checkify`` and ``debug_nan`` run too).
 """
 
 from __future__ import annotations
 
 import functools
-import weakref
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import jax
-from jax.extend.core import jaxpr_as_fun
 
 from brainstate._impl import core as _core
-from brainstate.transform._make_jaxpr import StatefulFunction
+from brainstate.transform._make_jaxpr import PerEntry, StatefulFunction
 
 __all__ = ["checkpoint", "remat"]
 
 
 class _Missing:
     pass
-
-
-def pure_of(entry: Any) -> Callable:
-    """``pure(state_vals, dyn_leaves) -> (out, written values)`` of one traced entry.
-
-    The closure holds the jaxpr, not the entry, so caches keyed weakly by the entry can store
-    it without keeping the entry alive.
-    """
-    fn = jaxpr_as_fun(entry.jaxpr)
-    treedef, widx = entry.out_treedef, entry.write_idx
-
-    def pure(state_vals: Sequence, dyn_leaves: Sequence) -> tuple:
-        flat = fn(*dyn_leaves, *jax.tree_util.tree_leaves(list(state_vals)))
-        out, new = jax.tree_util.tree_unflatten(treedef, flat)
-        return out, [new[i] for i in widx]
-
-    return pure
-
-
-class PerEntry:
-    """A JAX transform of ``pure_of(entry)``, built once per traced entry and reused.
-
-    Reusing the transformed callable lets JAX's own trace caches (keyed by the callable) hit
-    on repeated calls with the same signature.
-    """
-
-    def __init__(self, make: Callable[[Callable], Callable]) -> None:
-        self._make = make
-        self._cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-    def __call__(self, entry: Any) -> Callable:
-        fn = self._cache.get(entry)
-        if fn is None:
-            fn = self._make(pure_of(entry))
-            self._cache[entry] = fn
-        return fn
 
 
 def _check_static_argnums(static_argnums: Any) -> tuple:

@@ -30,13 +30,12 @@ import jax.numpy as jnp
 from jax._src import core as _jax_core  # internal: trace_ctx (also used by _make_jaxpr)
 from jax._src.interpreters import batching as _batching  # internal: BatchTracer (probe only)
 from jax.api_util import flatten_axes
-from jax.extend.core import jaxpr_as_fun
 
 from brainstate._error import BatchAxisError, StateSignatureError
 from brainstate._impl import core as _core
 from brainstate._messages import describe_state
 from brainstate._state import NonBatchState, State, catch_new_states
-from brainstate.transform._make_jaxpr import StatefulFunction, _leaf_key
+from brainstate.transform._make_jaxpr import StatefulFunction, _leaf_key, pure_of
 
 __all__ = ["vmap", "vmap_new_states", "VmappedFunction", "INIT_NO_BATCHING"]
 
@@ -381,26 +380,39 @@ def _with_lane_keys(vmapped: Callable, split: Sequence, n: int, write_idx: Seque
 # --- the engine ------------------------------------------------------------------------------
 
 
-class _Plan:
-    """Everything a warm call needs: the touched states and the compiled computation."""
+class _Watched:
+    """A cached decision that depends on the signatures of ``watch`` (the states it saw).
 
-    __slots__ = ("states", "write_states", "rebind", "compiled", "watch", "sigs", "epoch")
+    ``epoch`` is the core's re-bind epoch when last checked: equal means nothing was re-bound
+    since. Otherwise :meth:`still_valid` compares the watched states' signatures.
+    """
 
-    def __init__(self, states, write_states, rebind, compiled, watch):
-        self.states = tuple(states)
-        self.write_states = tuple(write_states)
-        self.rebind = tuple(rebind)
-        self.compiled = compiled
+    __slots__ = ("watch", "sigs", "epoch")
+
+    def __init__(self, watch: Sequence) -> None:
         self.watch = tuple(watch)
         self.sigs = tuple(st._signature for st in self.watch)
         self.epoch = _core.rebind_epoch()
 
     def still_valid(self) -> bool:
-        # Some signature was re-bound since planning: stale only if one we depend on was.
+        # Some signature was re-bound since: stale only if one we depend on was.
         if all(st._signature == sig for st, sig in zip(self.watch, self.sigs)):
             self.epoch = _core.rebind_epoch()
             return True
         return False
+
+
+class _Plan(_Watched):
+    """Everything a warm call needs: the touched states and the compiled computation."""
+
+    __slots__ = ("states", "write_states", "rebind", "compiled")
+
+    def __init__(self, states, write_states, rebind, compiled, watch):
+        super().__init__(watch)
+        self.states = tuple(states)
+        self.write_states = tuple(write_states)
+        self.rebind = tuple(rebind)
+        self.compiled = compiled
 
 
 def _build(owner: Any, entry: Any, mapping: _Mapping, leaves: list, state_in_axes: list,
@@ -415,8 +427,7 @@ def _build(owner: Any, entry: Any, mapping: _Mapping, leaves: list, state_in_axe
     ``placeholders`` maps state indices to the per-lane abstract value the jaxpr was traced
     with: their prior value is unused, so zeros of that shape stand in for it.
     """
-    fn = jaxpr_as_fun(entry.jaxpr)
-    out_treedef, widx = entry.out_treedef, entry.write_idx
+    traced = pure_of(entry)
 
     def pure(dyn_leaves, state_vals):
         if placeholders:
@@ -424,9 +435,7 @@ def _build(owner: Any, entry: Any, mapping: _Mapping, leaves: list, state_in_axe
             for i, view in placeholders.items():
                 state_vals[i] = jax.tree_util.tree_map(
                     lambda s: jnp.zeros(s.shape, s.dtype), view)
-        flat = fn(*dyn_leaves, *jax.tree_util.tree_leaves(state_vals))
-        out, svals = jax.tree_util.tree_unflatten(out_treedef, flat)
-        written = [svals[i] for i in widx]
+        out, written = traced(state_vals, dyn_leaves)
         if extra_out:
             return out[0], written, out[1]
         return out, written
