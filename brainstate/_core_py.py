@@ -45,6 +45,8 @@ __all__ = [
     "gather",
     "scatter",
     "rebind_epoch",
+    "note_rebind",
+    "current_trace_ref",
     "configure_hooks",
     "set_global_hook_registry",
     "configure_graph",
@@ -61,7 +63,7 @@ __all__ = [
     "index_bound",
 ]
 
-CORE_ABI = 4
+CORE_ABI = 5
 
 # --- configuration (set once by brainstate._impl.configure_core) ----------------------------
 
@@ -76,6 +78,7 @@ _metadata_type: Any = type(None)
 _pkg_prefix: str = "\0"
 _source_site: Callable[[Any, int], Any] = None  # type: ignore[assignment]
 _jax_tracer_type_check = None
+_state_types: tuple = ()  # (StateCore, the hosted core): what counts as a state here
 
 
 def configure(
@@ -91,14 +94,17 @@ def configure(
     metadata_type: type,
     pkg_prefix: str,
     source_site: Callable,
+    hosted_type: type,
 ) -> None:
     """Install the Python callables the core needs; called once by ``brainstate._impl``.
 
     ``key_array_type`` feeds the compiled core's aval cache only (typed PRNG keys); the pure
-    core compares every signature through ``leaf_spec`` and ignores it.
+    core compares every signature through ``leaf_spec`` and ignores it. ``hosted_type`` is the
+    plain-Python state core of classes that cannot take this core's layout
+    (``brainstate._hosted``): its states are recorded, gathered and scattered like ours.
     """
     global _tree_flatten, _leaf_spec, _array_type, _tracer_type, _trace_ctx, _make_error
-    global _hooks, _metadata_type, _pkg_prefix, _source_site
+    global _hooks, _metadata_type, _pkg_prefix, _source_site, _state_types
     _tree_flatten = tree_flatten
     _leaf_spec = leaf_spec
     _array_type = array_type
@@ -109,6 +115,7 @@ def configure(
     _metadata_type = metadata_type
     _pkg_prefix = pkg_prefix
     _source_site = source_site
+    _state_types = (StateCore, hosted_type)
 
 
 class _Invalid:
@@ -139,6 +146,14 @@ _epoch = 0  # bumped whenever some state's signature is re-bound
 def rebind_epoch() -> int:
     """A counter bumped whenever a state's signature is re-bound (caches compare it)."""
     return _epoch
+
+
+def note_rebind() -> None:
+    """Bump the rebind epoch (a hosted state re-bound its signature)."""
+    global _epoch
+    _epoch += 1
+
+
 _counter_lock = threading.Lock()
 
 
@@ -193,10 +208,11 @@ def _bump(name: str, delta: int) -> None:
         globals()[name] += delta
 
 
-def _require(value: Any, cls: type, name: str) -> None:
+def _require(value: Any, cls: Any, name: str) -> None:
     # the compiled core's typed arguments refuse anything else, None included: same error type
     if not isinstance(value, cls):
-        raise TypeError(f"Argument '{name}' has incorrect type (expected {cls.__name__}, got "
+        expected = (cls[0] if isinstance(cls, tuple) else cls).__name__
+        raise TypeError(f"Argument '{name}' has incorrect type (expected {expected}, got "
                         f"{type(value).__name__})")
 
 
@@ -276,6 +292,11 @@ def is_rebinding() -> bool:
 
 
 def _current_trace_ref() -> Any:
+    return _trace_ctx.trace._weakref
+
+
+def current_trace_ref() -> Any:
+    """The identity of JAX's current trace (what a state's ``_trace_ref`` is compared with)."""
     return _trace_ctx.trace._weakref
 
 
@@ -381,7 +402,7 @@ class TraceFrame:
 
     def read_its_value(self, st: "StateCore") -> None:
         """Record a read of ``st`` (first sight: snapshot it and apply ``new_arg``)."""
-        _require(st, StateCore, "st")
+        _require(st, _state_types, "st")
         if self._check_read is not None:
             self._check_read(st)
         if st in self._id2index:  # keyed by the state itself (identity hash and equality)
@@ -391,12 +412,11 @@ class TraceFrame:
         self.been_writen.append(False)
         self._original_state_values.append(st._value)
         if self._new_arg is not None:
-            object.__setattr__(st, "_value", self._new_arg(st))
-            object.__setattr__(st, "_flags", st._flags | _VIEW)
+            st._set_view(self._new_arg(st))
 
     def write_its_value(self, st: "StateCore") -> None:
         """Record a write of ``st`` (registered as read first if unseen)."""
-        _require(st, StateCore, "st")
+        _require(st, _state_types, "st")
         idx = self._id2index.get(st)
         if idx is None:
             self.read_its_value(st)
@@ -502,7 +522,7 @@ class StateCore:
             value = value.raw_value
         if "type" in metadata:
             raise TypeError(_reserved_type_message(type(self)))
-        if isinstance(value, StateCore):
+        if isinstance(value, _state_types):
             value = value.value
         sig, has_tracer = _analyse(value)
         sa = object.__setattr__
@@ -560,7 +580,7 @@ class StateCore:
     def _write(self, v: Any, fire_before: bool) -> None:
         # Error precedence (spec state.md §4): State value, tracer guard, signature, strict
         # attribute guard; all of them before any hook, recording or mutation.
-        if isinstance(v, StateCore):
+        if isinstance(v, _state_types):
             raise _make_error("set_state", self, v)
         code, has_tracer = self._check(0, v)
         if has_tracer and not (_n_frames and _ctx.state_stack):
@@ -625,7 +645,7 @@ class StateCore:
 
         Checked against the signature, recorded as a read, fires ``restore`` hooks.
         """
-        if isinstance(v, StateCore):
+        if isinstance(v, _state_types):
             raise _make_error("set_state", self, v)
         code, has_tracer = self._check(1, v)
         if code < 0:
@@ -741,6 +761,9 @@ class StateCore:
     def _recapture_trace(self) -> None:
         object.__setattr__(self, "_trace_ref", _current_trace_ref())
         object.__setattr__(self, "_level", stack_level())
+
+
+_state_types = (StateCore,)  # until configure() names the hosted core
 
 
 # --- per-call paths of transforms -----------------------------------------------------------

@@ -14,7 +14,7 @@ __all__ = ["IMPLEMENTATION", "EXTENSION_ERROR", "NO_EXTENSIONS", "core", "EXPECT
 #: ABI number of the compiled core this Python layer was written against. Bump it together with
 #: ``CORE_ABI`` in ``csrc/_core.pyx`` whenever the contract in ``_core.pyi`` changes, so a stale
 #: ``.so`` left over from an older build is refused instead of run.
-EXPECTED_ABI = 4
+EXPECTED_ABI = 5
 
 NO_EXTENSIONS = os.environ.get("BRAINSTATE_NO_EXTENSIONS", "") not in ("", "0")
 EXTENSION_ERROR: BaseException | None = None
@@ -50,7 +50,7 @@ def configure_core(mod=None, *, metadata_type: type) -> None:
     import jax
     from jax._src import core as jax_core  # internal: trace_ctx; pinned by tests/test_impl.py
 
-    from brainstate import _hooks, _messages, _signature
+    from brainstate import _hooks, _hosted, _messages, _signature
 
     mod = core if mod is None else mod
     if mod in _CONFIGURED:
@@ -68,7 +68,9 @@ def configure_core(mod=None, *, metadata_type: type) -> None:
         metadata_type=metadata_type,
         pkg_prefix=pkg,
         source_site=_messages.SourceSite,
+        hosted_type=_hosted.HostedStateCore,
     )
+    _hosted.configure(metadata_type)
     mod.configure_hooks(_hooks)
     mod.set_global_hook_registry(_hooks._global)
     _CONFIGURED.append(mod)

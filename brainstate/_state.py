@@ -18,6 +18,8 @@ import jax
 import numpy as np
 
 from brainstate import _impl
+from brainstate._hosted import CORE_FIELDS as _HOSTED_FIELDS
+from brainstate._hosted import HostedStateCore, StateMeta, same_structure
 from brainstate._impl import core as _core
 from brainstate._messages import attach_site, describe_state
 from brainstate._signature import _unit_of
@@ -45,6 +47,9 @@ __all__ = [
     "check_state_jax_tracer",
     "catch_new_states",
     "NewStateCatcher",
+    "record_state_value_read",
+    "record_state_value_write",
+    "record_state_value_restore",
 ]
 
 
@@ -101,7 +106,7 @@ class _ClassSignature:
         return self._CORE
 
 
-class State(_core.StateCore):
+class State(_core.StateCore, metaclass=StateMeta):
     """A typed, mutable slot holding a PyTree of arrays.
 
     Read through ``.value`` and replace by assigning to it. The first value fixes the state's
@@ -129,6 +134,11 @@ class State(_core.StateCore):
     Traceback (most recent call last):
     ...
     brainstate.StateSignatureError: Cannot write State 'v' ...
+
+    A subclass may combine ``State`` with bases that have their own instance layout (a class
+    with ``__slots__``, as brainpy's ``class Variable(State, Array)``): it is then built on the
+    plain-Python state core (same behaviour, Python-speed reads and writes; see
+    ``brainstate/_hosted.py``).
     """
 
     __module__ = "brainstate"
@@ -180,11 +190,19 @@ class State(_core.StateCore):
         raise attach_site(error, self)
 
     def _check_value_tree(self, v: Any) -> None:
-        """Raise ``StateSignatureError`` if ``v`` does not match the stored signature.
+        """Raise ``StateSignatureError`` if ``v``'s tree structure differs from the state's.
 
-        Changes nothing; inside ``check_state_value_tree(False)`` every value passes.
+        Upstream's hook for subclasses that define their own ``value`` setter: the structure
+        is checked here and the setter decides about shapes and dtypes (brainpy's ``Variable``
+        accepts another batch size along its batch axis). ``State.value`` itself checks the
+        whole signature. Changes nothing; inside ``check_state_value_tree(False)`` every
+        value passes.
         """
-        if not _core.is_rebinding() and _core.make_signature(v) != self._signature:
+        if _core.is_rebinding():
+            return
+        expected = self._signature
+        got = _core.make_signature(v)
+        if got != expected and not same_structure(expected, got):
             raise _impl_error_signature(self, "check", v)
 
     def value_call(self, func: Callable) -> Any:
@@ -264,7 +282,10 @@ class State(_core.StateCore):
     def _attr_dict(self) -> dict:
         """The state's attributes as upstream's instance dict would hold them."""
         attrs = {"_name": self._name, "_been_writen": self._been_writen, "tag": self.tag}
-        attrs.update(self.__dict__)
+        d = self.__dict__
+        if d and isinstance(self, HostedStateCore):  # its core fields live in the dict too
+            d = {k: v for k, v in d.items() if k not in _HOSTED_FIELDS}
+        attrs.update(d)
         return attrs
 
     def _blank(self) -> "State":
@@ -390,6 +411,29 @@ class State(_core.StateCore):
         _keep_poisoned_signature(new, self)
         memo[id(self)] = new
         return new
+
+
+def record_state_value_read(st: State) -> None:
+    """Record a read of ``st`` on this thread's trace frames at or above its stack level.
+
+    For subclasses that define their own ``value`` property (upstream's API, used by
+    brainpy's ``Variable``); ``State.value`` records by itself.
+    """
+    stack = _core.get_context().state_stack
+    for i in range(st.stack_level, len(stack)):
+        stack[i].read_its_value(st)
+
+
+def record_state_value_write(st: State) -> None:
+    """Record a write of ``st`` on this thread's trace frames at or above its stack level."""
+    stack = _core.get_context().state_stack
+    for i in range(st.stack_level, len(stack)):
+        stack[i].write_its_value(st)
+
+
+def record_state_value_restore(st: State) -> None:
+    """Record a restore of ``st`` (a restore counts as a read, as ``restore_value`` does)."""
+    record_state_value_read(st)
 
 
 def _rebuild_state(cls: type, value: Any, attrs: dict, poisoned_sig: Any = None) -> State:

@@ -26,7 +26,7 @@ cdef extern from "Python.h":
     const Py_ssize_t PY_SSIZE_T_MAX
     int _generic_setattr "PyObject_GenericSetAttr"(object, object, PyObject*) except -1
 
-CORE_ABI = 4
+CORE_ABI = 5
 
 # --- configuration (set once by brainstate._impl.configure_core) ----------------------------
 
@@ -43,6 +43,7 @@ cdef str _pkg_prefix = "\0"
 cdef object _source_site = None
 cdef object _aval_get = None  # ArrayImpl's `aval` getter, called without attribute lookup
 cdef object _np_ndarray = type(None)  # numpy.ndarray once configured (a leaf type for the walk)
+cdef object _hosted_type = None  # brainstate._hosted.HostedStateCore: states not of our layout
 
 
 cdef inline object _aval_of(object array):
@@ -55,11 +56,11 @@ cdef inline object _aval_of(object array):
 
 
 def configure(*, tree_flatten, leaf_spec, array_type, key_array_type, tracer_type, trace_ctx,
-              make_error, hooks, metadata_type, pkg_prefix, source_site):
+              make_error, hooks, metadata_type, pkg_prefix, source_site, hosted_type):
     """Install the Python callables the core needs; called once by ``brainstate._impl``."""
     global _tree_flatten, _leaf_spec, _array_type, _key_array_type, _tracer_type, _trace_ctx
     global _make_error, _hooks, _metadata_type, _pkg_prefix, _source_site, _aval_get
-    global _np_ndarray
+    global _np_ndarray, _hosted_type
     _tree_flatten = tree_flatten
     _np_ndarray = sys.modules["numpy"].ndarray if "numpy" in sys.modules else type(None)
     _aval_get = getattr(getattr(array_type, "__dict__", {}).get("aval"), "fget", None)
@@ -73,6 +74,12 @@ def configure(*, tree_flatten, leaf_spec, array_type, key_array_type, tracer_typ
     _metadata_type = metadata_type
     _pkg_prefix = pkg_prefix
     _source_site = source_site
+    _hosted_type = hosted_type
+
+
+# mirrors _core_py._state_types: a state of our layout, or one hosted on the plain-Python core
+cdef inline bint _is_state(object v) except -1:
+    return isinstance(v, StateCore) or (_hosted_type is not None and isinstance(v, _hosted_type))
 
 
 class _Invalid:
@@ -104,6 +111,12 @@ cdef Py_ssize_t _epoch = 0  # bumped whenever some state's signature is re-bound
 def rebind_epoch():
     """A counter bumped whenever a state's signature is re-bound (caches compare it)."""
     return _epoch
+
+
+def note_rebind():
+    """Bump the rebind epoch (a hosted state re-bound its signature)."""
+    global _epoch
+    _epoch += 1
 
 
 def set_hooks_active(n):
@@ -260,6 +273,11 @@ def is_rebinding():
 
 # mirrors _core_py._current_trace_ref
 cdef inline object _current_trace_ref():
+    return _trace_ctx.trace._weakref
+
+
+def current_trace_ref():
+    """The identity of JAX's current trace (what a state's ``_trace_ref`` is compared with)."""
     return _trace_ctx.trace._weakref
 
 
@@ -601,7 +619,7 @@ cdef class TraceFrame:
         self._check_read = check_read
 
     # mirrors _core_py.TraceFrame.read_its_value (returns the state's index)
-    cdef Py_ssize_t _read(self, StateCore st) except -2:
+    cdef Py_ssize_t _read(self, object st) except -2:
         if self._check_read is not None:
             self._check_read(st)
         key = st  # keyed by the state itself: identity hash, no id() int to allocate
@@ -612,25 +630,40 @@ cdef class TraceFrame:
         self._id2index[key] = n
         self.states.append(st)
         self.been_writen.append(False)
-        self._original_state_values.append(st._value)
-        if self._new_arg is not None:
-            st._value = self._new_arg(st)
-            st._flags |= _VIEW
+        if isinstance(st, StateCore):
+            self._original_state_values.append((<StateCore>st)._value)
+            if self._new_arg is not None:
+                (<StateCore>st)._value = self._new_arg(st)
+                (<StateCore>st)._flags |= _VIEW
+        else:  # a hosted state: its own attributes and view entry point
+            self._original_state_values.append(st._value)
+            if self._new_arg is not None:
+                st._set_view(self._new_arg(st))
         return n
 
-    def read_its_value(self, StateCore st not None):
+    def read_its_value(self, st):
         """Record a read of ``st`` (first sight: snapshot it and apply ``new_arg``)."""
+        _require_state(st)
         self._read(st)
 
     # mirrors _core_py.TraceFrame.write_its_value
-    cdef int _write(self, StateCore st) except -1:
+    cdef int _write(self, object st) except -1:
         cdef Py_ssize_t idx = self._read(st)
         self.been_writen[idx] = True
         return 0
 
-    def write_its_value(self, StateCore st not None):
+    def write_its_value(self, st):
         """Record a write of ``st`` (registered as read first if unseen)."""
+        _require_state(st)
         self._write(st)
+
+
+# mirrors _core_py._require(st, _state_types, "st")
+cdef int _require_state(object st) except -1:
+    if not _is_state(st):
+        raise TypeError(f"Argument 'st' has incorrect type (expected StateCore, got "
+                        f"{type(st).__name__})")
+    return 0
 
 
 # mirrors _core_py._record_read
@@ -765,7 +798,7 @@ cdef class StateCore:
             value = value.raw_value
         if metadata and "type" in metadata:
             raise TypeError(_reserved_type_message(type(self)))
-        if isinstance(value, StateCore):
+        if _is_state(value):
             value = value.value
         self._bind(value)
         self._level = _stack_level()
@@ -906,7 +939,7 @@ cdef class StateCore:
         # attribute guard; all of them before any hook, recording or mutation.
         cdef bint has_tracer = False
         cdef int code
-        if type(v) is not _array_type and isinstance(v, StateCore):
+        if type(v) is not _array_type and _is_state(v):
             raise _make_error("set_state", self, v)
         code = self._check(0, v, &has_tracer)
         if has_tracer and not (_n_frames and len(<list>_get_ctx().state_stack)):
@@ -1022,7 +1055,7 @@ cdef class StateCore:
     cdef int _restore(self, object v) except -1:
         cdef bint has_tracer = False
         cdef int code
-        if isinstance(v, StateCore):
+        if _is_state(v):
             raise _make_error("set_state", self, v)
         code = self._check(1, v, &has_tracer)
         if code < 0:
@@ -1158,15 +1191,54 @@ include "_core_hooks.pxi"
 def gather(states):
     """Current values of ``states`` in order: recorded in enclosing frames, no read hooks."""
     cdef list out = []
-    cdef StateCore st
     for st in states:
-        if _n_frames:
-            _record_read(st)
-        v = st._value
+        if isinstance(st, StateCore):
+            if _n_frames:
+                _record_read(<StateCore>st)
+            v = (<StateCore>st)._value
+        else:
+            _require_state(st)
+            if _n_frames:
+                _record_hosted(st, False)
+            v = st._value
         if v is _INVALID:
             raise _make_error("poisoned", st, "read")
         out.append(v)
     return out
+
+
+# mirrors _core_py._record_read / _record_write for a hosted state (its level is an attribute)
+cdef int _record_hosted(object st, bint write) except -1:
+    cdef list stack = _get_ctx().state_stack
+    cdef Py_ssize_t i
+    for i in range(<Py_ssize_t>st._level, len(stack)):
+        if write:
+            (<TraceFrame>stack[i])._write(st)
+        else:
+            (<TraceFrame>stack[i])._read(st)
+    return 0
+
+
+# mirrors one state of _core_py.scatter, for a hosted state (attribute access throughout)
+# (returns JAX's current trace, looked up here at most once per scatter: ``current``)
+cdef object _scatter_hosted(object st, object v, bint guard, object current):
+    cdef bint has_tracer
+    _require_state(st)
+    if guard and type(v) is not _array_type:
+        if current is _INVALID:
+            current = _current_trace_ref()
+        if st._trace_ref is not current:
+            _analyse(v, &has_tracer)
+            if has_tracer:
+                raise _make_error("tracer_write", st)
+    old = st._value
+    if _n_frames:
+        _record_hosted(st, True)
+    object.__setattr__(st, "_value", v)
+    object.__setattr__(st, "_been_writen", True)
+    if _n_hooks:
+        _hooks.dispatch_write_after(st, v, old)
+    return current
 
 
 def scatter(states, values, written=None):
@@ -1193,8 +1265,11 @@ def scatter(states, values, written=None):
     for i in range(n):
         if written is not None and not written[i]:
             continue
-        st = <StateCore>sts[i]
         v = vals[i]
+        if not isinstance(sts[i], StateCore):
+            current = _scatter_hosted(sts[i], v, guard, current)
+            continue
+        st = <StateCore>sts[i]
         if guard and type(v) is not _array_type:
             if current is _INVALID:
                 current = _current_trace_ref()

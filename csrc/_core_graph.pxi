@@ -587,9 +587,13 @@ cdef object _last_fast_ref = None  # the last class found fast (graphs repeat a 
 
 
 # mirrors _core_py.make_ref
-cdef object _make_ref(StateCore st):
+cdef object _make_ref(object state):
     global _last_fast_ref
     cdef TreefyStateCore ref
+    cdef StateCore st
+    if not isinstance(state, StateCore):
+        return state.to_state_ref()  # a hosted state: the class's own method
+    st = <StateCore>state
     cdef object t = type(st)
     cdef PyObject* ok
     cdef bint fast = t is _last_fast_ref
@@ -619,7 +623,8 @@ cdef object _make_ref(StateCore st):
 
 def make_ref(st):
     """``st.to_state_ref()``, built directly when the state's class does not customise it."""
-    return _make_ref(<StateCore?>st)
+    _require_state(st)
+    return _make_ref(st)
 
 
 # mirrors the trace/level/site part of _core_py.StateCore._init_from, computed once per call
@@ -648,6 +653,8 @@ cdef bint _fast_state_cls(_Rebinder rb, object cls) except -1:
     p = PyDict_GetItemWithError(_g_fast_state, cls)
     if not ((p != NULL and <object>p) or _g_fast_state_ok(cls)):
         return False
+    if not (isinstance(cls, type) and issubclass(cls, StateCore)):
+        return False  # a hosted class (its predicate answer aside): never built by tp_new
     rb.fast_cls2 = rb.fast_cls
     rb.fast_cls = cls
     return True
@@ -771,6 +778,22 @@ cdef inline bint _sig_differs(StateCore st, object sig) except -1:
             return False
         return True
     return st._signature != sig
+
+
+# the two above for a state of either layout (a hosted one through its attributes)
+cdef inline bint _sig_differs_any(object st, object sig) except -1:
+    if isinstance(st, StateCore):
+        return _sig_differs(<StateCore>st, sig)
+    return st._signature != sig
+
+
+cdef inline bint _keep_poisoned_any(object st, object sig) except -1:
+    if isinstance(st, StateCore):
+        return _keep_poisoned(<StateCore>st, sig)
+    if st._value is _INVALID:
+        st._signature = sig
+        return True
+    return False
 
 
 # --- identity sets and lazy paths -------------------------------------------------------------
@@ -919,7 +942,10 @@ cdef inline object _node_def_code(Py_ssize_t i):
 # mirrors ``(STATE_DEF, i, t, sig)`` in _core_py.encode; the state keeps the last one it got,
 # and a split that would build an equal one (same index, class and signature objects: the
 # common case of splitting one model again and again) takes it back
-cdef inline object _state_def_code(StateCore st, object index, object t, object sig):
+cdef inline object _state_def_code(object state, object index, object t, object sig):
+    if not isinstance(state, StateCore):
+        return (_I_STATE_DEF, index, t, sig)  # a hosted state keeps no code
+    cdef StateCore st = <StateCore>state
     cdef tuple c = <tuple>st._split_code if st._split_code is not None else None
     if c is not None and <PyObject*>index == PyTuple_GET_ITEM(c, 1) and \
             <PyObject*>t == PyTuple_GET_ITEM(c, 2) and <PyObject*>sig == PyTuple_GET_ITEM(c, 3):
@@ -1062,8 +1088,11 @@ def collect_states(root, lo, hi, accept=None):
 # --- flatten ----------------------------------------------------------------------------------
 
 # mirrors the signature part of the STATE_DEF code in _core_py.encode
-cdef inline object _split_signature(StateCore st):
+cdef inline object _split_signature(object state):
     """``st._signature``, or the held value's signature under a view or with tracers."""
+    if not isinstance(state, StateCore):  # a hosted state: attribute access
+        return make_signature(state._value) if state._flags else state._signature
+    cdef StateCore st = <StateCore>state
     if st._flags:
         return make_signature(st._value)
     return _state_signature(st)
@@ -1151,11 +1180,10 @@ cdef class _Encoder:
                 i = self.lookup(v)
                 if i < 0:
                     index = self.add(v, pos)
-                    sub[k] = _make_ref(<StateCore>v) if self.treefy else v
+                    sub[k] = _make_ref(v) if self.treefy else v
                     # A state under a transform's per-lane view holds a value of another shape
                     # than its stored signature: record what a rebuilt state will have.
-                    code = _state_def_code(<StateCore>v, index, t,
-                                           _split_signature(<StateCore>v))
+                    code = _state_def_code(v, index, t, _split_signature(v))
                 else:
                     if i >= self.base and self.owner[i - self.base] > pos:
                         self.prepass = True
@@ -1700,8 +1728,8 @@ cdef class DecoderCore:
                             st = self._ref_to_state(v)
                         n_leaves += 1
                         sig = c[3]
-                        if check and sig is not None and _sig_differs(<StateCore?>st, sig) and \
-                                not _keep_poisoned(<StateCore>st, sig):
+                        if check and sig is not None and _sig_differs_any(st, sig) and \
+                                not _keep_poisoned_any(st, sig):
                             self.leaves += n_leaves
                             raise self._bad_signature(_path_plus(prefix, k), st, sig)
                         _tab_set(table, dense, idx, st)

@@ -1,4 +1,4 @@
-"""The ecosystem's own code runs on this package: braintools and brainpy.state, unchanged.
+"""The ecosystem's own code runs on this package: braintools, brainpy.state and brainpy, unchanged.
 
 The packages are installed from the registry with ``--no-deps`` on top of this brainstate
 (``.ci/run`` does it; see the README's "Using the ecosystem"). Where one is absent its tests are
@@ -23,7 +23,7 @@ import brainstate
 # implementation package directly is allowed under pytest and with this variable.
 os.environ.setdefault("BRAINPY_STATE_ALLOW_DIRECT_IMPORT", "1")
 
-_PINNED = {"braintools": "0.3.0", "brainpy-state": "0.1.0"}
+_PINNED = {"braintools": "0.3.0", "brainpy-state": "0.1.0", "brainpy": "2.8.2"}
 
 
 @pytest.fixture(autouse=True)
@@ -206,8 +206,91 @@ class TestBrainpyState:
         assert arrivals == {False: 0, True: 10}
 
 
+class TestBrainpy:
+    """brainpy 2.x: ``brainpy.math.Variable`` is ``class Variable(brainstate.State, Array)``
+    with a slotted ``Array``; it is built on the hosted state core (``brainstate/_hosted.py``)."""
+
+    def test_variable_is_a_state_that_both_packages_transform(self):
+        bm = _need("brainpy.math", "brainpy")
+        from brainstate._hosted import is_hosted
+
+        v = bm.Variable(jnp.zeros(3))
+        assert is_hosted(type(v)) and isinstance(v, brainstate.State)
+        v += 1.0
+        v[0] = 5.0
+        assert np.array_equal(np.asarray(v.value), [5.0, 1.0, 1.0])
+        with pytest.raises(Exception, match="shape"):  # brainpy's own setter check
+            v.value = jnp.zeros(4)
+
+        @bm.jit
+        def bp_step(x):
+            v.value = v.value + x
+            return v * 2
+
+        @brainstate.transform.jit
+        def bs_step(x):
+            v.value = v.value * x
+            return v.value.sum()
+
+        assert np.allclose(np.asarray(bp_step(1.0)), [12.0, 4.0, 4.0])
+        assert float(bs_step(2.0)) == pytest.approx(20.0)
+        assert np.allclose(np.asarray(v.value), [12.0, 4.0, 4.0])
+        assert float(bs_step(1.0)) == pytest.approx(20.0)  # cached trace, current value
+
+    def test_variable_with_a_batch_axis_accepts_another_batch_size(self):
+        bm = _need("brainpy.math", "brainpy")
+        v = bm.Variable(jnp.zeros((5, 4)), batch_axis=0)
+        v.value = jnp.ones((7, 4))  # brainpy's rule: the batch axis may change
+        assert v.value.shape == (7, 4) and v._signature == brainstate._impl.core.make_signature(
+            jnp.ones((7, 4)))
+
+    def test_grad_of_a_trainable_variable(self):
+        bm = _need("brainpy.math", "brainpy")
+        w = bm.TrainVar(jnp.array([1.0, -2.0]))
+        g = bm.grad(lambda: jnp.sum(w.value ** 2), grad_vars=w)()
+        assert np.allclose(np.asarray(g), [2.0, -4.0])
+        model = brainstate.nn.Module()
+        model.w = w
+        assert list(model.states().values()) == [w]
+
+    def test_an_excitatory_inhibitory_network_spikes(self):
+        bp = _need("brainpy", "brainpy")
+        bm = bp.math
+        bm.random.seed(0)
+
+        class EINet(bp.DynSysGroup):
+            def __init__(self):
+                super().__init__()
+                self.N = bp.dyn.LifRef(400, V_rest=-60., V_th=-50., V_reset=-60., tau=20.,
+                                       tau_ref=5., V_initializer=bp.init.Normal(-55., 2.))
+                self.delay = bp.VarDelay(self.N.spike, entries={"I": None})
+                self.E = bp.dyn.ProjAlignPostMg1(
+                    comm=bp.dnn.EventJitFPHomoLinear(320, 400, prob=0.02, weight=0.6),
+                    syn=bp.dyn.Expon.desc(size=400, tau=5.), out=bp.dyn.COBA.desc(E=0.),
+                    post=self.N)
+                self.I = bp.dyn.ProjAlignPostMg1(
+                    comm=bp.dnn.EventJitFPHomoLinear(80, 400, prob=0.02, weight=6.7),
+                    syn=bp.dyn.Expon.desc(size=400, tau=10.), out=bp.dyn.COBA.desc(E=-80.),
+                    post=self.N)
+
+            def update(self, inp):
+                spk = self.delay.at("I")
+                self.E(spk[:320])
+                self.I(spk[320:])
+                self.delay(self.N(inp))
+                return self.N.spike.value
+
+        model = EINet()
+        spikes = np.asarray(bm.as_numpy(bm.for_loop(lambda i: model.step_run(i, 20.),
+                                                    np.arange(300))))
+        assert spikes.shape == (300, 400)
+        assert 0 < spikes.mean() < 0.05  # sparse firing, not silence and not saturation
+        assert np.isfinite(np.asarray(model.N.V.value)).all()
+
+
 @pytest.mark.parametrize("dist, module", [("braintools", "braintools"),
-                                          ("brainpy-state", "brainpy_state")])
+                                          ("brainpy-state", "brainpy_state"),
+                                          ("brainpy", "brainpy")])
 def test_the_ecosystem_packages_are_the_pinned_releases(dist, module):
     _need(module, dist)
     assert metadata.version(dist) == _PINNED[dist], (

@@ -26,6 +26,7 @@ from typing import Any, Mapping
 
 from brainstate import _impl
 from brainstate._error import StateSignatureError
+from brainstate._hosted import is_hosted
 from brainstate._state import State, TreefyState
 from brainstate.util import FlattedDict, NestedDict
 
@@ -60,7 +61,8 @@ _FAST_STATE: dict = {}
 def _fast_ref_ok(cls: type) -> bool:
     ok = _FAST_REF.get(cls)
     if ok is None:
-        ok = cls.to_state_ref is State.to_state_ref and cls._attr_dict is State._attr_dict
+        ok = (cls.to_state_ref is State.to_state_ref and cls._attr_dict is State._attr_dict
+              and not is_hosted(cls))
         _FAST_REF[cls] = ok
     return ok
 
@@ -75,6 +77,7 @@ def _fast_state_ok(cls: Any) -> bool:
             and cls._init_from is State._init_from
             and cls.__new__ is State.__new__
             and cls.update_from_ref is State.update_from_ref
+            and not is_hosted(cls)
         )
         _FAST_STATE[cls] = ok
     return ok

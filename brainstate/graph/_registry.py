@@ -170,10 +170,10 @@ def classify(x: Any) -> int:
     if k is None:
         if t in _NODE_IMPLS:
             k = GRAPH_NODE
+        elif issubclass(t, State):  # before the pytree test: brainpy registers its Variable
+            k = STATE
         elif not jtu.all_leaves((x,)):
             k = PYTREE
-        elif issubclass(t, State):
-            k = STATE
         elif issubclass(t, TreefyState):
             k = STATE_LEAF
         else:

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax.extend.core import jaxpr_as_fun
 
+from brainstate.typing import Missing
 from brainstate import _units
 from brainstate._impl import core as _core
 from brainstate._state import State
@@ -28,8 +29,7 @@ from brainstate.transform._make_jaxpr import StatefulFunction
 __all__ = ["GradientTransform", "grad", "vector_grad", "fwd_grad"]
 
 
-class _Missing:
-    """The "no function given" marker of the decorator forms."""
+_Missing = Missing()  # "no function given" (upstream passes its own Missing(): equal)
 
 
 # --- argument checks -------------------------------------------------------------------------
@@ -495,7 +495,7 @@ def _make(fun: Any, where: str, transform: Callable, grad_states: Any, argnums: 
         return GradientTransform(f, transform, grad_states, argnums, return_value,
                                  bool(has_aux), params, check_states, debug_nan)
 
-    return make if fun is _Missing else make(fun)
+    return make if isinstance(fun, Missing) else make(fun)
 
 
 def grad(fun: Any = _Missing, grad_states: Any = None, argnums: Any = None,

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import functools
+import types
 from typing import Any, Callable
 
 import jax
 
+from brainstate.typing import Missing
 from brainstate.transform._make_jaxpr import _DISABLE_JIT, StatefulFunction, outer_frames_untouched
 
 __all__ = ["jit"]
 
 
-class _Missing:
-    pass
+_Missing = Missing()  # "no function given" (upstream passes its own Missing(): equal)
 
 
 def _normalize_nums(nums: Any, what: str) -> tuple:
@@ -93,6 +94,11 @@ class JittedFunction:
         if self.stateful_fun._jit_argmap is not None:
             self.stateful_fun._last_spans = _leaf_spans(self.stateful_fun, args, kwargs)
         return self.stateful_fun._call(args, kwargs)
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        # a class attribute binds like the function it wraps (upstream's jit returns a plain
+        # function; brainpy's cls_jit relies on it): ``obj.step(x)`` calls with ``obj`` first
+        return self if obj is None else types.MethodType(self, obj)
 
     def clear_cache(self) -> None:
         """Drop every traced and compiled computation."""
@@ -203,6 +209,6 @@ def jit(fun: Any = _Missing, in_shardings: Any = None, out_shardings: Any = None
             device=device, backend=backend, inline=inline, name=name,
             jax_kwargs=jax_jit_kwargs)
 
-    if fun is _Missing:
+    if isinstance(fun, Missing):
         return make
     return make(fun)

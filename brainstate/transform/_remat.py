@@ -14,14 +14,14 @@ from typing import Any, Callable
 
 import jax
 
+from brainstate.typing import Missing
 from brainstate._impl import core as _core
 from brainstate.transform._make_jaxpr import PerEntry, StatefulFunction
 
 __all__ = ["checkpoint", "remat"]
 
 
-class _Missing:
-    pass
+_Missing = Missing()  # "no function given" (upstream passes its own Missing(): equal)
 
 
 def _check_static_argnums(static_argnums: Any) -> tuple:
@@ -104,7 +104,7 @@ def checkpoint(fun: Any = _Missing, *, prevent_cse: bool = True,
     >>> float(g(1.0)) == float(jnp.cos(2.0))
     True
     """
-    if fun is _Missing:
+    if isinstance(fun, Missing):
         return lambda f: checkpoint(f, prevent_cse=prevent_cse, policy=policy,
                                     static_argnums=static_argnums,
                                     static_argnames=static_argnames)

@@ -31,6 +31,7 @@ from jax._src import core as _jax_core  # internal: trace_ctx (also used by _mak
 from jax._src.interpreters import batching as _batching  # internal: BatchTracer (probe only)
 from jax.api_util import flatten_axes
 
+from brainstate.typing import Missing
 from brainstate._error import BatchAxisError, StateSignatureError
 from brainstate._impl import core as _core
 from brainstate._messages import describe_state
@@ -45,8 +46,7 @@ INIT_NO_BATCHING = "INIT_NO_BATCHING"
 _MAX_CACHE = 128
 
 
-class _Missing:
-    pass
+_Missing = Missing()  # "no function given" (upstream passes its own Missing(): equal)
 
 
 # --- declarations ----------------------------------------------------------------------------
@@ -719,7 +719,7 @@ def vmap(fn: Any = _Missing, *, in_axes: Any = 0, out_axes: Any = 0,
                                axis_size=axis_size, spmd_axis_name=spmd_axis_name,
                                in_states=in_states, out_states=out_states)
 
-    return make if fn is _Missing else make(fn)
+    return make if isinstance(fn, Missing) else make(fn)
 
 
 # --- vmap_new_states -------------------------------------------------------------------------
@@ -892,4 +892,4 @@ def vmap_new_states(fun: Any = _Missing, *, in_axes: Any = 0, out_axes: Any = 0,
                                      spmd_axis_name=spmd_axis_name, state_tag=state_tag,
                                      state_to_exclude=state_to_exclude)
 
-    return make if fun is _Missing else make(fun)
+    return make if isinstance(fun, Missing) else make(fun)
