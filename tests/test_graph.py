@@ -1178,3 +1178,26 @@ class TestMisc:
             assert not gc.isenabled()
         finally:
             gc.enable()
+
+
+def test_a_state_class_registered_as_a_pytree_is_still_a_state():
+    # brainpy registers its Variable (a State) as a pytree node: the graph must see a state
+    @jax.tree_util.register_pytree_node_class
+    class TreeState(brainstate.ShortTermState):
+        def tree_flatten(self):
+            return (self.value,), None
+
+        @classmethod
+        def tree_unflatten(cls, aux, children):
+            return cls(children[0])
+
+    class M(brainstate.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.s = TreeState(jnp.zeros(2))
+
+    m = M()
+    assert list(m.states().values()) == [m.s]
+    gd, st = graph.treefy_split(m)
+    m2 = graph.treefy_merge(gd, st)
+    assert type(m2.s) is TreeState and m2.s is not m.s

@@ -156,6 +156,13 @@ def test_signature_checks_on_write_and_restore_name_the_state():
     assert v.numel() == 5
 
 
+def test_state_metadata_and_custom_attributes():
+    v = Variable(brainstate.StateMetadata(jnp.zeros(2), {"unit": "mV"}), tag=["a", "b"])
+    assert v.unit == "mV" and v.tag == {"a", "b"}
+    with pytest.raises(TypeError, match="'type' cannot be a state's metadata key"):
+        Variable(jnp.zeros(2), type="x")
+
+
 def test_a_state_built_from_a_hosted_state_takes_its_value():
     v = Variable(jnp.arange(3.0))
     assert np.array_equal(brainstate.State(v).value, np.arange(3.0))

@@ -446,3 +446,30 @@ class TestRepeatCallArgumentShapes:
             leaves = jax.tree.leaves(make_args(a))
             assert float(f(*make_args(a))) == pytest.approx(sum(3.0 * k for _ in leaves))
         assert float(st.value[0]) == pytest.approx(sum(3.0 * k * len(leaves) for k in (1, 2, 3)))
+
+
+class TestAsMethod:
+    def test_a_jitted_function_on_a_class_binds_like_a_function(self):
+        class Counter:
+            def __init__(self):
+                self.n = brainstate.State(jnp.zeros(()))
+
+            @jit(static_argnums=0)  # self is hashable by identity: static
+            def add(self, x):
+                self.n.value = self.n.value + x
+                return self.n.value
+
+        c = Counter()
+        assert float(c.add(2.0)) == 2.0 and float(c.add(3.0)) == 5.0
+        assert isinstance(Counter.add, brainstate.transform.JittedFunction)  # unbound: itself
+        assert float(Counter.add(c, 1.0)) == 6.0
+
+    def test_decorator_forms_take_upstreams_missing_marker(self):
+        from brainstate.typing import Missing
+
+        for make in (brainstate.transform.jit, brainstate.transform.grad,
+                     brainstate.transform.vmap, brainstate.transform.checkpoint):
+            deco = make(Missing())
+            assert callable(deco) and not hasattr(deco, "stateful_fun")
+        f = jit(Missing())(lambda x: x + 1)
+        assert float(f(1.0)) == 2.0

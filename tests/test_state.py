@@ -144,6 +144,8 @@ class TestConstruction:
         with brainstate.check_state_value_tree(False):
             st._check_value_tree({"b": jnp.zeros(2)})
         st.value = {"a": jnp.zeros(2)}  # _check_value_tree changed nothing
+        # upstream's contract: the structure only (a subclass's own setter rules on shapes)
+        st._check_value_tree({"a": jnp.zeros(5, jnp.int32)})
 
     def test_init_classmethod(self):
         p = brainstate.ParamState.init(jnp.zeros, 3, batch_size=2, tag="w")
