@@ -264,12 +264,15 @@ class TestBrainpy:
                 self.N = bp.dyn.LifRef(400, V_rest=-60., V_th=-50., V_reset=-60., tau=20.,
                                        tau_ref=5., V_initializer=bp.init.Normal(-55., 2.))
                 self.delay = bp.VarDelay(self.N.spike, entries={"I": None})
+                # dense masked weights: brainevent's event kernels need numba on CPU
                 self.E = bp.dyn.ProjAlignPostMg1(
-                    comm=bp.dnn.EventJitFPHomoLinear(320, 400, prob=0.02, weight=0.6),
+                    comm=bp.dnn.MaskedLinear(bp.conn.FixedProb(0.02, pre=320, post=400),
+                                             weight=0.6),
                     syn=bp.dyn.Expon.desc(size=400, tau=5.), out=bp.dyn.COBA.desc(E=0.),
                     post=self.N)
                 self.I = bp.dyn.ProjAlignPostMg1(
-                    comm=bp.dnn.EventJitFPHomoLinear(80, 400, prob=0.02, weight=6.7),
+                    comm=bp.dnn.MaskedLinear(bp.conn.FixedProb(0.02, pre=80, post=400),
+                                             weight=6.7),
                     syn=bp.dyn.Expon.desc(size=400, tau=10.), out=bp.dyn.COBA.desc(E=-80.),
                     post=self.N)
 
