@@ -15,10 +15,11 @@ recording, transforms, graph walks and checkpoints, through the same core functi
 take the attribute path for a state that is not a ``StateCore``). ``isinstance`` and
 ``issubclass`` against the named state classes hold through the metaclass.
 
-What it costs: the hosted class's reads and writes run in Python (the pure twin's speed), and
-once a hosted class exists every ``isinstance(x, <state class>)`` that is not an exact type
-match goes through ``StateMeta.__instancecheck__``. Classes that do not conflict keep the
-compiled core untouched.
+What it costs: the hosted class's reads and writes run in Python (the pure twin's speed). Any
+metaclass takes ``isinstance(x, <state class>)`` off CPython's exact-``type`` fast path (~40 ns
+more per Python-level check that is not an exact type match); once a hosted class exists the
+check is ``StateMeta.__instancecheck__``, in Python. Classes that do not conflict keep the
+compiled core untouched, and the core's own type checks are C-level.
 """
 
 from __future__ import annotations
@@ -396,29 +397,36 @@ def _twin(base: type) -> type:
             if new is not v:
                 type.__setattr__(twin, k, new)
         _TWINS[base] = twin
+        _register_hosted(twin)
     return twin
 
 
-def _origins(cls: type) -> tuple:
-    """The state classes ``cls`` stands for through its hosted twins (cached per class)."""
-    found = cls.__dict__.get("_hosted_origins")
-    if found is None:
-        found = tuple(k.__dict__["_hosted_twin_of"] for k in cls.__mro__
-                      if "_hosted_twin_of" in k.__dict__)
-        type.__setattr__(cls, "_hosted_origins", found)
-    return found
+# Every hosted class (the twins and the classes built on them) -> the state classes it stands
+# for through its twins. Classes are kept alive by it, as by any class registry.
+_HOSTED: dict = {}
+
+
+def _register_hosted(cls: type) -> None:
+    _HOSTED[cls] = tuple(k.__dict__["_hosted_twin_of"] for k in cls.__mro__
+                         if "_hosted_twin_of" in k.__dict__)
+
+
+def _stands_for(cls: type, hosted: type) -> bool:
+    return type.__subclasscheck__(cls, hosted) or any(
+        type.__subclasscheck__(cls, o) for o in _HOSTED[hosted])
 
 
 def _instancecheck(cls: type, instance: Any) -> bool:
-    return type.__instancecheck__(cls, instance) or _subclasscheck(cls, type(instance))
+    t = type(instance)
+    if t in _HOSTED:
+        return _stands_for(cls, t)
+    return type.__instancecheck__(cls, instance)
 
 
 def _subclasscheck(cls: type, sub: Any) -> bool:
-    if type.__subclasscheck__(cls, sub):
-        return True
-    if not (isinstance(sub, type) and issubclass(sub, HostedStateCore)):
-        return False
-    return any(type.__subclasscheck__(cls, o) for o in _origins(sub))
+    if sub in _HOSTED:
+        return _stands_for(cls, sub)
+    return type.__subclasscheck__(cls, sub)
 
 
 class StateMeta(type):
@@ -435,6 +443,8 @@ class StateMeta(type):
             cls = super().__new__(mcls, name, bases, ns, **kwargs)
             if StateMeta._root is None and _core.StateCore in bases:
                 StateMeta._root = cls
+            elif issubclass(cls, HostedStateCore):  # a subclass of a hosted class
+                _register_hosted(cls)
             return cls
         except TypeError as exc:
             if not _layout_conflict(exc) or not any(
@@ -442,6 +452,7 @@ class StateMeta(type):
                 raise
         hosted_bases = tuple(_twin(b) for b in bases)
         cls = super().__new__(mcls, name, hosted_bases, ns, **kwargs)
+        _register_hosted(cls)
         _install_virtual_checks()
         _log.debug("%s.%s: its bases conflict with the compiled state layout; built on "
                    "HostedStateCore (plain-Python reads and writes)", cls.__module__,
