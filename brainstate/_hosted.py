@@ -51,14 +51,14 @@ def _has_tracer(value: Any) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(value))
 
 
+_LEAF = jax.tree_util.tree_structure(0)
+
+
 def same_structure(a: Any, b: Any) -> bool:
-    """Whether signatures ``a`` and ``b`` have one tree structure."""
-    # mirrors the cores' _same_structure: the single-array form stands for the leaf treedef
-    if a.treedef is None:
-        return b.treedef is None or (b.treedef.num_nodes == 1 and b.treedef.num_leaves == 1)
-    if b.treedef is None:
-        return a.treedef.num_nodes == 1 and a.treedef.num_leaves == 1
-    return a.treedef == b.treedef
+    """Whether signatures ``a`` and ``b`` have one tree structure (the single-array form,
+    ``treedef=None``, is a leaf)."""
+    return (a.treedef if a.treedef is not None else _LEAF) == (
+        b.treedef if b.treedef is not None else _LEAF)
 
 
 def _normalize_tag(tag: Any) -> Any:

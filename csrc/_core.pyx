@@ -1219,18 +1219,24 @@ cdef int _record_hosted(object st, bint write) except -1:
     return 0
 
 
-# mirrors one state of _core_py.scatter, for a hosted state (attribute access throughout)
-# (returns JAX's current trace, looked up here at most once per scatter: ``current``)
-cdef object _scatter_hosted(object st, object v, bint guard, object current):
+# the tracer guard of _core_py.scatter for one state; returns JAX's current trace (``current``
+# is _INVALID until looked up: at most once per scatter)
+cdef object _scatter_guard(object st, object trace_ref, object v, object current):
     cdef bint has_tracer
+    if current is _INVALID:
+        current = _current_trace_ref()
+    if trace_ref is not current:
+        _analyse(v, &has_tracer)
+        if has_tracer:
+            raise _make_error("tracer_write", st)
+    return current
+
+
+# mirrors one state of _core_py.scatter, for a hosted state (attribute access throughout)
+cdef object _scatter_hosted(object st, object v, bint guard, object current):
     _require_state(st)
     if guard and type(v) is not _array_type:
-        if current is _INVALID:
-            current = _current_trace_ref()
-        if st._trace_ref is not current:
-            _analyse(v, &has_tracer)
-            if has_tracer:
-                raise _make_error("tracer_write", st)
+        current = _scatter_guard(st, st._trace_ref, v, current)
     old = st._value
     if _n_frames:
         _record_hosted(st, True)
@@ -1252,7 +1258,6 @@ def scatter(states, values, written=None):
     """
     # mirrors _core_py.scatter
     cdef StateCore st
-    cdef bint has_tracer
     # tuples and lists are indexed in place (a transform's entry keeps its states in a tuple)
     sts = states if type(states) is list or type(states) is tuple else list(states)
     vals = values if type(values) is list or type(values) is tuple else list(values)
@@ -1271,12 +1276,7 @@ def scatter(states, values, written=None):
             continue
         st = <StateCore>sts[i]
         if guard and type(v) is not _array_type:
-            if current is _INVALID:
-                current = _current_trace_ref()
-            if st._trace_ref is not current:
-                _analyse(v, &has_tracer)
-                if has_tracer:
-                    raise _make_error("tracer_write", st)
+            current = _scatter_guard(st, st._trace_ref, v, current)
         old = st._value
         if _n_frames:
             _record_write(st)
