@@ -773,6 +773,7 @@ def gather(states: Any) -> list:
     """Current values of ``states`` in order: recorded in enclosing frames, no read hooks."""
     out = []
     for st in states:
+        _require(st, _state_types, "st")
         if _n_frames:
             _record_read(st)
         v = st._value
@@ -803,6 +804,7 @@ def scatter(states: Any, values: Any, written: Any = None) -> None:
         if written is not None and not written[i]:
             continue
         st, v = states[i], values[i]
+        _require(st, _state_types, "st")
         if guard and type(v) is not _array_type:
             if current is INVALID:
                 current = _current_trace_ref()

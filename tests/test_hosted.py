@@ -354,3 +354,29 @@ def test_upstream_record_helpers_record_on_frames():
 def test_hosted_core_is_the_root_of_the_hosted_bases():
     assert HostedStateCore in Variable.__mro__
     assert all(not issubclass(k, _core.StateCore) for k in Variable.__mro__)
+
+
+# --- the core functions, on both cores in one process -----------------------------------------
+
+
+def test_both_cores_record_gather_and_scatter_a_hosted_state(core):
+    brainstate._impl.configure_core(core, metadata_type=brainstate.StateMetadata)
+    v = Variable(jnp.zeros(2))
+    frame = core.TraceFrame()
+    core.push_frame(frame)
+    try:
+        assert [np.asarray(x).tolist() for x in core.gather([v])] == [[0.0, 0.0]]
+        core.scatter([v], [jnp.ones(2)])
+        frame.read_its_value(v)  # seen already: still one entry
+    finally:
+        assert core.pop_frame(frame)
+    assert frame.states == [v] and frame.been_writen == [True]
+    assert np.array_equal(v.value, np.ones(2)) and v._been_writen
+    with pytest.raises(TypeError, match="Argument 'st' has incorrect type"):
+        frame.read_its_value(object())
+    with pytest.raises(TypeError, match="Argument 'st' has incorrect type"):
+        core.gather([object()])
+    with pytest.raises(TypeError, match="Argument 'st' has incorrect type"):
+        core.scatter([object()], [1.0])
+    ref = _core.make_ref(v)  # (the graph walks are configured on the active core only)
+    assert ref.value is v.value and "_sig" not in ref.get_metadata()
