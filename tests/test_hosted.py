@@ -84,6 +84,25 @@ def test_the_class_is_built_on_the_hosted_core_and_is_a_state():
     assert "_value" not in vars(v) and Array._value.__get__(v) is v.value
 
 
+def test_a_base_with_a_c_layout_is_hosted_too():
+    import collections
+
+    class Queue(brainstate.State, collections.deque):  # deque's layout is a C struct
+        pass
+
+    q = Queue(jnp.zeros(2), name="q")
+    q.append("event")
+    assert is_hosted(Queue) and list(q) == ["event"]
+
+    @brainstate.transform.jit
+    def bump():
+        q.value = q.value + 1
+        return q.value
+
+    bump()
+    assert np.array_equal(bump(), [2.0, 2.0]) and np.array_equal(q.value, [2.0, 2.0])
+
+
 def test_a_class_without_conflict_keeps_the_compiled_layout():
     class Mixin:
         __slots__ = ()
