@@ -9,6 +9,7 @@ same way, from ``configure_graph``.
 """
 
 from cpython.object cimport PyObject, PyTypeObject
+from cpython.type cimport PyType_IsSubtype
 from cpython.ref cimport Py_XDECREF
 from cpython.unicode cimport PyUnicode_Tailmatch
 from cpython.dict cimport PyDict_GetItem, PyDict_Size, PyDict_Next
@@ -43,7 +44,7 @@ cdef str _pkg_prefix = "\0"
 cdef object _source_site = None
 cdef object _aval_get = None  # ArrayImpl's `aval` getter, called without attribute lookup
 cdef object _np_ndarray = type(None)  # numpy.ndarray once configured (a leaf type for the walk)
-cdef object _hosted_type = None  # brainstate._hosted.HostedStateCore: states not of our layout
+cdef type _hosted_type = None  # brainstate._hosted.HostedStateCore: states not of our layout
 
 
 cdef inline object _aval_of(object array):
@@ -78,8 +79,11 @@ def configure(*, tree_flatten, leaf_spec, array_type, key_array_type, tracer_typ
 
 
 # mirrors _core_py._state_types: a state of our layout, or one hosted on the plain-Python core
+# (C-level subtype tests only: isinstance() with a Python class also looks up the value's
+# __class__, a generic getattr on a jax array that cost ~10 % of a state's creation)
 cdef inline bint _is_state(object v) except -1:
-    return isinstance(v, StateCore) or (_hosted_type is not None and isinstance(v, _hosted_type))
+    return isinstance(v, StateCore) or (
+        _hosted_type is not None and PyType_IsSubtype(type(v), _hosted_type))
 
 
 class _Invalid:
@@ -798,7 +802,7 @@ cdef class StateCore:
             value = value.raw_value
         if metadata and "type" in metadata:
             raise TypeError(_reserved_type_message(type(self)))
-        if _is_state(value):
+        if type(value) is not _array_type and _is_state(value):
             value = value.value
         self._bind(value)
         self._level = _stack_level()
@@ -1055,7 +1059,7 @@ cdef class StateCore:
     cdef int _restore(self, object v) except -1:
         cdef bint has_tracer = False
         cdef int code
-        if _is_state(v):
+        if type(v) is not _array_type and _is_state(v):
             raise _make_error("set_state", self, v)
         code = self._check(1, v, &has_tracer)
         if code < 0:
@@ -1270,11 +1274,12 @@ def scatter(states, values, written=None):
     for i in range(n):
         if written is not None and not written[i]:
             continue
+        obj = sts[i]
         v = vals[i]
-        if not isinstance(sts[i], StateCore):
-            current = _scatter_hosted(sts[i], v, guard, current)
+        if not isinstance(obj, StateCore):
+            current = _scatter_hosted(obj, v, guard, current)
             continue
-        st = <StateCore>sts[i]
+        st = <StateCore>obj
         if guard and type(v) is not _array_type:
             current = _scatter_guard(st, st._trace_ref, v, current)
         old = st._value
