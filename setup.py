@@ -12,6 +12,11 @@ from setuptools import setup
 
 NO_EXTENSIONS = os.environ.get("BRAINSTATE_NO_EXTENSIONS", "") not in ("", "0")
 DEBUG = os.environ.get("BRAINSTATE_DEBUG_BUILD", "") not in ("", "0")
+# BRAINSTATE_SANITIZE=address,undefined: build with ASan/UBSan (GCC or Clang); run the result
+# with the sanitizer runtime preloaded, as .ci/sanitize does
+SANITIZE = os.environ.get("BRAINSTATE_SANITIZE", "").strip()
+SAN_FLAGS = ([f"-fsanitize={SANITIZE}", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all",
+              "-g", "-O1"] if SANITIZE else [])
 
 
 def _jaxlib_include():
@@ -29,9 +34,9 @@ if not NO_EXTENSIONS:
     from setuptools import Extension
 
     macros = [("CYTHON_TRACE_NOGIL", "1")] if DEBUG else []
-    extra = ["-O0", "-g"] if DEBUG else ["-O2"]
+    extra = SAN_FLAGS or (["-O0", "-g"] if DEBUG else ["-O2"])
     ext = Extension("brainstate._core", ["csrc/_core.pyx"], include_dirs=["csrc"],
-                    define_macros=macros, extra_compile_args=extra)
+                    define_macros=macros, extra_compile_args=extra, extra_link_args=SAN_FLAGS)
     directives = {"language_level": 3, "embedsignature": True, "linetrace": DEBUG}
     ext_modules = cythonize([ext], compiler_directives=directives)
 
@@ -44,11 +49,13 @@ if not NO_EXTENSIONS:
             include_dirs, flags = [ffi_include], ["/std:c++17", "/O2"]
         else:  # jaxlib's headers as system headers: their own warnings are not ours
             include_dirs = []
-            flags = ["-std=c++17", "-isystem", ffi_include] + (["-O0", "-g"] if DEBUG else ["-O3"])
+            flags = ["-std=c++17", "-isystem", ffi_include] + (
+                SAN_FLAGS or (["-O0", "-g"] if DEBUG else ["-O3"]))
         # optional: without a C++ compiler the build goes on and the pure-JAX kernels run
         # (tests/test_event_native.py fails the compiled leg of a build that lost them)
         ext_modules.append(Extension("brainstate._event_cpu", ["csrc/_event_cpu.cc"],
                                      include_dirs=include_dirs, language="c++",
-                                     extra_compile_args=flags, optional=True))
+                                     extra_compile_args=flags, extra_link_args=SAN_FLAGS,
+                                     optional=True))
 
 setup(ext_modules=ext_modules)
