@@ -12,8 +12,8 @@ from setuptools import setup
 
 NO_EXTENSIONS = os.environ.get("BRAINSTATE_NO_EXTENSIONS", "") not in ("", "0")
 DEBUG = os.environ.get("BRAINSTATE_DEBUG_BUILD", "") not in ("", "0")
-# BRAINSTATE_SANITIZE=address,undefined: build with ASan/UBSan (GCC or Clang); run the result
-# with the sanitizer runtime preloaded, as .ci/sanitize does
+# BRAINSTATE_SANITIZE=address,undefined: build with ASan/UBSan; run the result with the
+# sanitizer runtimes preloaded, as .ci/sanitize does (GCC)
 SANITIZE = os.environ.get("BRAINSTATE_SANITIZE", "").strip()
 SAN_FLAGS = ([f"-fsanitize={SANITIZE}", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all",
               "-g", "-O1"] if SANITIZE else [])
