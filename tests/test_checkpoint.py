@@ -273,8 +273,10 @@ def test_failing_restore_hook_rolls_back_the_states_already_restored(tmp_path):
     def boom(ctx):
         raise RuntimeError("hook failed")
 
+    # a manager that propagates hook errors (the default policy warns and goes on)
+    victim._hooks_manager = brainstate.HookManager(brainstate.HookConfig(on_error="raise"))
     victim.register_hook("restore", boom)
-    with pytest.raises(Exception, match="hook failed"):
+    with pytest.raises(brainstate.HookExecutionError, match="hook failed"):
         load(tmp_path / "c", m2)
     for p, v in values(m2).items():
         assert tree_same_bits(v, before[p]), p

@@ -26,6 +26,7 @@ from __future__ import annotations
 import ast
 import copy
 import importlib
+import importlib.util
 import math
 import os
 import random
@@ -37,7 +38,8 @@ import types
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STUB = os.path.join(ROOT, "brainstate", "_core.pyi")
+# the stub of the brainstate under test (a checkout, or an installed wheel: it ships the stub)
+STUB = os.path.join(os.path.dirname(importlib.util.find_spec("brainstate").origin), "_core.pyi")
 
 # Calls known to crash the compiled core, by label: left out of the sweeps, each with an
 # xfail(strict=True) test, so that a fix shows up as an XPASS. (None today; the regression tests

@@ -40,7 +40,8 @@ def _need(module: str, dist: str | None = None):
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        if isinstance(exc, ModuleNotFoundError) and exc.name == module:
+        top = module.split(".")[0]
+        if isinstance(exc, ModuleNotFoundError) and exc.name in (module, top):
             reason = (f"{dist} is not installed: pip install -r requirements/ecosystem.txt && "
                       f"pip install --no-deps {dist}=={_PINNED.get(dist, '')}".rstrip("="))
             if os.environ.get("CI") == "true":
