@@ -67,7 +67,7 @@ def _normalize_tag(tag: Any) -> Any:
     return {tag} if isinstance(tag, str) else set(tag)
 
 
-def _record(st: Any, write: bool) -> None:
+def record_access(st: Any, write: bool) -> None:
     """Record a read (or write) of ``st`` on this thread's frames at or above its level."""
     stack = _core.get_context().state_stack
     for i in range(st._level, len(stack)):
@@ -149,7 +149,7 @@ class HostedStateCore:
         """The state's current value (a PyTree of arrays); assign to replace it."""
         if self._value is _core.INVALID:
             raise make_error("poisoned", self, "read")
-        _record(self, False)  # (first sight under a transform installs its view: read after)
+        record_access(self, False)  # (first sight under a transform installs its view: read after)
         v = self._value
         if _core.hooks_active():
             _hooks.dispatch_read(self, v)
@@ -180,7 +180,7 @@ class HostedStateCore:
                 if code < 0:
                     raise self._mismatch(0, nv)
                 v = nv
-        _record(self, True)
+        record_access(self, True)
         self._store(v, has_tracer, code)
         _set(self, "_been_writen", True)
         if hooked:
@@ -221,7 +221,7 @@ class HostedStateCore:
         if code < 0:
             raise self._mismatch(1, v)
         _strict_guard(self)
-        _record(self, False)
+        record_access(self, False)
         old = self._value
         self._store(v, has_tracer, code)
         _set(self, "_flags", self._flags & ~_VIEW)

@@ -19,7 +19,7 @@ import numpy as np
 
 from brainstate import _impl
 from brainstate._hosted import CORE_FIELDS as _HOSTED_FIELDS
-from brainstate._hosted import HostedStateCore, StateMeta, same_structure
+from brainstate._hosted import HostedStateCore, StateMeta, record_access, same_structure
 from brainstate._impl import core as _core
 from brainstate._messages import attach_site, describe_state
 from brainstate._signature import _unit_of
@@ -419,16 +419,12 @@ def record_state_value_read(st: State) -> None:
     For subclasses that define their own ``value`` property (upstream's API, used by
     brainpy's ``Variable``); ``State.value`` records by itself.
     """
-    stack = _core.get_context().state_stack
-    for i in range(st.stack_level, len(stack)):
-        stack[i].read_its_value(st)
+    record_access(st, False)
 
 
 def record_state_value_write(st: State) -> None:
     """Record a write of ``st`` on this thread's trace frames at or above its stack level."""
-    stack = _core.get_context().state_stack
-    for i in range(st.stack_level, len(stack)):
-        stack[i].write_its_value(st)
+    record_access(st, True)
 
 
 def record_state_value_restore(st: State) -> None:
