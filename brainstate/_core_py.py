@@ -407,6 +407,8 @@ class TraceFrame:
             self._check_read(st)
         if st in self._id2index:  # keyed by the state itself (identity hash and equality)
             return
+        if _held_elsewhere(st) is not None:
+            raise _held_error(st, "trace")
         self._id2index[st] = len(self.states)
         self.states.append(st)
         self.been_writen.append(False)
@@ -434,6 +436,86 @@ def _record_write(st: "StateCore") -> None:
     stack = _ctx.state_stack
     for i in range(st._level, len(stack)):
         stack[i].write_its_value(st)
+
+
+# --- states held by one thread's trace ------------------------------------------------------
+# A trace puts its tracers (or a transform's per-lane views) into the very state objects it
+# touches, for as long as it runs. Meanwhile the state is *held* by the tracing thread: other
+# threads see the value it had before the trace, and what they write is kept in the hold and
+# becomes the state's value when the trace rolls back (docs/ARCHITECTURE.md, "Threads and
+# traces"). A thread that is tracing itself cannot use a state another thread's trace holds.
+# The compiled core makes each transition atomic by running it without Python code in between;
+# here a lock does.
+
+_hold_lock = threading.Lock()
+
+
+class _Hold:
+    __slots__ = ("owner", "thread", "value", "dirty")
+
+    def __init__(self, before: Any, concrete: bool) -> None:
+        self.owner = threading.get_ident()
+        self.thread = threading.current_thread().name  # the owner's name, for messages
+        self.value = before if concrete else INVALID  # what other threads see (INVALID: none)
+        self.dirty = False  # another thread wrote ``value`` during the hold
+
+
+def _held_elsewhere(st: Any) -> "_Hold | None":
+    """The hold of another thread's trace on ``st``, else None."""
+    h = getattr(st, "_holder", None)  # (hosted states have none)
+    if h is not None and h.owner != threading.get_ident():
+        return h
+    return None
+
+
+def _hold_begin(st: "StateCore", before: Any, concrete: bool) -> None:
+    """A trace-dependent value is going into ``st`` in this thread: hold it, remembering
+    ``before`` when it was ``concrete`` (no-op when already held)."""
+    if st._holder is None:
+        object.__setattr__(st, "_holder", _Hold(before, concrete))
+
+
+def _hold_end(st: "StateCore", v: Any, keep_foreign_write: bool, has_tracer: bool = False) -> Any:
+    """``st`` goes back to a concrete value ``v`` in this thread: release the hold and store
+    the value. A restore (``keep_foreign_write``) keeps instead what another thread wrote
+    during the hold. Returns the value stored."""
+    sa = object.__setattr__
+    with _hold_lock:
+        h = st._holder
+        sa(st, "_holder", None)
+        if keep_foreign_write and h is not None and h.dirty:
+            v = h.value
+        sa(st, "_value", v)
+    return v
+
+
+def _held_error(st: Any, op: str) -> BaseException:
+    h = st._holder
+    return _make_error("held", st, op, h.thread, threading.current_thread().name,
+                       h.value is INVALID)
+
+
+def _foreign_value(st: Any, h: _Hold, op: str) -> Any:
+    """The value another thread sees (refused while that thread traces, or when none)."""
+    v = h.value
+    if v is INVALID or (_n_frames and _ctx.state_stack):
+        raise _make_error("held", st, op, h.thread, threading.current_thread().name,
+                          v is INVALID)
+    return v
+
+
+def _foreign_store(st: Any, v: Any) -> None:
+    """Store ``v`` where another thread's trace will keep it (the hold, or the state itself
+    when the hold ended meanwhile, e.g. while hooks ran)."""
+    sa = object.__setattr__
+    with _hold_lock:
+        h = st._holder
+        if h is None or h.owner == threading.get_ident():
+            sa(st, "_value", v)  # (this thread is not tracing: no hold of its own can have begun)
+            sa(st, "_flags", 0)
+        else:
+            h.value = v
+            h.dirty = True
 
 
 # --- the state core -------------------------------------------------------------------------
@@ -489,6 +571,7 @@ class StateCore:
         "_site",
         "_name",
         "tag",
+        "_holder",
         "__dict__",
         "__weakref__",
     )
@@ -503,11 +586,13 @@ class StateCore:
     _site: Any
     _name: Any
     tag: Any
+    _holder: "_Hold | None"  # while a trace of one thread holds the value
 
     def __new__(cls, *args: Any, **kwargs: Any) -> "StateCore":
         self = object.__new__(cls)
         sa = object.__setattr__
-        for slot in ("_value", "_sig", "_trace_ref", "_hooks_mgr_or_none", "_site", "_name", "tag"):
+        for slot in ("_value", "_sig", "_trace_ref", "_hooks_mgr_or_none", "_site", "_name", "tag",
+                     "_holder"):
             sa(self, slot, None)
         sa(self, "_level", 0)
         sa(self, "_flags", 0)
@@ -532,6 +617,8 @@ class StateCore:
         sa(self, "_level", stack_level())
         sa(self, "_been_writen", False)
         sa(self, "_flags", _TRACER if has_tracer else 0)
+        if has_tracer:  # created inside a trace: no concrete value for other threads
+            _hold_begin(self, INVALID, False)
         sa(self, "_hooks_mgr_or_none", None)
         sa(self, "_site", capture_site())
         sa(self, "_name", name)
@@ -566,9 +653,13 @@ class StateCore:
         """The state's current value (a PyTree of arrays); assign to replace it."""
         if self._value is INVALID:
             raise _make_error("poisoned", self, "read")
-        if _n_frames:
-            _record_read(self)
-        v = self._value
+        h = _held_elsewhere(self)
+        if h is not None:
+            v = _foreign_value(self, h, "read")
+        else:
+            if _n_frames:
+                _record_read(self)
+            v = self._value
         if _n_hooks:
             _hooks.dispatch_read(self, v)
         return v
@@ -582,6 +673,9 @@ class StateCore:
         # attribute guard; all of them before any hook, recording or mutation.
         if isinstance(v, _state_types):
             raise _make_error("set_state", self, v)
+        h = _held_elsewhere(self)
+        if h is not None:
+            return self._write_foreign(h, 0, v, fire_before)
         code, has_tracer = self._check(0, v)
         if has_tracer and not (_n_frames and _ctx.state_stack):
             if self._trace_ref is not _current_trace_ref():
@@ -633,8 +727,14 @@ class StateCore:
 
     def _store(self, v: Any, has_tracer: bool, code: int) -> None:
         sa = object.__setattr__
-        sa(self, "_value", v)
-        sa(self, "_flags", (self._flags & _VIEW) | (_TRACER if has_tracer else 0))
+        view = self._flags & _VIEW
+        if has_tracer and self._holder is None:
+            _hold_begin(self, self._value, self._flags == 0)
+        if not (has_tracer or view) and self._holder is not None:
+            _hold_end(self, v, False)  # this thread's own concrete write ends its hold
+        else:
+            sa(self, "_value", v)
+        sa(self, "_flags", view | (_TRACER if has_tracer else 0))
         if code == 0:
             global _epoch
             sa(self, "_sig", _analyse(v)[0])
@@ -647,6 +747,9 @@ class StateCore:
         """
         if isinstance(v, _state_types):
             raise _make_error("set_state", self, v)
+        h = _held_elsewhere(self)
+        if h is not None:
+            return self._write_foreign(h, 1, v, False)
         code, has_tracer = self._check(1, v)
         if code < 0:
             raise self._mismatch(1, v)
@@ -657,7 +760,38 @@ class StateCore:
         old = self._value
         self._store(v, has_tracer, code)
         object.__setattr__(self, "_flags", self._flags & ~_VIEW)
+        if self._flags == 0 and self._holder is not None:
+            # the restore that ends this thread's trace keeps what other threads wrote meanwhile
+            v = _hold_end(self, v, True)
         if _n_hooks:
+            _hooks.dispatch_restore(self, v, old)
+
+    def _write_foreign(self, h: _Hold, op: int, v: Any, fire_before: bool) -> None:
+        # A write (op 0) or restore (1) from a thread other than the one whose trace holds this
+        # state: checked against the stored signature (never re-bound: the trace relies on it),
+        # hooks fire with the held value as the old one, and the value goes into the hold.
+        old = _foreign_value(self, h, _OPS[op])
+        got, has_tracer = _analyse(v)
+        if has_tracer:
+            raise _make_error("tracer_write", self)
+        sig = self._sig
+        if not (got == sig if op == 0 else _same_structure(sig, got)):
+            raise _make_error("signature", self, _OPS[op], sig, v)
+        if _n_tracer_check:
+            _strict_guard(self)
+        if _n_hooks and op == 0 and fire_before:
+            nv = _hooks.dispatch_write_before(self, v, old)
+            if nv is not v:
+                got, has_tracer = _analyse(nv)
+                if has_tracer or got != sig:
+                    raise _make_error("signature", self, "write", sig, nv)
+                v = nv
+        _foreign_store(self, v)
+        if op == 0:
+            object.__setattr__(self, "_been_writen", True)
+            if _n_hooks:
+                _hooks.dispatch_write_after(self, v, old)
+        elif _n_hooks:
             _hooks.dispatch_restore(self, v, old)
 
     # -- internal paths used by transforms --
@@ -667,35 +801,64 @@ class StateCore:
 
     def _set_view(self, v: Any) -> None:
         """Install a transform's per-lane view of the value (no check, no record, no hooks)."""
+        if _held_elsewhere(self) is not None:
+            raise _held_error(self, "trace")
+        _hold_begin(self, self._value, self._flags == 0)
         object.__setattr__(self, "_value", v)
         object.__setattr__(self, "_flags", self._flags | _VIEW)
 
     def _restore_rebind(self, v: Any) -> None:
         """Restore ``v`` and re-bind the signature to it (vmap_new_states, eval_shape)."""
         global _epoch
+        if _held_elsewhere(self) is not None:
+            raise _held_error(self, "restore")
         _epoch += 1
         old = self._value
         sig, has_tracer = _analyse(v)
         sa = object.__setattr__
-        sa(self, "_value", v)
+        if has_tracer:
+            _hold_begin(self, old, self._flags == 0)
+            sa(self, "_value", v)
+        elif self._holder is not None:
+            _hold_end(self, v, False)  # (a re-bind keeps its own value: the signature is v's)
+        else:
+            sa(self, "_value", v)
         sa(self, "_sig", sig)
         sa(self, "_flags", _TRACER if has_tracer else 0)
         if _n_hooks:
             _hooks.dispatch_restore(self, v, old)
 
     def _restore_silent(self, v: Any) -> None:
-        """Put back a value this state held before (a transform's rollback): no check, no hooks."""
-        self._value = v
-        self._flags = _TRACER if _analyse(v)[1] else 0
+        """Put back a value this state held before (a transform's rollback): no check, no hooks.
+
+        When this ends the hold of this thread's trace, a value another thread wrote during
+        the trace is kept instead of ``v``.
+        """
+        has_tracer = _analyse(v)[1]
+        if _held_elsewhere(self) is not None:
+            if has_tracer:
+                raise _held_error(self, "restore")
+            _foreign_store(self, v)
+            return
+        if has_tracer:
+            _hold_begin(self, self._value, self._flags == 0)
+            self._value = v
+        elif self._holder is not None:
+            _hold_end(self, v, True)
+        else:
+            self._value = v
+        self._flags = _TRACER if has_tracer else 0
 
     def _invalidate_trace_value(self) -> None:
         """Poison the state: its value was a tracer that died with its trace."""
+        object.__setattr__(self, "_holder", None)
         object.__setattr__(self, "_value", INVALID)
         object.__setattr__(self, "_flags", 0)
 
     def _read_value(self) -> Any:
         self.check_if_deleted()
-        return self._value
+        h = _held_elsewhere(self)
+        return self._value if h is None else _foreign_value(self, h, "read")
 
     def _write_value(self, v: Any) -> None:
         object.__setattr__(self, "_value", v)
@@ -751,6 +914,8 @@ class StateCore:
         sa(self, "_value", value)
         sa(self, "_sig", sig)
         sa(self, "_flags", _TRACER if has_tracer else 0)
+        if has_tracer and self._holder is None:
+            _hold_begin(self, INVALID, False)
         sa(self, "_trace_ref", _current_trace_ref())
         sa(self, "_level", stack_level())
         sa(self, "_site", site if site is not None else capture_site())
@@ -774,9 +939,13 @@ def gather(states: Any) -> list:
     out = []
     for st in states:
         _require(st, _state_types, "st")
-        if _n_frames:
-            _record_read(st)
-        v = st._value
+        h = _held_elsewhere(st)
+        if h is not None:
+            v = _foreign_value(st, h, "read")
+        else:
+            if _n_frames:
+                _record_read(st)
+            v = st._value
         if v is INVALID:
             raise _make_error("poisoned", st, "read")
         out.append(v)
@@ -805,6 +974,16 @@ def scatter(states: Any, values: Any, written: Any = None) -> None:
             continue
         st, v = states[i], values[i]
         _require(st, _state_types, "st")
+        h = _held_elsewhere(st)
+        if h is not None:
+            old = _foreign_value(st, h, "write")
+            if type(v) is not _array_type and _analyse(v)[1]:
+                raise _make_error("tracer_write", st)
+            _foreign_store(st, v)
+            sa(st, "_been_writen", True)
+            if _n_hooks:
+                _hooks.dispatch_write_after(st, v, old)
+            continue
         if guard and type(v) is not _array_type:
             if current is INVALID:
                 current = _current_trace_ref()
@@ -972,9 +1151,10 @@ def make_ref(st: Any) -> Any:
     t = type(st)
     if (_g_fast_ref.get(t) or _g_fast_ref_ok(t)) and not st.__dict__:
         ref = object.__new__(_g_ref_type)
+        h = _held_elsewhere(st)
         ref.__dict__ = {
             "type": t,
-            "value": st._value,
+            "value": st._value if h is None else _foreign_value(st, h, "split"),
             "_source_info": st._site,
             "_hooks_manager": st._hooks_mgr_or_none,
             "_name": st._name,
@@ -1138,7 +1318,8 @@ def encode(root: Any, root_kind: int, table: dict | None, treefy: bool) -> tuple
                     # than its stored signature: record what a rebuilt state will have.
                     codes.append(
                         (_C_STATE_DEF, i, t,
-                         v._signature if not v._flags else make_signature(v._value))
+                         v._signature if not v._flags or _held_elsewhere(v) is not None
+                         else make_signature(v._value))
                     )
                 else:
                     i = e[1]

@@ -104,6 +104,26 @@ def make_error(kind: str, state: Any, *args: Any) -> BaseException:
             ),
             state,
         )
+    if kind == "held":
+        op, owner, here, no_value = args
+        verb = {"read": "read", "write": "write to", "restore": "restore", "split": "split",
+                "trace": "trace"}.get(op, op)
+        if no_value:
+            why = (f"it was created inside a trace still running in thread {owner!r} and has "
+                   "no concrete value yet")
+        else:
+            why = (f"a trace running in thread {owner!r} holds it (its value there is a JAX "
+                   "tracer until that trace ends), and this thread is tracing too")
+        return attach_site(
+            TraceContextError(
+                f"Cannot {verb} {describe_state(state)} from thread {here!r}: {why}. A state "
+                "can be traced by one thread at a time: trace the functions that share it from "
+                "one thread, or serialise their first calls with a lock (other threads that "
+                "are not tracing read the value from before the trace, and their writes are "
+                "kept)."
+            ),
+            state,
+        )
     if kind == "strict_attr":
         return attach_site(
             TraceContextError(

@@ -630,14 +630,20 @@ cdef class TraceFrame:
         idx = self._id2index.get(key)
         if idx is not None:
             return <Py_ssize_t>idx
+        if isinstance(st, StateCore) and (<StateCore>st)._holder is not None \
+                and _foreign(<StateCore>st):
+            raise _held_error(<StateCore>st, "trace")
         cdef Py_ssize_t n = len(self.states)
         self._id2index[key] = n
         self.states.append(st)
         self.been_writen.append(False)
         if isinstance(st, StateCore):
-            self._original_state_values.append((<StateCore>st)._value)
+            orig = (<StateCore>st)._value
+            self._original_state_values.append(orig)
             if self._new_arg is not None:
-                (<StateCore>st)._value = self._new_arg(st)
+                view = self._new_arg(st)
+                _hold_begin(<StateCore>st, orig, (<StateCore>st)._flags == 0)
+                (<StateCore>st)._value = view
                 (<StateCore>st)._flags |= _VIEW
         else:  # a hosted state: its own attributes and view entry point
             self._original_state_values.append(st._value)
@@ -685,6 +691,82 @@ cdef int _record_write(StateCore st) except -1:
     cdef Py_ssize_t i
     for i in range(st._level, len(stack)):
         (<TraceFrame>stack[i])._write(st)
+    return 0
+
+
+# --- states held by one thread's trace ------------------------------------------------------
+# A trace puts its tracers (or a transform's per-lane views) into the very state objects it
+# touches, for as long as it runs. Meanwhile the state is *held* by the tracing thread: other
+# threads see the value it had before the trace, and what they write is kept in the hold and
+# becomes the state's value when the trace rolls back (docs/ARCHITECTURE.md, "Threads and
+# traces"). A thread that is tracing itself cannot use a state another thread's trace holds.
+# mirrors _core_py._Hold
+
+cdef class _Hold:
+    cdef ThreadContext owner
+    cdef object thread  # the owner's thread name, for messages
+    cdef object value   # what other threads see (_INVALID: created inside the trace, none)
+    cdef bint dirty     # another thread wrote ``value`` during the hold
+
+
+cdef inline bint _foreign(StateCore st):
+    """``st`` is held by a trace of another thread (the caller tested ``_holder`` first)."""
+    return (<_Hold>st._holder).owner is not _get_ctx()
+
+
+# mirrors _core_py._hold_begin
+cdef int _hold_begin(StateCore st, object before, bint concrete) except -1:
+    """A trace-dependent value is going into ``st`` in this thread: hold it, remembering
+    ``before`` when it was ``concrete`` (no-op when already held)."""
+    cdef _Hold h
+    if st._holder is None:
+        h = _Hold.__new__(_Hold)
+        h.owner = _get_ctx()
+        h.thread = threading.current_thread().name
+        h.value = before if concrete else _INVALID
+        h.dirty = False
+        st._holder = h
+    return 0
+
+
+# mirrors _core_py._hold_end
+cdef inline object _hold_end(StateCore st, object v, bint keep_foreign_write):
+    """``st`` goes back to a concrete value ``v`` in this thread: release the hold. A restore
+    (``keep_foreign_write``) keeps instead what another thread wrote during the hold."""
+    cdef _Hold h = <_Hold>st._holder
+    st._holder = None
+    if keep_foreign_write and h.dirty:
+        return h.value
+    return v
+
+
+# mirrors _core_py._held_error
+cdef object _held_error(StateCore st, str op):
+    cdef _Hold h = <_Hold>st._holder
+    return _make_error("held", st, op, h.thread, threading.current_thread().name,
+                       h.value is _INVALID)
+
+
+# mirrors _core_py._foreign_value
+cdef object _foreign_value(StateCore st, str op):
+    """The value another thread sees (refused while that thread traces, or when none)."""
+    cdef _Hold h = <_Hold>st._holder
+    if h.value is _INVALID or (_n_frames and len(<list>_get_ctx().state_stack)):
+        raise _held_error(st, op)
+    return h.value
+
+
+# mirrors _core_py._foreign_store
+cdef int _foreign_store(StateCore st, object v) except -1:
+    """Store ``v`` where another thread's trace will keep it (the hold, or the state itself
+    when the hold ended meanwhile, e.g. while hooks ran)."""
+    h = st._holder
+    if h is None or not _foreign(st):
+        st._value = v  # (this thread is not tracing: no hold of its own can have begun)
+        st._flags = 0
+        return 0
+    (<_Hold>h).value = v
+    (<_Hold>h).dirty = True
     return 0
 
 
@@ -790,6 +872,7 @@ cdef class StateCore:
     cdef public object tag
     cdef object _wref           # this state's weak reference, made on the first hook dispatch
     cdef object _split_code     # the STATE_DEF code the last graph split built for it
+    cdef object _holder         # a _Hold while a trace of one thread holds the value, else None
     cdef object __weakref__
 
     def __init__(self, value, name=None, **metadata):
@@ -805,6 +888,8 @@ cdef class StateCore:
         if type(value) is not _array_type and _is_state(value):
             value = value.value
         self._bind(value)
+        if self._flags:  # created inside a trace: no concrete value for other threads
+            _hold_begin(self, _INVALID, False)
         self._level = _stack_level()
         self._been_writen = False
         self._hooks_mgr_or_none = None
@@ -926,9 +1011,12 @@ cdef class StateCore:
         """The state's current value (a PyTree of arrays); assign to replace it."""
         if self._value is _INVALID:
             raise _make_error("poisoned", self, "read")
-        if _n_frames:
-            _record_read(self)
-        v = self._value
+        if self._holder is not None and _foreign(self):
+            v = _foreign_value(self, "read")
+        else:
+            if _n_frames:
+                _record_read(self)
+            v = self._value
         if _n_hooks:
             _dispatch_read(self, v)
         return v
@@ -945,6 +1033,8 @@ cdef class StateCore:
         cdef int code
         if type(v) is not _array_type and _is_state(v):
             raise _make_error("set_state", self, v)
+        if self._holder is not None and _foreign(self):
+            return self._write_foreign(0, v, fire_before)
         code = self._check(0, v, &has_tracer)
         if has_tracer and not (_n_frames and len(<list>_get_ctx().state_stack)):
             if self._trace_ref is not _current_trace_ref():
@@ -1040,6 +1130,10 @@ cdef class StateCore:
     # mirrors _core_py.StateCore._store
     cdef inline void _store(self, object v, bint has_tracer, int code) except *:
         cdef int view = self._flags & _VIEW
+        if has_tracer and self._holder is None:
+            _hold_begin(self, self._value, self._flags == 0)
+        elif not (has_tracer or view) and self._holder is not None:
+            _hold_end(self, v, False)  # this thread's own concrete write ends its hold
         if code != 0:
             self._value = v
             self._flags = view | (_TRACER if has_tracer else 0)
@@ -1061,6 +1155,8 @@ cdef class StateCore:
         cdef int code
         if type(v) is not _array_type and _is_state(v):
             raise _make_error("set_state", self, v)
+        if self._holder is not None and _foreign(self):
+            return self._write_foreign(1, v, False)
         code = self._check(1, v, &has_tracer)
         if code < 0:
             raise self._mismatch(1, v)
@@ -1071,7 +1167,46 @@ cdef class StateCore:
         old = self._value
         self._store(v, has_tracer, code)
         self._flags &= ~_VIEW
+        if self._flags == 0 and self._holder is not None:
+            # the restore that ends this thread's trace keeps what other threads wrote meanwhile
+            v = _hold_end(self, v, True)
+            self._value = v
         if _n_hooks:
+            _dispatch_restore(self, v, old)
+        return 0
+
+    # mirrors _core_py.StateCore._write_foreign
+    cdef int _write_foreign(self, int op, object v, bint fire_before) except -1:
+        # A write (op 0) or restore (1) from a thread other than the one whose trace holds this
+        # state: checked against the stored signature (never re-bound: the trace relies on it),
+        # hooks fire with the held value as the old one, and the value goes into the hold.
+        cdef bint has_tracer = False
+        cdef long hooked = 0
+        old = _foreign_value(self, "write" if op == 0 else "restore")
+        got = _analyse(v, &has_tracer)
+        if has_tracer:
+            raise _make_error("tracer_write", self)
+        sig = _state_signature(self)
+        if not (got == sig if op == 0 else _same_structure(sig, got)):
+            raise _make_error("signature", self, "write" if op == 0 else "restore", sig, v)
+        if _n_tracer_check:
+            _strict_guard(self)
+        if _n_hooks and op == 0:
+            hooked = _hook_bits(self)
+            if _any_bit(hooked, 2) and fire_before:
+                nv = _dispatch_write_before(self, hooked, v, old)
+                if nv is not v:
+                    got = _analyse(nv, &has_tracer)
+                    if has_tracer or not (got == sig):
+                        raise _make_error("signature", self, "write", sig, nv)
+                    v = nv
+                hooked = _hook_bits(self)
+        _foreign_store(self, v)
+        if op == 0:
+            self._been_writen = True
+            if _any_bit(hooked, 4):
+                _dispatch_write_after(self, hooked, v, old)
+        elif _n_hooks:
             _dispatch_restore(self, v, old)
         return 0
 
@@ -1082,33 +1217,60 @@ cdef class StateCore:
 
     def _set_view(self, v):
         """Install a transform's per-lane view of the value (no check, no record, no hooks)."""
+        if self._holder is not None and _foreign(self):
+            raise _held_error(self, "trace")
+        _hold_begin(self, self._value, self._flags == 0)
         self._value = v
         self._flags |= _VIEW
 
     def _restore_rebind(self, v):
         """Restore ``v`` and re-bind the signature to it (vmap_new_states, eval_shape)."""
         global _epoch
+        if self._holder is not None and _foreign(self):
+            raise _held_error(self, "restore")
         old = self._value
+        cdef bint was_concrete = self._flags == 0
         self._bind(v)
         _epoch += 1
+        if self._flags:
+            _hold_begin(self, old, was_concrete)
+        elif self._holder is not None:
+            _hold_end(self, v, False)  # (a re-bind keeps its own value: the signature is v's)
         if _n_hooks:
             _dispatch_restore(self, v, old)
 
     def _restore_silent(self, v):
-        """Put back a value this state held before (a transform's rollback): no check, no hooks."""
+        """Put back a value this state held before (a transform's rollback): no check, no hooks.
+
+        When this ends the hold of this thread's trace, a value another thread wrote during
+        the trace is kept instead of ``v``.
+        """
         cdef bint has_tracer = False
         if type(v) is not _array_type:
             _analyse(v, &has_tracer)
+        h = self._holder
+        if h is not None and _foreign(self):
+            if has_tracer:
+                raise _held_error(self, "restore")
+            _foreign_store(self, v)
+            return
+        if has_tracer:
+            _hold_begin(self, self._value, self._flags == 0)
+        elif h is not None:
+            v = _hold_end(self, v, True)
         self._value = v
         self._flags = _TRACER if has_tracer else 0
 
     def _invalidate_trace_value(self):
         """Poison the state: its value was a tracer that died with its trace."""
+        self._holder = None
         self._value = _INVALID
         self._flags = 0
 
     def _read_value(self):
         self.check_if_deleted()
+        if self._holder is not None and _foreign(self):
+            return _foreign_value(self, "read")
         return self._value
 
     def _write_value(self, v):
@@ -1148,6 +1310,8 @@ cdef class StateCore:
         ``site`` (or the current call site) becomes the creation site.
         """
         self._bind(value)
+        if self._flags and self._holder is None:
+            _hold_begin(self, _INVALID, False)
         self._trace_ref = _current_trace_ref()
         self._level = _stack_level()
         if site is not None:
@@ -1197,9 +1361,12 @@ def gather(states):
     cdef list out = []
     for st in states:
         if isinstance(st, StateCore):
-            if _n_frames:
-                _record_read(<StateCore>st)
-            v = (<StateCore>st)._value
+            if (<StateCore>st)._holder is not None and _foreign(<StateCore>st):
+                v = _foreign_value(<StateCore>st, "read")
+            else:
+                if _n_frames:
+                    _record_read(<StateCore>st)
+                v = (<StateCore>st)._value
         else:
             _require_state(st)
             if _n_frames:
@@ -1251,6 +1418,21 @@ cdef object _scatter_hosted(object st, object v, bint guard, object current):
     return current
 
 
+# mirrors the held-state branch of _core_py.scatter
+cdef int _scatter_foreign(StateCore st, object v) except -1:
+    cdef bint has_tracer = False
+    old = _foreign_value(st, "write")
+    if type(v) is not _array_type:
+        _analyse(v, &has_tracer)
+        if has_tracer:
+            raise _make_error("tracer_write", st)
+    _foreign_store(st, v)
+    st._been_writen = True
+    if _n_hooks:
+        _dispatch_write_after(st, _hook_bits(st), v, old)
+    return 0
+
+
 def scatter(states, values, written=None):
     """Store a compiled call's results: written states without re-checking their signature.
 
@@ -1280,6 +1462,9 @@ def scatter(states, values, written=None):
             current = _scatter_hosted(obj, v, guard, current)
             continue
         st = <StateCore>obj
+        if st._holder is not None and _foreign(st):
+            _scatter_foreign(st, v)
+            continue
         if guard and type(v) is not _array_type:
             current = _scatter_guard(st, st._trace_ref, v, current)
         old = st._value

@@ -607,7 +607,8 @@ cdef object _make_ref(object state):
             _g_ref_type, <PyObject*>_EMPTY, NULL)
         ref._std = True
         ref._type = t
-        ref._value = st._value
+        ref._value = _foreign_value(st, "split") if st._holder is not None and _foreign(st) \
+            else st._value
         ref._site = _state_site(st)
         ref._hooks = st._hooks_mgr_or_none
         ref._name = st._name
@@ -1093,7 +1094,7 @@ cdef inline object _split_signature(object state):
     if not isinstance(state, StateCore):  # a hosted state: attribute access
         return make_signature(state._value) if state._flags else state._signature
     cdef StateCore st = <StateCore>state
-    if st._flags:
+    if st._flags and not (st._holder is not None and _foreign(st)):
         return make_signature(st._value)
     return _state_signature(st)
 

@@ -19,7 +19,8 @@ A watchdog joins every thread with a timeout; on a timeout it dumps all thread s
 fails. Exceptions raised in threads are collected and reported. The short soak runs by
 default; the 30-second one is marked ``slow``.
 
-Hazards found by the focused tests at the end are marked ``xfail(strict=True)``.
+What other threads see of a state while one thread traces it is tested in
+``tests/test_trace_threads.py``.
 """
 
 from __future__ import annotations
@@ -563,59 +564,3 @@ def test_concurrent_first_register_hook_keeps_every_hook(monkeypatch):
     for t in threads:
         t.join(30)
     assert len(st.list_hooks("write_after")) == 2
-
-
-def _trace_while_other_thread_acts(action):
-    """Trace a function reading ``shared`` in a worker; run ``action(shared)`` in the main
-    thread while the worker is inside the trace. Returns (shared, action's result)."""
-    shared = brainstate.State(jnp.zeros(3, jnp.float32), name="shared_traced")
-    inside, done = threading.Event(), threading.Event()
-
-    def f():
-        y = shared.value * 2.0
-        inside.set()
-        done.wait(10)
-        return y
-
-    t = threading.Thread(target=lambda: StatefulFunction(f).make_jaxpr(), daemon=True)
-    t.start()
-    assert inside.wait(10)
-    try:
-        result = action(shared)
-    finally:
-        done.set()
-        t.join(30)
-    return shared, result
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "a trace installs its tracers in the state objects it reads, so another thread reading "
-    "the same state during the trace gets the tracer of a trace it does not belong to "
-    "(neither the concrete value nor TraceContextError)"))
-def test_read_from_another_thread_during_a_trace_never_returns_a_foreign_tracer():
-    def read(shared):
-        try:
-            return shared.value
-        except TraceContextError:
-            return None  # a clear refusal would be acceptable
-
-    _, got = _trace_while_other_thread_acts(read)
-    assert not isinstance(got, jax.core.Tracer), f"got a tracer of another thread: {got!r}"
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "a concrete write from another thread while a trace holds the state is accepted, then "
-    "silently undone by the trace's rollback (a lost write, no error)"))
-def test_write_from_another_thread_during_a_trace_is_not_lost():
-    new = jnp.ones(3, jnp.float32)
-
-    def write(shared):
-        try:
-            shared.value = new
-        except TraceContextError:
-            return "refused"  # a clear refusal would be acceptable
-        return "accepted"
-
-    shared, outcome = _trace_while_other_thread_acts(write)
-    if outcome == "accepted":
-        assert shared.value is new, "the write was accepted and then lost"
