@@ -448,13 +448,14 @@ def _record_write(st: "StateCore") -> None:
 # here a lock does.
 
 _hold_lock = threading.Lock()
+_get_ident = threading.get_ident
 
 
 class _Hold:
     __slots__ = ("owner", "thread", "value", "dirty")
 
     def __init__(self, before: Any, concrete: bool) -> None:
-        self.owner = threading.get_ident()
+        self.owner = _get_ident()
         self.thread = threading.current_thread().name  # the owner's name, for messages
         self.value = before if concrete else INVALID  # what other threads see (INVALID: none)
         self.dirty = False  # another thread wrote ``value`` during the hold
@@ -463,7 +464,7 @@ class _Hold:
 def _held_elsewhere(st: Any) -> "_Hold | None":
     """The hold of another thread's trace on ``st``, else None."""
     h = getattr(st, "_holder", None)  # (hosted states have none)
-    if h is not None and h.owner != threading.get_ident():
+    if h is not None and h.owner != _get_ident():
         return h
     return None
 
@@ -510,7 +511,7 @@ def _foreign_store(st: Any, v: Any) -> None:
     sa = object.__setattr__
     with _hold_lock:
         h = st._holder
-        if h is None or h.owner == threading.get_ident():
+        if h is None or h.owner == _get_ident():
             sa(st, "_value", v)  # (this thread is not tracing: no hold of its own can have begun)
             sa(st, "_flags", 0)
         else:
@@ -653,8 +654,8 @@ class StateCore:
         """The state's current value (a PyTree of arrays); assign to replace it."""
         if self._value is INVALID:
             raise _make_error("poisoned", self, "read")
-        h = _held_elsewhere(self)
-        if h is not None:
+        h = self._holder
+        if h is not None and h.owner != _get_ident():
             v = _foreign_value(self, h, "read")
         else:
             if _n_frames:
@@ -673,8 +674,8 @@ class StateCore:
         # attribute guard; all of them before any hook, recording or mutation.
         if isinstance(v, _state_types):
             raise _make_error("set_state", self, v)
-        h = _held_elsewhere(self)
-        if h is not None:
+        h = self._holder
+        if h is not None and h.owner != _get_ident():
             return self._write_foreign(h, 0, v, fire_before)
         code, has_tracer = self._check(0, v)
         if has_tracer and not (_n_frames and _ctx.state_stack):

@@ -3,10 +3,11 @@
 The workload keeps to what is legal across threads:
 
 * every thread owns private states and is the only one to touch them; traces (``jit``,
-  ``StatefulFunction``, ``make_jaxpr``) read and write private states only, because a trace
-  installs its tracers in the very state objects it reads, for as long as it runs;
+  ``StatefulFunction``, ``make_jaxpr``) read and write private states;
 * shared states are read and written eagerly, with whole values, by several threads, while
-  other threads register, toggle and remove hooks on them (and global hooks);
+  other threads register, toggle and remove hooks on them (and global hooks), and one thread
+  traces functions reading the last of them over and over (a trace holds the states it
+  touches for its thread: the others keep reading whole values and their writes are kept);
 * one compiled function reading a read-only shared state is traced before the threads start
   and then only called.
 
@@ -203,11 +204,18 @@ class _Soak:
     def hook_churner(self, tid: int) -> None:
         rng = np.random.default_rng(100 + tid)
 
+        def checked(k, where):
+            def hook(ctx):
+                # inside its own trace the shared tracer reads (and hooks see) its tracers
+                if not threading.current_thread().name.startswith("shared_tracer"):
+                    self.check_shared(k, ctx.value, where)
+            return hook
+
         def on_write(k):
-            return lambda ctx: self.check_shared(k, ctx.value, "churned write_after hook")
+            return checked(k, "churned write_after hook")
 
         def on_read(k):
-            return lambda ctx: self.check_shared(k, ctx.value, "churned read hook")
+            return checked(k, "churned read hook")
 
         def global_count(ctx):
             self.bump("global_hook_calls")
@@ -304,6 +312,25 @@ class _Soak:
 
         self._loop(tid, body)
 
+    def shared_tracer(self, tid: int) -> None:
+        k = N_SHARED - 1
+        st = self.shared[k]
+        x = jnp.arange(4, dtype=jnp.int32)
+
+        def f(x):
+            y = (st.value["a"] * x).sum()
+            time.sleep(0.002)  # let the other threads run while the trace holds the state
+            return y + st.value["b"][1]
+
+        def body(i):
+            _, states = make_jaxpr(f)(x)  # a fresh function: always traces
+            if list(states) != [st]:
+                self.violate(f"shared tracer {tid}: traced {states}")
+            self.check_shared(k, st.value, f"shared tracer {tid}")  # the trace rolled back
+            self.bump("shared_traces")
+
+        self._loop(tid, body)
+
     def illegal_writer(self, tid: int) -> None:
         rng = np.random.default_rng(200 + tid)
         mine = brainstate.State(_tree(0), name=f"mine{tid}")
@@ -329,12 +356,13 @@ class _Soak:
 
     # -- running --
     ROLES = (
-        ("private_writer", 3),
+        ("private_writer", 2),
         ("shared_writer", 3),
         ("shared_reader", 2),
         ("hook_churner", 2),
         ("jit_caller", 2),
         ("tracer_thread", 2),
+        ("shared_tracer", 1),
         ("illegal_writer", 2),
     )
 
@@ -383,7 +411,7 @@ def _soak(duration: float, watchdog: float) -> None:
     assert not soak.violations, "\n".join(soak.violations[:20])
     # every kind of work happened
     for key in ("private_writes", "shared_writes", "shared_reads", "vetoed", "hook_cycles",
-                "jit_calls", "traces", "refused_tracer_writes"):
+                "jit_calls", "traces", "shared_traces", "refused_tracer_writes"):
         assert soak.counts.get(key, 0) > 0, f"no {key} in {soak.counts}"
     # final shared values are whole values somebody wrote
     for k, st in enumerate(soak.shared):
