@@ -35,15 +35,23 @@ The default run is short; ``-m slow`` selects the long version (10x the calls, 5
 Reference counts on a debug CPython
 -----------------------------------
 ``sys.gettotalrefcount()`` exists only in a debug build of CPython (``--with-pydebug``);
-elsewhere that measure is skipped and the per-object counts stand in for it. To run it: get a
-debug interpreter (build CPython with ``./configure --with-pydebug && make``, or a distribution
-package such as Debian's ``python3.11-dbg``), create a virtual environment with it, install the
-package there so the compiled core is built against the debug ABI (``pip install -e
-".[test]"``; the extension file is then named ``_core.cpython-311d-...so``), check that
-``python -c "import sys; print(hasattr(sys, 'gettotalrefcount'))"`` prints ``True``, and run
-``python -m pytest tests/test_leaks.py -q`` (add ``-m slow`` for the long version). JAX and
-numpy wheels built for the release ABI do not load in a debug interpreter, so they have to be
-built from source for it too.
+elsewhere that measure is skipped and the per-object counts stand in for it. ``bash
+.ci/refcount`` runs this file (with tests/test_hooks_api.py and tests/test_graph_core.py, or
+the test files given to it) under one, from a clean checkout: it unpacks Debian's
+``python3.11-dbg`` package without installing it, makes a virtual environment with it, builds
+the compiled core against the debug headers in a copy of the tree (``_core.cpython-311d-...so``)
+and runs the tests on both cores. A debug build also aborts with a report on any negative
+reference count, which catches a missing ``Py_INCREF`` as the total catches an extra one.
+
+Debian's debug interpreter loads extensions built for the release ABI, so numpy and jaxlib
+come from their usual wheels there (an upstream ``--with-pydebug`` build looks only for
+``.cpython-311d`` files, and would need them built from source). Their own reference counting
+does not update the debug total while the interpreter counts the objects they create, so the
+total drifts with every numpy or JAX object created or freed inside them, leak or not (the
+script prints the drift of one numpy addition: +1 per call). This file therefore uses the
+total only where a numpy addition leaves it unchanged (``_total_refcount_is_reliable``: a
+debug numpy too); with the release wheels the run still aborts on any negative count and the
+other measures stand.
 """
 
 from __future__ import annotations
@@ -75,7 +83,27 @@ from brainstate import (
 from brainstate.checkpoint import CheckpointMismatchError, load, save
 from brainstate.transform import jit
 
-HAS_TOTAL_REFCOUNT = hasattr(sys, "gettotalrefcount")
+
+
+def _total_refcount_is_reliable() -> bool:
+    """``sys.gettotalrefcount()`` exists and numpy's own counting moves it (a debug numpy too).
+
+    With release-ABI numpy/jaxlib wheels under a debug interpreter the total drifts by one or
+    more per object they create, leak or not (see the module docstring): the measure is then
+    left out and the other measures stand, as on a release interpreter.
+    """
+    if not hasattr(sys, "gettotalrefcount"):
+        return False
+    a = np.ones(4)
+    for _ in range(3):
+        a + a
+    before = sys.gettotalrefcount()
+    for _ in range(100):
+        a + a
+    return abs(sys.gettotalrefcount() - before) < 50
+
+
+HAS_TOTAL_REFCOUNT = _total_refcount_is_reliable()
 
 #: Default bound on the smallest per-round growth of traced memory (bytes).
 MAX_BYTES = 4096
@@ -800,7 +828,14 @@ def test_measure_detects_a_leaked_reference_without_memory():
     base = sys.getrefcount(target)
     incref = ctypes.pythonapi.Py_IncRef
     incref.argtypes = [ctypes.py_object]
-    growth = measure(lambda: incref(target), 100, warmup=5, watch={"target": target})
+    calls = 0
+
+    def leak():
+        nonlocal calls
+        calls += 1
+        incref(target)
+
+    growth = measure(leak, 100, warmup=5, watch={"target": target})
     problems = growth.problems()
     try:
         assert any(p.startswith("refcount of 'target' grew") for p in problems), problems
@@ -810,9 +845,9 @@ def test_measure_detects_a_leaked_reference_without_memory():
     finally:
         decref = ctypes.pythonapi.Py_DecRef
         decref.argtypes = [ctypes.py_object]
-        for _ in range(sys.getrefcount(target) - base):
+        # undo exactly the leaked references (a failure report may hold more, legitimately)
+        for _ in range(calls):
             decref(target)
-        assert sys.getrefcount(target) == base
 
 
 def test_measure_ignores_warm_up_growth():
