@@ -72,8 +72,11 @@ Orbax
 ``save(path, model, backend="orbax")`` writes an Orbax ``PyTreeCheckpointHandler`` directory
 (each leaf under the key ``s<i>``) plus ``brainstate.json`` with the same per-leaf records;
 arrays are written shard by shard, never gathered on one host. :func:`load` restores each leaf
-directly onto the target's sharding. The directory is assembled beside ``path`` and renamed into
-place, so an interrupted save leaves an existing checkpoint at ``path`` intact. Orbax's own data
+directly onto the target's sharding. The directory is assembled beside ``path`` and swapped in
+by two renames: a save killed before them leaves the old checkpoint at ``path``, after them the
+new one; killed between them it leaves the old one complete under ``.<name>.<hex>.tmp.old``,
+which the next save to ``path`` puts back or replaces (``brainstate/checkpoint/_orbax.py``
+describes the names and the clean-up). Orbax's own data
 integrity is that of its storage layer (no brainstate CRC); the metadata is checked like a file's
 header. Single-process only (``jax.process_count() == 1``).
 """
@@ -306,6 +309,10 @@ def save(path, target: Any, *, metadata: Mapping | None = None, backend: str = "
     were last modified more than 60 seconds ago (the age guards the moment between a
     temporary's creation and its lock, and file systems whose locks stay on one machine). On
     Windows leftovers are ignored and never removed. Other files in the folder are not touched.
+
+    ``backend="orbax"`` writes a directory, which cannot be renamed over another in one step:
+    see the module's "Orbax" section for what a killed save leaves and how a later save
+    clears it.
 
     Differs from upstream: ``braintools.file.msgpack_save`` also writes a temporary and renames
     it, but without ``fsync`` (a power loss can leave an empty or partial file after the rename)
