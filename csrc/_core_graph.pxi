@@ -18,6 +18,7 @@ from cpython.long cimport PyLong_FromVoidPtr, PyLong_AsSsize_t
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.exc cimport PyErr_Occurred, PyErr_Clear
 from cpython.object cimport PyObject_RichCompareBool, Py_EQ
+cimport cython
 
 cdef extern from "Python.h":
     enum:
@@ -28,6 +29,7 @@ cdef extern from "Python.h":
     int PyObject_GenericSetDict(object, object, void*) except -1
     int Py_EnterRecursiveCall(const char*) except 1
     void Py_LeaveRecursiveCall()
+    int Py_GetRecursionLimit()
     Py_ssize_t PyDict_GET_SIZE(object)
     Py_ssize_t PyTuple_GET_SIZE(object)
     PyObject* PyTuple_GET_ITEM(object, Py_ssize_t)
@@ -878,30 +880,40 @@ cdef int _pm_put(_PtrMap* m, void* key, Py_ssize_t val) except -1:
     return 0
 
 
-# A path as a chain of links on the C stack: built into a tuple only when needed (a state's
-# key in states(), an error message, a callback that takes a path).
-cdef struct _Link:
-    _Link* up
-    PyObject* key        # borrowed: the walks keep every key alive while its link is in use
+# The walks keep one frame per container being walked (a graph node or a pytree) on a stack of
+# their own instead of the C stack, so the node depth of a graph is bounded by memory only (the
+# recursive walks raised RecursionError past ~1,000 nested nodes). A frame holds what the
+# recursive call held in locals; the frames are reused by depth (no allocation per container).
+# A path is the keys of the frames below the root: built into a tuple only when needed (a
+# state's key in states(), an error message, a callback that takes a path).
+cdef class _Frame:
+    cdef object key        # the container's key in its parent (None for the root)
+    cdef Py_ssize_t nest   # consecutive pytree nesting ending at this container (a node: 0)
 
 
 # mirrors the ``path`` tuples passed down by _core_py.encode / collect_states
-cdef tuple _link_path(_Link* link):
-    """The path ``link`` stands for, as a tuple."""
-    cdef Py_ssize_t n = 0
-    cdef _Link* l = link
-    cdef tuple out
-    while l != NULL:
-        n += 1
-        l = l.up
-    out = PyTuple_New(n)
-    l = link
-    while l != NULL:
-        n -= 1
-        Py_INCREF(<object>l.key)
-        PyTuple_SET_ITEM(out, n, <object>l.key)
-        l = l.up
+cdef tuple _frames_path(list frames, Py_ssize_t depth, PyObject* k):
+    """The path of the container of ``frames[depth - 1]`` (the keys of frames 1 to
+    ``depth - 1``), extended by ``k`` unless it is NULL."""
+    cdef Py_ssize_t n = depth - 1 if depth > 1 else 0
+    cdef Py_ssize_t i
+    cdef tuple out = PyTuple_New(n + 1 if k != NULL else n)
+    cdef object x
+    for i in range(n):
+        x = (<_Frame>PyList_GET_ITEM(frames, i + 1)).key
+        Py_INCREF(x)
+        PyTuple_SET_ITEM(out, i, x)
+    if k != NULL:
+        Py_INCREF(<object>k)
+        PyTuple_SET_ITEM(out, n, <object>k)
     return out
+
+
+# mirrors the RecursionError of the pure walks, which recurse once per pytree level: nested
+# pytrees give nested code tuples, which CPython hashes and compares recursively, so their
+# nesting stays bounded by the recursion limit (graph nodes are not: they nest by index)
+cdef int _too_deep(str where) except -1:
+    raise RecursionError("maximum recursion depth exceeded" + where)
 
 
 # Index ints shared across calls (ints above 256 are not cached by Python): a split of a
@@ -958,7 +970,26 @@ cdef inline object _state_def_code(object state, object index, object t, object 
 
 # --- states() ---------------------------------------------------------------------------------
 
-# mirrors _core_py.collect_states (its closures are the methods)
+cdef enum:
+    _M_DICT = 0    # src[k] for k in keys, src a dict
+    _M_LIST = 1    # the items of the list src, keyed by position
+    _M_TUPLE = 2   # the items of the tuple src, keyed by position
+    _M_ITEM = 3    # src[k] for k in keys, src any mapping
+
+
+# One container being walked by _StatesWalk: what node() / the pytree branch of items() in
+# _core_py.collect_states hold while they loop over its children.
+@cython.final
+cdef class _SFrame(_Frame):
+    cdef object keys       # _M_DICT, _M_ITEM: the keys in order (a tuple or a list)
+    cdef object src
+    cdef Py_ssize_t j      # the next child's position
+    cdef Py_ssize_t level  # graph nodes entered above the children
+    cdef int mode
+
+
+# mirrors _core_py.collect_states (its closures are the methods; its recursion is the frames)
+@cython.final
 cdef class _StatesWalk:
 
     cdef dict out
@@ -968,90 +999,153 @@ cdef class _StatesWalk:
     cdef object accept
     cdef dict memo
     cdef dict order_cache
+    cdef list frames     # frames[:depth]: the containers being walked, the root first
+    cdef Py_ssize_t depth
+    cdef Py_ssize_t limit  # sys.getrecursionlimit(): the deepest pytree nesting walked
 
     def __dealloc__(self):
         _pm_free(&self.seen)
 
-    # mirrors one iteration of items() in _core_py.collect_states
-    cdef int child(self, object k, object v, _Link* up, Py_ssize_t level) except -1:
-        cdef Py_ssize_t kind = _graph_kind(v)
-        cdef PyObject* keep
-        cdef _Link here
-        if kind == _K_STATE:
-            if level >= self.lo and _pm_get(&self.seen, <void*>v) < 0:
-                if self.memo is not None:
-                    t = type(v)
-                    keep = PyDict_GetItemWithError(self.memo, t)
-                    if keep == NULL:
-                        kp = bool(self.accept(t))
-                        self.memo[t] = kp
-                    else:
-                        kp = <object>keep
-                    if not kp:
-                        return 0
-                _pm_put(&self.seen, <void*>v, 1)
-                here.up = up
-                here.key = <PyObject*>k
-                self.out[_link_path(&here)] = v
-        elif kind == _K_NODE:
-            if level < self.hi and _pm_get(&self.seen, <void*>v) < 0:
-                _pm_put(&self.seen, <void*>v, 1)
-                here.up = up
-                here.key = <PyObject*>k
-                self.node(v, &here, level + 1)
-        elif kind == _K_PYTREE:
-            if _pm_get(&self.seen, <void*>v) < 0:
-                _pm_put(&self.seen, <void*>v, 1)
-                here.up = up
-                here.key = <PyObject*>k
-                self.pytree(v, &here, level)
-        return 0
+    cdef inline _SFrame push(self, object k, Py_ssize_t level, Py_ssize_t nest):
+        cdef _SFrame f
+        if self.depth < PyList_GET_SIZE(self.frames):
+            f = <_SFrame>PyList_GET_ITEM(self.frames, self.depth)
+        else:
+            f = _SFrame.__new__(_SFrame)
+            self.frames.append(f)
+        self.depth += 1
+        f.key = k
+        f.level = level
+        f.nest = nest
+        f.j = 0
+        return f
 
-    # mirrors items() in _core_py.collect_states
-    cdef int keyed(self, object keys, dict src, _Link* up, Py_ssize_t level) except -1:
-        for k in keys:
-            self.child(k, src[k], up, level)
-        return 0
-
-    # mirrors node() in _core_py.collect_states
-    cdef int node(self, object n, _Link* up, Py_ssize_t level) except -1:
+    # mirrors the start of node() in _core_py.collect_states
+    cdef int push_node(self, object k, object n, Py_ssize_t level) except -1:
+        cdef _SFrame f = self.push(k, level, 0)
         t = type(n)
-        Py_EnterRecursiveCall(" while walking a graph")
-        try:
-            if t in _g_plain:
-                d = _node_dict(n)
-                self.keyed(_sorted_keys(d, t, self.order_cache, None), d, up, level)
-            else:
-                keys, values, _ = _g_node_children(_g_impls[t], n, _link_path(up))
-                self.keyed(keys, dict(zip(keys, values)), up, level)
-        finally:
-            Py_LeaveRecursiveCall()
+        if t in _g_plain:
+            d = _node_dict(n)
+            f.keys = _sorted_keys(d, t, self.order_cache, None)
+            f.src = d
+        else:
+            keys, values, _ = _g_node_children(_g_impls[t], n,
+                                               _frames_path(self.frames, self.depth, NULL))
+            f.src = dict(zip(keys, values))
+            if type(keys) is not tuple and type(keys) is not list:
+                keys = tuple(keys)
+            f.keys = keys
+        f.mode = _M_DICT
         return 0
 
-    # mirrors the pytree branch of items() in _core_py.collect_states
-    cdef int pytree(self, object x, _Link* up, Py_ssize_t level) except -1:
-        cdef Py_ssize_t i, n
+    # mirrors the start of the pytree branch of items() in _core_py.collect_states
+    cdef int push_pytree(self, object k, object x, Py_ssize_t level, Py_ssize_t nest) except -1:
+        cdef _SFrame f
+        if nest > self.limit:
+            _too_deep(" while walking a graph")
+        f = self.push(k, level, nest)
         t = type(x)
-        Py_EnterRecursiveCall(" while walking a graph")
-        try:
-            if t is list:
-                i = 0
-                while i < PyList_GET_SIZE(x):
-                    self.child(_index_int(i), <object>PyList_GET_ITEM(x, i), up, level)
-                    i += 1
-            elif t is tuple:
-                n = PyTuple_GET_SIZE(x)
-                for i in range(n):
-                    self.child(_index_int(i), <object>PyTuple_GET_ITEM(x, i), up, level)
-            else:
-                ks, sv, _ = _g_flatten_pytree(x, _link_path(up))
-                if type(sv) is dict:
-                    self.keyed(ks, <dict>sv, up, level)
+        if t is list:
+            f.mode = _M_LIST
+            f.src = x
+        elif t is tuple:
+            f.mode = _M_TUPLE
+            f.src = x
+        else:
+            sv = None
+            if t is dict:
+                # flatten_pytree's sorted keys, without building the path (a chain of nodes
+                # through dicts would build one per dict: quadratic in the depth)
+                ks = PyDict_Keys(x)
+                try:
+                    PyList_Sort(ks)
+                except TypeError:
+                    pass  # flatten_pytree raises the error
                 else:
-                    for k in ks:
-                        self.child(k, sv[k], up, level)
-        finally:
-            Py_LeaveRecursiveCall()
+                    sv = x
+            if sv is None:
+                ks, sv, _ = _g_flatten_pytree(x, _frames_path(self.frames, self.depth, NULL))
+            f.mode = _M_DICT if type(sv) is dict else _M_ITEM
+            f.src = sv
+            if type(ks) is not tuple and type(ks) is not list:
+                ks = tuple(ks)
+            f.keys = ks
+        return 0
+
+    # mirrors items() in _core_py.collect_states: the children of the top frame, until one is
+    # a container to enter (its frame is pushed) or none is left (the frame is popped)
+    cdef int run(self) except -1:
+        cdef _SFrame f
+        cdef Py_ssize_t kind, j, level
+        cdef int mode
+        cdef bint pushed
+        cdef PyObject* keep
+        cdef object keys
+        cdef object src
+        while self.depth > 0:
+            f = <_SFrame>PyList_GET_ITEM(self.frames, self.depth - 1)
+            keys = f.keys
+            src = f.src
+            mode = f.mode
+            level = f.level
+            j = f.j
+            pushed = False
+            while True:
+                if mode == _M_LIST:
+                    if j >= PyList_GET_SIZE(src):
+                        break
+                    k = _index_int(j)
+                    v = <object>PyList_GET_ITEM(src, j)
+                elif mode == _M_TUPLE:
+                    if j >= PyTuple_GET_SIZE(src):
+                        break
+                    k = _index_int(j)
+                    v = <object>PyTuple_GET_ITEM(src, j)
+                else:
+                    if type(keys) is tuple:
+                        if j >= PyTuple_GET_SIZE(keys):
+                            break
+                        k = <object>PyTuple_GET_ITEM(keys, j)
+                    else:
+                        if j >= PyList_GET_SIZE(keys):
+                            break
+                        k = <object>PyList_GET_ITEM(keys, j)
+                    if mode == _M_DICT:
+                        v = (<dict>src)[k]
+                    else:
+                        v = src[k]
+                j += 1
+                kind = _graph_kind(v)
+                if kind == _K_STATE:
+                    if level >= self.lo and _pm_get(&self.seen, <void*>v) < 0:
+                        if self.memo is not None:
+                            t = type(v)
+                            keep = PyDict_GetItemWithError(self.memo, t)
+                            if keep == NULL:
+                                kp = bool(self.accept(t))
+                                self.memo[t] = kp
+                            else:
+                                kp = <object>keep
+                            if not kp:
+                                continue
+                        _pm_put(&self.seen, <void*>v, 1)
+                        self.out[_frames_path(self.frames, self.depth, <PyObject*>k)] = v
+                elif kind == _K_NODE:
+                    if level < self.hi and _pm_get(&self.seen, <void*>v) < 0:
+                        _pm_put(&self.seen, <void*>v, 1)
+                        f.j = j
+                        self.push_node(k, v, level + 1)
+                        pushed = True
+                        break
+                elif kind == _K_PYTREE:
+                    if _pm_get(&self.seen, <void*>v) < 0:
+                        _pm_put(&self.seen, <void*>v, 1)
+                        f.j = j
+                        self.push_pytree(k, v, level, f.nest + 1)
+                        pushed = True
+                        break
+            if not pushed:
+                self.depth -= 1
         return 0
 
 
@@ -1071,6 +1165,9 @@ def collect_states(root, lo, hi, accept=None):
     w.accept = accept
     w.memo = None if accept is None else {}
     w.order_cache = {}
+    w.frames = []
+    w.depth = 0
+    w.limit = Py_GetRecursionLimit()
     if w.hi < 0:
         return w.out
     kind = _g_classify(root)
@@ -1079,12 +1176,13 @@ def collect_states(root, lo, hi, accept=None):
             w.out[()] = root
     elif kind == _K_NODE:
         _pm_put(&w.seen, <void*>root, 1)
-        w.node(root, NULL, 0)
+        w.push_node(None, root, 0)
+        w.run()
     elif kind == _K_PYTREE:
         _pm_put(&w.seen, <void*>root, 1)
-        w.pytree(root, NULL, 0)
+        w.push_pytree(None, root, 0, 1)
+        w.run()
     return w.out
-
 
 # --- flatten ----------------------------------------------------------------------------------
 
@@ -1099,7 +1197,26 @@ cdef inline object _split_signature(object state):
     return _state_signature(st)
 
 
-# mirrors _core_py.encode (its closures are the methods)
+# One container being encoded by _Encoder: what enc_node / enc_pytree and their enc_items call
+# in _core_py.encode hold while they loop over its children.
+@cython.final
+cdef class _EFrame(_Frame):
+    cdef tuple keys        # the keys in order
+    cdef object src
+    cdef int src_kind      # 0: src is a dict indexed by keys; 1: a list; 2: a tuple
+    cdef tuple codes       # the children's codes (codes[:j] are set)
+    cdef dict sub          # the sub-mapping so far
+    cdef Py_ssize_t j      # the next child's position
+    cdef Py_ssize_t pos    # the record the codes belong to (-1: the root pytree's)
+    cdef bint all_static
+    cdef bint is_node
+    cdef object obj        # a node: its type; a pytree: the pytree
+    cdef object index      # a node: its index; a pytree: its treedef
+    cdef object meta       # a node: its metadata; a pytree: its keys as flattened
+    cdef Py_ssize_t i      # a node: its index
+
+# mirrors _core_py.encode (its closures are the methods; its recursion is the frames)
+@cython.final
 cdef class _Encoder:
 
     cdef object table      # the caller's id -> (obj, index) dict, or None
@@ -1115,6 +1232,10 @@ cdef class _Encoder:
     cdef dict order_cache
     cdef dict node_info    # type -> (impl, fast, invisible, (type,))
     cdef object root_sub
+    cdef object root_code
+    cdef list frames       # frames[:depth]: the containers being encoded, the root first
+    cdef Py_ssize_t depth
+    cdef Py_ssize_t limit  # sys.getrecursionlimit(): the deepest pytree nesting encoded
 
     def __dealloc__(self):
         _pm_free(&self.index)
@@ -1151,80 +1272,37 @@ cdef class _Encoder:
             self.table[PyLong_FromVoidPtr(<void*>v)] = (v, index)
         return index
 
-    # mirrors enc_items of _core_py.encode
-    cdef tuple items(self, object keys, object src, int src_kind, _Link* up, Py_ssize_t pos,
-                     dict sub, bint* all_static):
-        # src_kind 0: ``src`` is a dict indexed by ``keys``; 1: a list; 2: a tuple (keys are
-        # the positions).
-        cdef Py_ssize_t kind, i, n, j
-        cdef tuple codes
-        cdef _Link here
+    cdef inline _EFrame push(self, object k, Py_ssize_t nest):
+        cdef _EFrame f
+        if self.depth < PyList_GET_SIZE(self.frames):
+            f = <_EFrame>PyList_GET_ITEM(self.frames, self.depth)
+        else:
+            f = _EFrame.__new__(_EFrame)
+            self.frames.append(f)
+        self.depth += 1
+        f.key = k
+        f.nest = nest
+        return f
+
+    # mirrors the start of enc_items of _core_py.encode
+    cdef inline int start(self, _EFrame f, object keys, object src, int src_kind) except -1:
         if type(keys) is not tuple:
             keys = tuple(keys)
-        n = PyTuple_GET_SIZE(keys)
-        codes = PyTuple_New(n)
-        all_static[0] = True
-        here.up = up
-        for j in range(n):
-            k = <object>PyTuple_GET_ITEM(keys, j)
-            here.key = <PyObject*>k
-            if src_kind == 0:
-                v = (<dict>src)[k]
-            elif src_kind == 1:
-                v = (<list>src)[j]
-            else:
-                v = (<tuple>src)[j]
-            kind = _graph_kind(v)
-            if kind == _K_STATE:
-                all_static[0] = False
-                t = type(v)
-                i = self.lookup(v)
-                if i < 0:
-                    index = self.add(v, pos)
-                    sub[k] = _make_ref(v) if self.treefy else v
-                    # A state under a transform's per-lane view holds a value of another shape
-                    # than its stored signature: record what a rebuilt state will have.
-                    code = _state_def_code(v, index, t, _split_signature(v))
-                else:
-                    if i >= self.base and self.owner[i - self.base] > pos:
-                        self.prepass = True
-                    code = (_I_STATE_REF, _index_int(i), t)
-            elif kind == _K_NONE:
-                code = _NONE_CODE
-            elif kind == _K_STATIC:
-                code = (_I_STATIC, v)
-            elif kind == _K_NODE:
-                all_static[0] = False
-                i = self.lookup(v)
-                if i < 0:
-                    i = self.base + self.count
-                    index = self.add(v, pos)
-                    child = self.node(v, &here, index)
-                    if child:
-                        sub[k] = child
-                    code = _node_def_code(i)
-                else:
-                    code = (_I_NODE_REF, _index_int(i))
-            elif kind == _K_PYTREE:
-                code = self.pytree(v, &here, pos, sub, k)
-                if (<tuple>code)[0] is not _I_STATIC:
-                    all_static[0] = False
-            else:  # a bare TreefyState that is not a pytree
-                all_static[0] = False
-                sub[k] = v
-                code = (_I_LEAF, _link_path(&here))
-            Py_INCREF(code)
-            PyTuple_SET_ITEM(codes, j, code)
-        return codes
+        f.keys = <tuple>keys
+        f.src = src
+        f.src_kind = src_kind
+        f.codes = PyTuple_New(PyTuple_GET_SIZE(keys))
+        f.sub = {}
+        f.all_static = True
+        f.j = 0
+        return 0
 
-    # mirrors enc_node of _core_py.encode
-    cdef dict node(self, object node, _Link* up, object index):
-        cdef bint all_static
+    # mirrors enc_node of _core_py.encode up to its enc_items call
+    cdef int push_node(self, object k, object node, object index, Py_ssize_t i) except -1:
         cdef tuple info
         cdef PyObject* p
-        cdef dict sub = {}
-        cdef dict src
         cdef Py_ssize_t pos
+        cdef _EFrame f = self.push(k, 0)  # first: the node's path ends with its frame
         t = type(node)
         p = PyDict_GetItemWithError(self.node_info, t)
         if p == NULL:
@@ -1236,32 +1314,28 @@ cdef class _Encoder:
             info = <tuple><object>p
         pos = len(self.records)
         self.records.append(None)
-        Py_EnterRecursiveCall(" while flattening a graph")
-        try:
-            if info[1]:
-                src = _node_dict(node)
-                keys = _sorted_keys(src, t, self.order_cache, info[2])
-                metadata = info[3]
-            else:
-                keys, values, metadata = _g_node_children(info[0], node, _link_path(up))
-                keys = tuple(keys)
-                src = dict(zip(keys, values))
-            codes = self.items(keys, src, 0, up, pos, sub, &all_static)
-        finally:
-            Py_LeaveRecursiveCall()
-        self.records[pos] = (t, index, metadata, keys, codes)
-        return sub
+        if info[1]:
+            src = _node_dict(node)
+            keys = _sorted_keys(src, t, self.order_cache, info[2])
+            metadata = info[3]
+        else:
+            keys, values, metadata = _g_node_children(
+                info[0], node, _frames_path(self.frames, self.depth, NULL))
+            keys = tuple(keys)
+            src = dict(zip(keys, values))
+        f.is_node = True
+        f.obj = t
+        f.index = index
+        f.meta = metadata
+        f.i = i
+        f.pos = pos
+        return self.start(f, keys, src, 0)
 
-    # mirrors enc_pytree of _core_py.encode
-    cdef object pytree(self, object x, _Link* up, Py_ssize_t pos, dict parent, object k):
-        """The code of pytree ``x``; its sub-mapping goes to ``parent[k]`` when not empty
-        (to ``root_sub`` for the root)."""
-        cdef bint all_static
-        cdef dict sub = {}
+    # mirrors enc_pytree of _core_py.encode up to its enc_items call (``x`` is not None)
+    cdef int push_pytree(self, object k, object x, Py_ssize_t pos, Py_ssize_t nest) except -1:
         cdef int src_kind = 0
         cdef Py_ssize_t n
-        if x is None:
-            return _NONE_CODE
+        cdef _EFrame f = self.push(k, nest)  # first: the pytree's path ends with its frame
         t = type(x)
         if t is list or t is tuple:
             n = len(x)
@@ -1274,25 +1348,139 @@ cdef class _Encoder:
             try:
                 PyList_Sort(klist)
             except TypeError:
-                keys, src, treedef = _g_flatten_pytree(x, _link_path(up))  # raises the error
+                keys, src, treedef = _g_flatten_pytree(  # raises the error
+                    x, _frames_path(self.frames, self.depth, NULL))
             else:
                 keys = tuple(klist)
                 src = x
                 treedef = _g_dict_treedef(keys)
         else:
-            keys, src, treedef = _g_flatten_pytree(x, _link_path(up))
-        Py_EnterRecursiveCall(" while flattening a graph")
-        try:
-            codes = self.items(keys, src, src_kind, up, pos, sub, &all_static)
-        finally:
-            Py_LeaveRecursiveCall()
-        if all_static and _g_hashable_by_value(x):
-            return (_I_STATIC, x)
-        if parent is None:
-            self.root_sub = sub
-        elif sub:
-            parent[k] = sub
-        return (_I_PYTREE, treedef, keys, codes)
+            keys, src, treedef = _g_flatten_pytree(x, _frames_path(self.frames, self.depth, NULL))
+        if nest > self.limit:
+            _too_deep(" while flattening a graph")
+        f.is_node = False
+        f.obj = x
+        f.index = treedef
+        f.meta = keys
+        f.pos = pos
+        return self.start(f, keys, src, src_kind)
+
+    # mirrors enc_items of _core_py.encode for the top frame, until a child is a container to
+    # enter (its frame is pushed) or none is left; then the ends of enc_node / enc_pytree for
+    # the finished frame, whose code goes to its parent where the recursive call returned
+    cdef int run(self) except -1:
+        cdef Py_ssize_t kind, i, j, n, pos
+        cdef int src_kind
+        cdef bint all_static, pushed
+        # borrowed from the top frame, which keeps them while its children are walked (and
+        # after it is popped, until a push reuses it): no reference counting per resume
+        cdef PyObject* keys
+        cdef PyObject* src
+        cdef PyObject* codes
+        cdef PyObject* sub
+        cdef _EFrame f
+        cdef _EFrame parent
+        while True:
+            f = <_EFrame>PyList_GET_ITEM(self.frames, self.depth - 1)
+            keys = <PyObject*>f.keys
+            src = <PyObject*>f.src
+            src_kind = f.src_kind
+            codes = <PyObject*>f.codes
+            sub = <PyObject*>f.sub
+            pos = f.pos
+            all_static = f.all_static
+            j = f.j
+            n = PyTuple_GET_SIZE(<object>keys)
+            pushed = False
+            while j < n:
+                k = <object>PyTuple_GET_ITEM(<object>keys, j)
+                if src_kind == 0:
+                    v = (<dict><object>src)[k]
+                elif src_kind == 1:
+                    v = (<list><object>src)[j]
+                else:
+                    v = (<tuple><object>src)[j]
+                kind = _graph_kind(v)
+                if kind == _K_STATE:
+                    all_static = False
+                    t = type(v)
+                    i = self.lookup(v)
+                    if i < 0:
+                        index = self.add(v, pos)
+                        PyDict_SetItem(<object>sub, k, _make_ref(v) if self.treefy else v)
+                        # A state under a transform's per-lane view holds a value of another
+                        # shape than its stored signature: record what a rebuilt state will have.
+                        code = _state_def_code(v, index, t, _split_signature(v))
+                    else:
+                        if i >= self.base and self.owner[i - self.base] > pos:
+                            self.prepass = True
+                        code = (_I_STATE_REF, _index_int(i), t)
+                elif kind == _K_NONE:
+                    code = _NONE_CODE
+                elif kind == _K_STATIC:
+                    code = (_I_STATIC, v)
+                elif kind == _K_NODE:
+                    all_static = False
+                    i = self.lookup(v)
+                    if i < 0:
+                        i = self.base + self.count
+                        index = self.add(v, pos)
+                        f.j = j
+                        f.all_static = all_static
+                        self.push_node(k, v, index, i)
+                        pushed = True
+                        break
+                    code = (_I_NODE_REF, _index_int(i))
+                elif kind == _K_PYTREE:
+                    if v is None:
+                        code = _NONE_CODE  # static: all_static stays
+                    else:
+                        f.j = j
+                        f.all_static = all_static
+                        self.push_pytree(k, v, pos, f.nest + 1)
+                        pushed = True
+                        break
+                else:  # a bare TreefyState that is not a pytree
+                    all_static = False
+                    PyDict_SetItem(<object>sub, k, v)
+                    code = (_I_LEAF, _frames_path(self.frames, self.depth, <PyObject*>k))
+                Py_INCREF(code)
+                PyTuple_SET_ITEM(<object>codes, j, code)
+                j += 1
+            if pushed:
+                continue
+            # the frame is complete: pop it and hand its code (and sub-mapping) to the parent
+            self.depth -= 1
+            if f.is_node:
+                self.records[pos] = (f.obj, f.index, f.meta, <object>keys, <object>codes)
+                if self.depth == 0:
+                    self.root_sub = <object>sub
+                    return 0
+                parent = <_EFrame>PyList_GET_ITEM(self.frames, self.depth - 1)
+                if PyDict_GET_SIZE(<object>sub):
+                    PyDict_SetItem(parent.sub, f.key, <object>sub)
+                code = _node_def_code(f.i)
+            else:
+                if all_static and _g_hashable_by_value(f.obj):
+                    code = (_I_STATIC, f.obj)
+                elif self.depth == 0:
+                    self.root_sub = <object>sub
+                    code = (_I_PYTREE, f.index, f.meta, <object>codes)
+                else:
+                    if PyDict_GET_SIZE(<object>sub):
+                        PyDict_SetItem(
+                            (<_EFrame>PyList_GET_ITEM(self.frames, self.depth - 1)).sub,
+                            f.key, <object>sub)
+                    code = (_I_PYTREE, f.index, f.meta, <object>codes)
+                if self.depth == 0:
+                    self.root_code = code
+                    return 0
+                parent = <_EFrame>PyList_GET_ITEM(self.frames, self.depth - 1)
+                if (<tuple>code)[0] is not _I_STATIC:
+                    parent.all_static = False
+            Py_INCREF(code)
+            PyTuple_SET_ITEM(parent.codes, parent.j, code)
+            parent.j += 1
 
 
 def encode(root, root_kind, table, bint treefy):
@@ -1305,6 +1493,7 @@ def encode(root, root_kind, table, bint treefy):
     ``brainstate/graph/_graphdef.py`` for the codes.
     """
     cdef _Encoder enc = _Encoder.__new__(_Encoder)
+    cdef Py_ssize_t i
     if table is not None and type(table) is not dict:
         raise TypeError(f"table must be a dict or None, got {type(table).__name__}")
     enc.table = table
@@ -1317,20 +1506,30 @@ def encode(root, root_kind, table, bint treefy):
     enc.order_cache = {}
     enc.node_info = {}
     enc.root_sub = None
+    enc.root_code = None
+    enc.frames = []
+    enc.depth = 0
+    enc.limit = Py_GetRecursionLimit()
     _pm_init(&enc.index, 64)
     if root_kind == _K_NODE:
         i = enc.lookup(root)
         if i >= 0:  # already split earlier in this split_context
             return (_I_NODE_REF, _index_int(i)), (), {}, False, None
+        i = enc.base + enc.count
         index = enc.add(root, -1)
-        sub = enc.node(root, NULL, index)
+        enc.push_node(None, root, index, i)
+        enc.run()
         size = None if enc.base else enc.count
-        return (_I_NODE_DEF, index), tuple(enc.records), sub, enc.prepass, size
-    code = enc.pytree(root, NULL, -1, None, None)
+        return (_I_NODE_DEF, index), tuple(enc.records), enc.root_sub, enc.prepass, size
+    if root is None:
+        code = _NONE_CODE
+    else:
+        enc.push_pytree(None, root, -1, 1)
+        enc.run()
+        code = enc.root_code
     sub = enc.root_sub
     size = None if enc.base else enc.count
     return code, tuple(enc.records), sub or {}, enc.prepass, size
-
 
 # --- unflatten --------------------------------------------------------------------------------
 
@@ -1356,8 +1555,14 @@ cdef int _bound_visit(object code, Py_ssize_t* top, Py_ssize_t* count, bint* bad
         elif i > top[0]:
             top[0] = i
     elif tag == _C_PYTREE:
-        for c in code[3]:
-            _bound_visit(c, top, count, bad)
+        # pytree codes nest as deep as the pytrees did (bounded by the recursion limit when
+        # made by encode, not when built by hand): a RecursionError, never a C stack overflow
+        Py_EnterRecursiveCall(" while rebuilding a graph")
+        try:
+            for c in code[3]:
+                _bound_visit(c, top, count, bad)
+        finally:
+            Py_LeaveRecursiveCall()
     return 0
 
 

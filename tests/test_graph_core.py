@@ -233,19 +233,127 @@ def test_poisoned_state_round_trips_poisoned():
 # --- walks ------------------------------------------------------------------------------------
 
 
-def test_deep_graphs_raise_recursion_error():
-    # Past any interpreter's limit: from 3.12 the compiled walk is bounded by the C recursion
-    # limit (tens of thousands of levels), not by sys.getrecursionlimit().
+# Past any interpreter's limits: sys.getrecursionlimit() and, from 3.12, the C recursion limit
+# (tens of thousands of levels). Graph nodes nest without bound (the walks keep their own stack
+# of frames); pytrees nested in pytrees still stop at the recursion limit.
+_DEEP = 100_000
+
+
+class _Bag:
+    """A graph node type registered with its own functions (walked through ``flatten``)."""
+
+    def __init__(self):
+        self.items = {}
+
+
+def _register_bag():
+    graph.register_graph_node_type(
+        _Bag,
+        flatten=lambda b: (sorted(b.items.items()), None),
+        set_key=lambda b, k, v: b.items.__setitem__(k, v),
+        pop_key=lambda b, k: b.items.pop(k),
+        create_empty=lambda metadata: _Bag(),
+        clear=lambda b: b.items.clear(),
+    )
+
+
+def _deep_chain(depth, kind):
+    """``depth`` nodes below the root, each the ``child`` of the one above (``mixed``: through a
+    list, a dict or a tuple in turn); the last holds a ParamState under ``w``. Returns the root
+    and the state's path."""
+    w = ParamState(jnp.arange(3.0))
+    if kind == "bag":
+        root = cur = _Bag()
+        for _ in range(depth):
+            cur.items["child"] = cur = _Bag()
+        cur.items["w"] = w
+        return root, ("child",) * depth + ("w",)
     root = cur = Holder()
-    for _ in range(max(sys.getrecursionlimit() + 10, 100_000)):
+    path = []
+    for i in range(depth):
         nxt = Holder()
-        cur.child = nxt
+        if kind == "mixed":
+            r = i % 3
+            cur.child = [nxt] if r == 0 else {"a": nxt} if r == 1 else (1, nxt)
+            path += ["child", 0 if r == 0 else "a" if r == 1 else 1]
+        else:
+            cur.child = nxt
+            path.append("child")
         cur = nxt
-    cur.w = ParamState(jnp.ones(1))
-    with pytest.raises(RecursionError):
-        graph.treefy_split(root)
-    with pytest.raises(RecursionError):
-        graph.states(root)
+    cur.w = w
+    return root, (*path, "w")
+
+
+def _bottom(node, kind):
+    """The deepest node of a chain and its depth (followed without recursion)."""
+    n = 0
+    while True:
+        nxt = node.items.get("child") if type(node) is _Bag else getattr(node, "child", None)
+        if nxt is None:
+            return node, n
+        if kind == "mixed":
+            nxt = nxt[0] if n % 3 == 0 else nxt["a"] if n % 3 == 1 else nxt[1]
+        node = nxt
+        n += 1
+
+
+def _check_deep_chain(root, path, depth, kind):
+    w = graph.states(root)[path]
+    assert list(graph.states(root)) == [path]
+    for split, merge in ((graph.treefy_split, graph.treefy_merge),
+                         (graph.flatten, graph.unflatten)):
+        gd, mapping = split(root)
+        out = merge(gd, mapping)
+        bottom, n = _bottom(out, kind)
+        assert n == depth
+        got = bottom.items["w"] if kind == "bag" else bottom.w
+        assert got is not w and np.array_equal(got.value, w.value)
+        assert list(graph.states(out)) == [path]
+    bottom, n = _bottom(graph.clone(root), kind)
+    assert n == depth
+
+
+@pytest.mark.parametrize("kind,depth", [("node", _DEEP), ("mixed", _DEEP), ("bag", 10_000)])
+def test_deep_node_chains_split_merge_and_walk(kind, depth):
+    # a registered node type is walked through its flatten function, which takes the node's
+    # path: a deep chain of them builds paths of every length (quadratic), hence 10,000
+    if kind == "bag":
+        _register_bag()
+    root, path = _deep_chain(depth, kind)
+    _check_deep_chain(root, path, depth, kind)
+
+
+def test_deep_node_chains_walk_in_a_thread():
+    # a thread's default stack is smaller than the main thread's: the walks use the heap
+    import threading
+
+    _register_bag()
+    errors = []
+
+    def work():
+        try:
+            for kind, depth in (("node", _DEEP), ("mixed", 10_000), ("bag", 2_000)):
+                root, path = _deep_chain(depth, kind)
+                _check_deep_chain(root, path, depth, kind)
+        except BaseException as exc:  # noqa: BLE001  (re-raised in the main thread)
+            errors.append(exc)
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    if errors:
+        raise errors[0]
+
+
+@pytest.mark.parametrize("container", ["list", "dict", "tuple"])
+def test_deep_pytree_nesting_still_raises_recursion_error(container):
+    x = ParamState(jnp.ones(1))
+    for _ in range(_DEEP):
+        x = [x] if container == "list" else {"k": x} if container == "dict" else (x,)
+    for root in (x, Holder(x=x)):
+        for op in (graph.treefy_split, graph.flatten, graph.states, graph.treefy_states):
+            with pytest.raises(RecursionError):
+                op(root)
 
 
 def test_split_merge_of_a_large_graph_shares_and_rebuilds_everything():
