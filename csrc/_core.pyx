@@ -1130,10 +1130,8 @@ cdef class StateCore:
     # mirrors _core_py.StateCore._store
     cdef inline void _store(self, object v, bint has_tracer, int code) except *:
         cdef int view = self._flags & _VIEW
-        if has_tracer and self._holder is None:
-            _hold_begin(self, self._value, self._flags == 0)
-        elif not (has_tracer or view) and self._holder is not None:
-            _hold_end(self, v, False)  # this thread's own concrete write ends its hold
+        if has_tracer or self._holder is not None:
+            self._store_holding(has_tracer, view)
         if code != 0:
             self._value = v
             self._flags = view | (_TRACER if has_tracer else 0)
@@ -1142,6 +1140,15 @@ cdef class StateCore:
             self._bind(v)
             self._flags |= view
             _epoch += 1  # a re-bind: caches keyed on signatures must revalidate
+
+    # the hold part of _store, out of line: taken only in traces and by held states
+    cdef int _store_holding(self, bint has_tracer, int view) except -1:
+        if has_tracer:
+            if self._holder is None:
+                _hold_begin(self, self._value, self._flags == 0)
+        elif not view:
+            _hold_end(self, None, False)  # this thread's own concrete write ends its hold
+        return 0
 
     def restore_value(self, v):
         """Replace the value without the write path: no tracer guard, no write hooks.
