@@ -1193,6 +1193,64 @@ def rebuild_state(ref: Any) -> Any:
     return st
 
 
+# Deep graphs: the walks below recurse over neither graph nodes nor pytrees. Each keeps an
+# explicit stack with one frame per container being walked (a graph node or a pytree), holding
+# what a recursive call would hold in its locals; entering a child container pushes a frame,
+# finishing one pops it and hands its result to the parent frame exactly where the recursive
+# call would have returned. A frame resumes its loop through an iterator over its keys (a
+# ``for`` over it is left by ``break`` to descend and continued on return), so the visit order,
+# the indices, the records, the mapping and the errors are those of a plain recursive walk.
+#
+# Graph-node depth is then bounded by memory only. Pytree nesting is still bounded: nested
+# pytrees give nested code tuples (and nested sub-mappings), which CPython hashes, compares and
+# prints recursively without a depth guard, so past ``sys.getrecursionlimit()`` consecutive
+# pytree levels (pytrees inside pytrees, no graph node between) the walks raise RecursionError
+# like the compiled core's recursion guard, with the same words.
+#
+# Paths are links ``(up, key)`` (``None`` is the root's empty path), turned into tuples only
+# where one is needed (a state's key in states(), an error message, a LEAF code): a chain of
+# nodes n deep would otherwise hold n path tuples of up to n keys each.
+
+
+def _link_path(link: Any) -> tuple:
+    """The path tuple a link ``(up, key)`` stands for (``None``: the root's ``()``)."""
+    keys = []
+    while link is not None:
+        link, k = link
+        keys.append(k)
+    keys.reverse()
+    return tuple(keys)
+
+
+def _too_deep(while_: str) -> RecursionError:
+    return RecursionError(f"maximum recursion depth exceeded {while_}")
+
+
+_N_RANGES = 64
+_RANGES = [tuple(range(n)) for n in range(_N_RANGES)]
+# Paths up to this long are handed down as tuples (bounded memory); deeper frames build theirs
+# from their link when needed.
+_SHORT_PATH = 32
+
+
+def _pytree_level(x: Any, link: Any) -> tuple:
+    """``(keys, src, treedef)`` of one level of pytree ``x`` at ``link``: the registry's
+    ``flatten_pytree``, done here for lists, tuples and dicts of sortable keys (the path it
+    takes only words its errors, so it is built only for the other pytrees)."""
+    t = type(x)
+    if t is list or t is tuple:
+        n = len(x)
+        return (_RANGES[n] if n < _N_RANGES else tuple(range(n))), x, _g_seq_treedef(t, n)
+    if t is dict:
+        try:
+            keys = tuple(sorted(x))
+        except TypeError:
+            pass  # flatten_pytree raises the error naming the path
+        else:
+            return keys, x, _g_dict_treedef(keys)
+    return _g_flatten_pytree(x, _link_path(link))
+
+
 def collect_states(root: Any, lo: int, hi: int, accept: Any = None) -> dict:
     """``{path: state}`` in flatten order, each state once at its first path (``graph.states``).
 
@@ -1207,10 +1265,41 @@ def collect_states(root: Any, lo: int, hi: int, accept: Any = None) -> dict:
     classify = _g_classify
     plain = _g_plain
     memo: dict | None = None if accept is None else {}
+    limit = sys.getrecursionlimit()
 
-    def items(keys, src, path, level):
-        # ``src[k]`` is the child under ``k`` (a node's __dict__, a list, a dict...).
-        for k in keys:
+    def node_entries(n, link):
+        # ``(keys, src)``: ``src[k]`` is the child under ``k`` (a dict of the node's children)
+        keys, values, _ = _g_node_children(_g_impls[type(n)], n, _link_path(link))
+        return keys, dict(zip(keys, values))
+
+    if hi < 0:
+        return out
+    kind = classify(root)
+    if kind == _K_STATE:
+        if lo <= 0 and (accept is None or accept(type(root))):
+            out[()] = root
+        return out
+    if kind == _K_NODE:
+        seen_add(id(root))
+        if type(root) in plain:
+            ks, sv = sorted(root.__dict__), root.__dict__
+        else:
+            ks, sv = node_entries(root, None)
+        stack = [[iter(ks), sv, None, 0, 0, ()]]
+    elif kind == _K_PYTREE:
+        seen_add(id(root))
+        ks, sv, _ = _pytree_level(root, None)
+        stack = [[iter(ks), sv, None, 0, 1, ()]]
+    else:
+        return out
+
+    # A frame: [key iterator, src, link, level (graph nodes entered), run (consecutive pytree
+    # levels ending here), its path: built when a state below needs it, handed down while
+    # short (a state's key is then one tuple away)].
+    while stack:
+        frame = stack[-1]
+        it, src, link, level, run, path = frame
+        for k in it:
             v = src[k]
             t = type(v)
             kind = kind_get(t)
@@ -1227,46 +1316,37 @@ def collect_states(root: Any, lo: int, hi: int, accept: Any = None) -> dict:
                             if not keep:
                                 continue
                         seen_add(i)
+                        if path is None:
+                            path = frame[5] = _link_path(link)
                         out[(*path, k)] = v
             elif kind == _K_NODE:
                 i = id(v)
                 if level < hi and i not in seen:
                     seen_add(i)
-                    node(v, (*path, k), level + 1)
+                    child = (link, k)
+                    if t in plain:
+                        ks, sv = sorted(v.__dict__), v.__dict__
+                    else:
+                        ks, sv = node_entries(v, child)
+                    stack.append([iter(ks), sv, child, level + 1, 0,
+                                  (*path, k) if path is not None and len(path) < _SHORT_PATH
+                                  else None])
+                    break  # walk the child; this frame's loop resumes after it
             elif kind == _K_PYTREE:
                 i = id(v)
                 if i not in seen:
                     seen_add(i)
-                    p = (*path, k)
-                    ks, sv, _ = _g_flatten_pytree(v, p)
-                    items(ks, sv, p, level)
-
-    def node(n, path, level):
-        t = type(n)
-        if t in plain:
-            d = n.__dict__
-            items(sorted(d), d, path, level)
-        else:
-            keys, values, _ = _g_node_children(_g_impls[t], n, path)
-            items(keys, dict(zip(keys, values)), path, level)
-
-    try:
-        if hi < 0:
-            return out
-        kind = classify(root)
-        if kind == _K_STATE:
-            if lo <= 0 and (accept is None or accept(type(root))):
-                out[()] = root
-        elif kind == _K_NODE:
-            seen_add(id(root))
-            node(root, (), 0)
-        elif kind == _K_PYTREE:
-            seen_add(id(root))
-            ks, sv, _ = _g_flatten_pytree(root, ())
-            items(ks, sv, (), 0)
-        return out
-    finally:
-        items = node = None  # type: ignore[assignment]  # noqa: F841  (break the closures' cycle)
+                    if run >= limit:
+                        raise _too_deep("while walking a graph")
+                    child = (link, k)
+                    ks, sv, _ = _pytree_level(v, child)
+                    stack.append([iter(ks), sv, child, level, run + 1,
+                                  (*path, k) if path is not None and len(path) < _SHORT_PATH
+                                  else None])
+                    break
+        else:  # every child seen: this container is done
+            stack.pop()
+    return out
 
 
 def encode(root: Any, root_kind: int, table: dict | None, treefy: bool) -> tuple:
@@ -1287,6 +1367,7 @@ def encode(root: Any, root_kind: int, table: dict | None, treefy: bool) -> tuple
     impls = _g_impls
     table_get = table.get
     none_code = _NONE_CODE
+    limit = sys.getrecursionlimit()
 
     records: list = []
     # owner[i - base]: position of the record holding the defining code of index i (-1: the
@@ -1295,73 +1376,15 @@ def encode(root: Any, root_kind: int, table: dict | None, treefy: bool) -> tuple
     base = len(table)
     prepass = False
 
-    def enc_items(keys, src, path, pos):
-        # ``src[k]`` is the child under key ``k`` (a node's __dict__, a list, a dict...).
-        nonlocal prepass
-        codes = []
-        sub = {}
-        all_static = True
-        for k in keys:
-            v = src[k]
-            t = type(v)
-            kind = kind_get(t)
-            if kind is None:
-                kind = classify(v)
-            if kind == _K_STATE:
-                all_static = False
-                e = table_get(id(v))
-                if e is None:
-                    i = len(table)
-                    table[id(v)] = (v, i)
-                    owner.append(pos)
-                    sub[k] = make_ref(v) if treefy else v
-                    # A state under a transform's per-lane view holds a value of another shape
-                    # than its stored signature: record what a rebuilt state will have.
-                    codes.append(
-                        (_C_STATE_DEF, i, t,
-                         v._signature if not v._flags or _held_elsewhere(v) is not None
-                         else make_signature(v._value))
-                    )
-                else:
-                    i = e[1]
-                    if i >= base and owner[i - base] > pos:
-                        prepass = True
-                    codes.append((_C_STATE_REF, i, t))
-            elif kind == _K_NONE:
-                codes.append(none_code)
-            elif kind == _K_STATIC:
-                codes.append((_C_STATIC, v))
-            elif kind == _K_NODE:
-                all_static = False
-                e = table_get(id(v))
-                if e is None:
-                    i = len(table)
-                    table[id(v)] = (v, i)
-                    owner.append(pos)
-                    child = enc_node(v, (*path, k), i)
-                    if child:
-                        sub[k] = child
-                    codes.append((_C_NODE_DEF, i))
-                else:
-                    codes.append((_C_NODE_REF, e[1]))
-            elif kind == _K_PYTREE:
-                code, child = enc_pytree(v, (*path, k), pos)
-                if code[0] != _C_STATIC:
-                    all_static = False
-                if child:
-                    sub[k] = child
-                codes.append(code)
-            else:  # a bare TreefyState that is not a pytree
-                all_static = False
-                sub[k] = v
-                codes.append((_C_LEAF, (*path, k)))
-        return tuple(codes), sub, all_static
-
-    def enc_node(node, path, index):
+    # A frame: [key iterator, src, link, pos (the record holding the codes: the node's own, or
+    # for a pytree its node's), codes so far, sub-mapping so far, run (consecutive pytree
+    # levels ending here: 0 for a node), the node (type, index, metadata, keys) or None for a
+    # pytree, the pytree (x, treedef, keys) or None for a node].
+    def node_frame(node, link, index):
         t = type(node)
         impl = impls[t]
         pos = len(records)
-        records.append(None)
+        records.append(None)  # filled when the node is done: records stay in index order
         if impl.fast:
             src = node.__dict__
             invisible = t.graph_invisible_attrs
@@ -1371,21 +1394,16 @@ def encode(root: Any, root_kind: int, table: dict | None, treefy: bool) -> tuple
                 keys = tuple(sorted(src))
             metadata = (t,)
         else:
-            keys, values, metadata = _g_node_children(impl, node, path)
+            keys, values, metadata = _g_node_children(impl, node, _link_path(link))
             keys = tuple(keys)
             src = dict(zip(keys, values))
-        codes, sub, _ = enc_items(keys, src, path, pos)
-        records[pos] = (t, index, metadata, keys, codes)
-        return sub
+        return [iter(keys), src, link, pos, [], {}, 0, (t, index, metadata, keys), None]
 
-    def enc_pytree(x, path, pos):
-        if x is None:
-            return none_code, None
-        keys, src, treedef = _g_flatten_pytree(x, path)
-        codes, sub, all_static = enc_items(keys, src, path, pos)
-        if all_static and _g_hashable_by_value(x):
-            return (_C_STATIC, x), None
-        return (_C_PYTREE, treedef, keys, codes), sub
+    def pytree_frame(x, link, pos, run):
+        if run > limit:
+            raise _too_deep("while flattening a graph")
+        keys, src, treedef = _pytree_level(x, link)
+        return [iter(keys), src, link, pos, [], {}, run, None, (x, treedef, keys)]
 
     try:
         # size: one more than the largest index used, known when the table started empty
@@ -1396,16 +1414,100 @@ def encode(root: Any, root_kind: int, table: dict | None, treefy: bool) -> tuple
             i = len(table)
             table[id(root)] = (root, i)
             owner.append(-1)
-            sub = enc_node(root, (), i)
-            size = None if base else len(table)
-            return (_C_NODE_DEF, i), tuple(records), sub, prepass, size
-        code, sub = enc_pytree(root, (), -1)
+            root_code: Any = (_C_NODE_DEF, i)
+            stack = [node_frame(root, None, i)]
+        elif root is None:
+            return none_code, (), {}, False, None if base else len(table)
+        else:
+            root_code = None  # the root pytree's, when its frame is done
+            stack = [pytree_frame(root, None, -1, 1)]
+        root_sub: Any = None
+
+        while stack:
+            frame = stack[-1]
+            it, src, link, pos, codes, sub, run, node, pt = frame
+            append = codes.append
+            for k in it:
+                v = src[k]
+                t = type(v)
+                kind = kind_get(t)
+                if kind is None:
+                    kind = classify(v)
+                if kind == _K_STATE:
+                    e = table_get(id(v))
+                    if e is None:
+                        i = len(table)
+                        table[id(v)] = (v, i)
+                        owner.append(pos)
+                        sub[k] = make_ref(v) if treefy else v
+                        # A state under a transform's per-lane view holds a value of another
+                        # shape than its stored signature: record what a rebuilt state will have.
+                        append(
+                            (_C_STATE_DEF, i, t,
+                             v._signature if not v._flags or _held_elsewhere(v) is not None
+                             else make_signature(v._value))
+                        )
+                    else:
+                        i = e[1]
+                        if i >= base and owner[i - base] > pos:
+                            prepass = True
+                        append((_C_STATE_REF, i, t))
+                elif kind == _K_NONE:
+                    append(none_code)
+                elif kind == _K_STATIC:
+                    append((_C_STATIC, v))
+                elif kind == _K_NODE:
+                    e = table_get(id(v))
+                    if e is None:
+                        i = len(table)
+                        table[id(v)] = (v, i)
+                        owner.append(pos)
+                        stack.append(node_frame(v, (link, k), i))
+                        break  # encode the child; this frame's loop resumes after it
+                    append((_C_NODE_REF, e[1]))
+                elif kind == _K_PYTREE:
+                    if v is None:
+                        append(none_code)
+                    else:
+                        stack.append(pytree_frame(v, (link, k), pos, run + 1))
+                        break
+                else:  # a bare TreefyState that is not a pytree
+                    sub[k] = v
+                    append((_C_LEAF, _link_path((link, k))))
+            else:
+                # Every child encoded: finish this container and hand its code and sub-mapping
+                # to its parent, where the recursive call would have returned them.
+                stack.pop()
+                codes = tuple(codes)
+                code: tuple
+                if node is not None:
+                    t, index, metadata, keys = node
+                    records[pos] = (t, index, metadata, keys, codes)
+                    code = (_C_NODE_DEF, index)
+                else:
+                    x, treedef, keys = pt
+                    # all static: every child a static (None included), so the container is one
+                    if all(c[0] == _C_STATIC for c in codes) and _g_hashable_by_value(x):
+                        code = (_C_STATIC, x)
+                        sub = None
+                    else:
+                        code = (_C_PYTREE, treedef, keys, codes)
+                if not stack:  # the root
+                    if node is None:
+                        root_code = code
+                    root_sub = sub
+                    break
+                parent = stack[-1]
+                if sub:
+                    parent[5][link[1]] = sub
+                parent[4].append(code)
+
         size = None if base else len(table)
-        return code, tuple(records), sub or {}, prepass, size
+        return root_code, tuple(records), root_sub or {}, prepass, size
     finally:
         # The closures refer to each other through their cells: clear the cells so the call
         # leaves no reference cycle behind for the garbage collector.
-        enc_items = enc_node = enc_pytree = None  # type: ignore[assignment]  # noqa: F841
+        node_frame = pytree_frame = None  # type: ignore[assignment]  # noqa: F841
 
 
 def _treedef_kind(td: Any) -> int:
@@ -1432,34 +1534,32 @@ def index_bound(root: tuple, records: tuple) -> int:
     top = -1
     count = 0
     bad = False
-
-    def visit(code):
-        nonlocal top, count, bad
-        tag = code[0]
-        if tag in _INDEXED:
-            i = code[1]
-            count += 1
-            if type(i) is not int or i < 0:
-                bad = True
-            elif i > top:
-                top = i
-        elif tag == _C_PYTREE:
-            for c in code[3]:
-                visit(c)
-
-    try:
-        visit(root)
-        for rec in records:
-            i = rec[1]
-            count += 1
-            if type(i) is not int or i < 0:
-                bad = True
-            elif i > top:
-                top = i
-            for c in rec[4]:
-                visit(c)
-    finally:
-        visit = None  # type: ignore[assignment]  # noqa: F841  (break the closure's cycle)
+    # the codes still to look at (a pytree code's children are pushed, not recursed into)
+    todo = [root]
+    pending = iter(records)
+    while True:
+        while todo:
+            code = todo.pop()
+            tag = code[0]
+            if tag in _INDEXED:
+                i = code[1]
+                count += 1
+                if type(i) is not int or i < 0:
+                    bad = True
+                elif i > top:
+                    top = i
+            elif tag == _C_PYTREE:
+                todo.extend(code[3])
+        rec = next(pending, None)
+        if rec is None:
+            break
+        i = rec[1]
+        count += 1
+        if type(i) is not int or i < 0:
+            bad = True
+        elif i > top:
+            top = i
+        todo.extend(rec[4])
     if bad or top + 1 > 2 * count + 64:
         return -1
     return top + 1
@@ -1547,92 +1647,127 @@ class DecoderCore:
                     impl.set_key(shell, k, v)
 
     def _pytree(self, code: tuple, sub: Any, keys_path: tuple, is_root: bool) -> Any:
+        """The container a PYTREE ``code`` stands for; ``sub`` is its sub-mapping (or None)."""
         if sub is not None and not is_root:
             if not isinstance(sub, dict):
                 raise self._not_a_dict(keys_path, sub)
             self.dicts += 1
             self.total += len(sub)
-        children = self._items(code[2], code[3], sub, keys_path)
-        treedef = code[1]
-        kind = _treedef_kind(treedef)
-        if kind == _LIST_KIND:
-            return children
-        if kind == _TUPLE_KIND:
-            return tuple(children)
-        if kind == _DICT_KIND:
-            return dict(zip(code[2], children))
-        return treedef.unflatten(children)
+        return _build_pytree(code, self._walk(code[2], code[3], sub, keys_path, 1))
 
     def _items(self, keys: tuple, codes: tuple, sub: Any, prefix: tuple) -> list:
         """Resolve the codes of one container whose sub-mapping is ``sub`` (or None)."""
+        return self._walk(keys, codes, sub, prefix, 0)
+
+    def _walk(self, keys: tuple, codes: tuple, sub: Any, prefix: tuple, run: int) -> list:
+        # ``run``: the consecutive pytree levels ending at this container (0: a node's record).
+        # Nested PYTREE codes are resolved on an explicit stack, one frame per container:
+        # [iterator over (key, code), its sub-mapping's get (None: no sub-mapping), its path
+        # below the record, children resolved so far, its PYTREE code (None: the outermost)].
         table = self.table
         table_get = table.get
         subs = self.subs
-        out: list = []
-        append = out.append
-        sub_get = sub.get if sub is not None else None
         # The common state slot (a TreefyState with the standard layout, no cache, no hook
         # copying) is rebuilt here; everything else goes through self._state.
         inline = self.cache is None and not self.copy_hooks
         check = self.check
-        n_leaves = 0
-        for k, c in zip(keys, codes):
-            tag = c[0]
-            if tag == _C_STATE_DEF:
-                st = table_get(c[1])
-                if st is None:
-                    v = sub_get(k, _MISSING) if sub_get is not None else _MISSING
-                    if inline and type(v) is _g_ref_type:
-                        st = rebuild_state(v)
-                        if st is None:
-                            st = self._ref_to_state(v)
-                        n_leaves += 1
-                        sig = c[3]
-                        if check and sig is not None and st._signature != sig and \
-                                not _keep_poisoned(st, sig):
-                            self.leaves += n_leaves
-                            raise self._bad_signature((*prefix, k), st, sig)
-                        table[c[1]] = st
-                    else:
-                        st = self._state(v, c, (*prefix, k))
-                append(st)
-            elif tag == _C_STATIC:
-                append(c[1])
-            elif tag == _C_NODE_DEF:
-                if sub_get is not None:
-                    child = sub_get(k)
+        stack: list[list[Any]] = [
+            [zip(keys, codes), sub.get if sub is not None else None, prefix, [], None]
+        ]
+        while True:
+            frame = stack[-1]
+            it, sub_get, prefix, out, _ = frame
+            append = out.append
+            n_leaves = 0
+            for k, c in it:
+                tag = c[0]
+                if tag == _C_STATE_DEF:
+                    st = table_get(c[1])
+                    if st is None:
+                        v = sub_get(k, _MISSING) if sub_get is not None else _MISSING
+                        if inline and type(v) is _g_ref_type:
+                            st = rebuild_state(v)
+                            if st is None:
+                                st = self._ref_to_state(v)
+                            n_leaves += 1
+                            sig = c[3]
+                            if check and sig is not None and st._signature != sig and \
+                                    not _keep_poisoned(st, sig):
+                                self.leaves += n_leaves
+                                raise self._bad_signature((*prefix, k), st, sig)
+                            table[c[1]] = st
+                        else:
+                            st = self._state(v, c, (*prefix, k))
+                    append(st)
+                elif tag == _C_STATIC:
+                    append(c[1])
+                elif tag == _C_NODE_DEF:
+                    if sub_get is not None:
+                        child = sub_get(k)
+                        if child is not None:
+                            if not isinstance(child, dict):
+                                raise self._not_a_dict((*prefix, k), child)
+                            if c[1] not in subs:
+                                self.dicts += 1
+                                self.total += len(child)
+                                subs[c[1]] = child
+                    append(table[c[1]])
+                elif tag == _C_NODE_REF:
+                    st = table_get(c[1], _MISSING)
+                    if st is _MISSING:
+                        raise self._unknown_index((*prefix, k), "node", c[1])
+                    append(st)
+                elif tag == _C_STATE_REF:
+                    st = table_get(c[1])
+                    if st is None:
+                        raise self._unknown_index((*prefix, k), "state", c[1])
+                    append(st)
+                elif tag == _C_PYTREE:
+                    # what _pytree does, its children walked by a new frame
+                    child = sub_get(k) if sub_get is not None else None
+                    path = (*prefix, k)
                     if child is not None:
                         if not isinstance(child, dict):
-                            raise self._not_a_dict((*prefix, k), child)
-                        if c[1] not in subs:
-                            self.dicts += 1
-                            self.total += len(child)
-                            subs[c[1]] = child
-                append(table[c[1]])
-            elif tag == _C_NODE_REF:
-                st = table_get(c[1], _MISSING)
-                if st is _MISSING:
-                    raise self._unknown_index((*prefix, k), "node", c[1])
-                append(st)
-            elif tag == _C_STATE_REF:
-                st = table_get(c[1])
-                if st is None:
-                    raise self._unknown_index((*prefix, k), "state", c[1])
-                append(st)
-            elif tag == _C_PYTREE:
-                child = sub_get(k) if sub_get is not None else None
-                append(self._pytree(c, child, (*prefix, k), False))
-            elif tag == _C_LEAF:
-                self.exact = False
-                append(self._leaf(c[1], (*prefix, k)))
-            elif tag == _C_STATE_AT:
-                self.exact = False
-                st = table_get(c[1])
-                if st is None:
-                    st = self._state_at(c, (*prefix, k))
-                append(st)
+                            raise self._not_a_dict(path, child)
+                        self.dicts += 1
+                        self.total += len(child)
+                    if run + len(stack) > sys.getrecursionlimit():
+                        raise _too_deep("while rebuilding a graph")
+                    stack.append([zip(c[2], c[3]), child.get if child is not None else None,
+                                  path, [], c])
+                    break
+                elif tag == _C_LEAF:
+                    self.exact = False
+                    append(self._leaf(c[1], (*prefix, k)))
+                elif tag == _C_STATE_AT:
+                    self.exact = False
+                    st = table_get(c[1])
+                    if st is None:
+                        st = self._state_at(c, (*prefix, k))
+                    append(st)
+                else:
+                    raise self._bad_code(c)
             else:
-                raise self._bad_code(c)
-        if n_leaves:
-            self.leaves += n_leaves
-        return out
+                if n_leaves:
+                    self.leaves += n_leaves
+                stack.pop()
+                code = frame[4]
+                if code is None:
+                    return out
+                stack[-1][3].append(_build_pytree(code, out))
+                continue
+            if n_leaves:  # left to walk a nested pytree: count what this frame consumed
+                self.leaves += n_leaves
+
+
+def _build_pytree(code: tuple, children: list) -> Any:
+    """The container of PYTREE ``code`` holding ``children``."""
+    treedef = code[1]
+    kind = _treedef_kind(treedef)
+    if kind == _LIST_KIND:
+        return children
+    if kind == _TUPLE_KIND:
+        return tuple(children)
+    if kind == _DICT_KIND:
+        return dict(zip(code[2], children))
+    return treedef.unflatten(children)

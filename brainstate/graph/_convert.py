@@ -159,7 +159,11 @@ def check_consistent_aliasing(node: Any, prefix: Any, /, *, node_prefixes: RefMa
                 )
             record(path, value)
     for path, value in iter_node(node):
-        if isinstance(value, Node):
+        # Every state reachable from a node below was checked above: only a class with its own
+        # check_valid_context has more to check (calling the default on each node walks each
+        # subgraph again, quadratic in the graph's depth).
+        if isinstance(value, Node) and \
+                type(value).check_valid_context is not Node.check_valid_context:
             value.check_valid_context(
                 lambda: f"Trying to extract graph node from different trace level, got {value!r}"
             )

@@ -222,30 +222,38 @@ def merge_nested(mappings: tuple) -> dict:
         return nested[0]
     out = dict(nested[0])
     for m in nested[1:]:
-        _merge_into(out, m, ())
+        _merge_into(out, m)
     return out
 
 
-def _merge_into(out: dict, m: Mapping, path: tuple) -> None:
-    for k, v in m.items():
-        cur = out.get(k, _MISSING)
-        if cur is _MISSING:
-            out[k] = v
-            continue
-        cur_is_dict = isinstance(cur, dict)
-        v_is_dict = isinstance(v, dict)
-        if cur_is_dict and v_is_dict:
-            merged = dict(cur)
-            _merge_into(merged, v, (*path, k))
-            out[k] = merged
-        elif cur_is_dict or v_is_dict:
-            raise ValueError(
-                f"Cannot merge state mappings: path {R.format_path((*path, k))} is a leaf in "
-                "one mapping and a sub-mapping in another. Merge mappings split from the same "
-                "graph."
-            )
+def _merge_into(out: dict, m: Mapping) -> None:
+    # Iterative (mappings nest one level per graph node): one frame per pair of sub-mappings
+    # being merged, (the merged copy, iterator over m's items, link of its path).
+    stack = [(out, iter(m.items()), None)]
+    while stack:
+        out, it, link = stack[-1]
+        for k, v in it:
+            cur = out.get(k, _MISSING)
+            if cur is _MISSING:
+                out[k] = v
+                continue
+            cur_is_dict = isinstance(cur, dict)
+            v_is_dict = isinstance(v, dict)
+            if cur_is_dict and v_is_dict:
+                merged = dict(cur)
+                out[k] = merged
+                stack.append((merged, iter(v.items()), (link, k)))
+                break  # merge the sub-mappings; this frame's loop resumes after it
+            elif cur_is_dict or v_is_dict:
+                raise ValueError(
+                    f"Cannot merge state mappings: path {R.format_path(R.link_path((link, k)))} "
+                    "is a leaf in one mapping and a sub-mapping in another. Merge mappings split "
+                    "from the same graph."
+                )
+            else:
+                out[k] = v
         else:
-            out[k] = v
+            stack.pop()
 
 
 def unflatten(
@@ -620,27 +628,27 @@ def _expected_paths(gd: GraphDef) -> set:
     """Every leaf path and every sub-mapping path a mapping for ``gd`` may contain."""
     paths: set = set()
     node_paths = _node_paths(gd._root, gd._records)
+    todo: list = []  # (keys, codes, base) of the containers still to look at
 
-    def visit(keys, codes, base):
+    root = gd._root
+    if root[0] == PYTREE:
+        todo.append((root[2], root[3], ()))
+    for _, index, _, keys, codes in reversed(gd._records):
+        base = node_paths.get(index)
+        if base is not None:
+            todo.append((keys, codes, base))
+    while todo:
+        keys, codes, base = todo.pop()
         for k, c in zip(keys, codes):
-            path = (*base, k)
             tag = c[0]
             if tag == STATE_DEF:
-                paths.add(path)
+                paths.add((*base, k))
             elif tag == STATE_AT:
                 paths.add(c[4])
             elif tag == LEAF:
                 paths.add(c[1])
             elif tag == PYTREE:
-                visit(c[2], c[3], path)
-
-    root = gd._root
-    if root[0] == PYTREE:
-        visit(root[2], root[3], ())
-    for _, index, _, keys, codes in gd._records:
-        base = node_paths.get(index)
-        if base is not None:
-            visit(keys, codes, base)
+                todo.append((c[2], c[3], (*base, k)))
     # Every prefix of an expected leaf is an expected sub-mapping.
     for p in list(paths):
         for n in range(1, len(p)):
@@ -649,18 +657,21 @@ def _expected_paths(gd: GraphDef) -> set:
 
 
 def _mapping_paths(mapping: dict, expected: set) -> list:
-    """The paths of ``mapping`` not in ``expected`` (not descending below such a path)."""
+    """The paths of ``mapping`` not in ``expected`` (not descending below such a path), in
+    depth-first order."""
     out: list = []
-
-    def walk(d, prefix):
-        for k, v in d.items():
+    stack = [((), iter(mapping.items()))]  # iterative: mappings nest one level per graph node
+    while stack:
+        prefix, it = stack[-1]
+        for k, v in it:
             path = (*prefix, k)
             if path not in expected:
                 out.append(path)
             elif isinstance(v, dict):
-                walk(v, path)
-
-    walk(mapping, ())
+                stack.append((path, iter(v.items())))
+                break  # walk the sub-mapping; this loop resumes after it
+        else:
+            stack.pop()
     return out
 
 

@@ -200,22 +200,37 @@ def _node_paths(root: tuple, records: tuple) -> dict:
     """Map each node index to the path of its first (pre-order) occurrence."""
     by_index = {rec[1]: rec for rec in records}
     paths: dict = {}
-
-    def visit(code: tuple, path: tuple) -> None:
-        tag = code[0]
-        if tag == NODE_DEF or tag == NODE_REF:
-            index = code[1]
-            if index in paths or index not in by_index:
-                return
-            paths[index] = path
-            rec = by_index[index]
-            for k, c in zip(rec[3], rec[4]):
-                visit(c, (*path, k))
-        elif tag == PYTREE:
-            for k, c in zip(code[2], code[3]):
-                visit(c, (*path, k))
-
-    visit(root, ())
+    tag = root[0]
+    if tag == NODE_DEF or tag == NODE_REF:
+        if root[1] not in by_index:
+            return paths
+        paths[root[1]] = ()
+        rec = by_index[root[1]]
+        keys, codes = rec[3], rec[4]
+    elif tag == PYTREE:
+        keys, codes = root[2], root[3]
+    else:
+        return paths
+    # Iterative (graph depth is bounded by memory only), pre-order: one frame per container
+    # being walked, (its path, iterator over its (key, code) pairs).
+    stack = [((), zip(keys, codes))]
+    while stack:
+        path, it = stack[-1]
+        for k, code in it:
+            tag = code[0]
+            if tag == NODE_DEF or tag == NODE_REF:
+                index = code[1]
+                if index in paths or index not in by_index:
+                    continue
+                paths[index] = p = (*path, k)
+                rec = by_index[index]
+                stack.append((p, zip(rec[3], rec[4])))
+                break  # walk the node; this loop resumes after it
+            elif tag == PYTREE:
+                stack.append(((*path, k), zip(code[2], code[3])))
+                break
+        else:
+            stack.pop()
     return paths
 
 
@@ -228,27 +243,23 @@ def _codes_from_edges(root: Any, node_specs: tuple) -> tuple:
         specs[spec.index] = spec
     records: dict = {}
 
-    def convert(edge: Any, path: tuple | None) -> tuple:
-        if isinstance(edge, NodeEdge):
-            index = edge.index
-            if index in records or index not in specs:
-                return (NODE_REF, index)
-            convert_node(index, path)
-            return (NODE_DEF, index)
+    def leaf_code(edge: Any, frame: list | None, k: Any) -> tuple:
+        # The code of an edge that is not a container; ``frame`` holds the path it sits under
+        # (None: the root).
         if isinstance(edge, StateEdge):
             if edge.path is None:
                 return (STATE_REF, edge.index, edge.type)
+            if frame is None:
+                path: tuple | None = ()
+            else:
+                path = frame_path(frame)
+                if path is not None:
+                    path = (*path, k)
             if path is not None and tuple(edge.path) == path:
                 return (STATE_DEF, edge.index, edge.type, edge.signature)
             return (STATE_AT, edge.index, edge.type, edge.signature, tuple(edge.path))
         if isinstance(edge, StaticEdge):
             return (STATIC, edge.value)
-        if isinstance(edge, PytreeEdge):
-            keys = tuple(k for k, _ in edge.fields)
-            codes = tuple(
-                convert(e, None if path is None else (*path, k)) for k, e in edge.fields
-            )
-            return (PYTREE, edge.treedef, keys, codes)
         if isinstance(edge, StateLeafEdge):
             return (LEAF, tuple(edge.path))
         raise TypeError(
@@ -256,19 +267,82 @@ def _codes_from_edges(root: Any, node_specs: tuple) -> tuple:
             f"got {edge!r} of type {type(edge).__name__}."
         )
 
-    def convert_node(index: int, path: tuple | None) -> None:
+    def frame_path(frame: list) -> tuple | None:
+        # A frame's path, built once: None for a spec not reachable from the root.
+        path = frame[5]
+        if path is _UNSET:
+            link = frame[4]
+            if link is _UNREACHABLE:
+                path = None
+            else:
+                keys = []
+                while link is not None and link is not _UNREACHABLE:
+                    link, k = link
+                    keys.append(k)
+                keys.reverse()
+                path = None if link is _UNREACHABLE else tuple(keys)
+            frame[5] = path
+        return path
+
+    def open_node(index: int, link: Any) -> list:
         spec = specs[index]
         records[index] = None  # reserved: a cycle reaching it again gets a NODE_REF
-        keys = tuple(k for k, _ in spec.fields)
-        codes = tuple(convert(e, None if path is None else (*path, k)) for k, e in spec.fields)
-        records[index] = (spec.type, spec.index, spec.metadata, keys, codes)
+        return [iter(spec.fields), [], [], spec, link, _UNSET]
 
-    root_code = convert(root, ())
+    def run(stack: list) -> tuple:
+        # Iterative pre-order (hand-built graphs may be deep too): one frame per container,
+        # [iterator over its fields, keys, codes, its NodeSpec or PytreeEdge, link of its
+        # path (_UNREACHABLE below a spec the root does not reach), its path once built].
+        while True:
+            frame = stack[-1]
+            it, keys, codes, owner, link = frame[:5]
+            for k, e in it:
+                keys.append(k)
+                if isinstance(e, NodeEdge):
+                    index = e.index
+                    if index in records or index not in specs:
+                        codes.append((NODE_REF, index))
+                        continue
+                    stack.append(open_node(index, _child_link(link, k)))
+                    break  # convert the node; this frame's loop resumes after it
+                if isinstance(e, PytreeEdge):
+                    stack.append([iter(e.fields), [], [], e, _child_link(link, k), _UNSET])
+                    break
+                codes.append(leaf_code(e, frame, k))
+            else:
+                stack.pop()
+                keys, codes = tuple(keys), tuple(codes)
+                if isinstance(owner, NodeSpec):
+                    records[owner.index] = (owner.type, owner.index, owner.metadata, keys, codes)
+                    code = (NODE_DEF, owner.index)
+                else:
+                    code = (PYTREE, owner.treedef, keys, codes)
+                if not stack:
+                    return code
+                stack[-1][2].append(code)
+
+    if isinstance(root, NodeEdge):
+        if root.index in specs:
+            root_code = run([open_node(root.index, None)])
+        else:
+            root_code = (NODE_REF, root.index)
+    elif isinstance(root, PytreeEdge):
+        root_code = run([[iter(root.fields), [], [], root, None, _UNSET]])
+    else:
+        root_code = leaf_code(root, None, None)
     # Specs not reachable from the root are kept, with explicit state paths only.
     for index in specs:
         if index not in records:
-            convert_node(index, None)
+            run([open_node(index, _UNREACHABLE)])
     return root_code, tuple(records[i] for i in sorted(records))
+
+
+_UNSET = object()
+_UNREACHABLE = object()
+
+
+def _child_link(link: Any, k: Any) -> Any:
+    return _UNREACHABLE if link is _UNREACHABLE else (link, k)
 
 
 # --- GraphDef ---------------------------------------------------------------------------------

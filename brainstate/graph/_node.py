@@ -10,6 +10,7 @@ import jax
 
 from brainstate._error import TraceContextError
 from brainstate._state import State, TreefyState
+from brainstate.util import flat_mapping, nest_mapping
 
 from . import _registry as R
 from ._flatten import flatten, unflatten
@@ -19,6 +20,8 @@ from ._walk import collect_states
 __all__ = ["Node"]
 
 _repr_active = threading.local()
+# How many graph levels a repr shows; deeper nodes print as ``Name(...)``.
+_REPR_MAX_DEPTH = 64
 
 
 class Node:
@@ -61,7 +64,14 @@ class Node:
             memo = {}
         ref_index = RefMap()
         graphdef, mapping = flatten(self, ref_index=ref_index)
-        mapping = jax.tree.map(lambda x: copy.deepcopy(x, memo), mapping)
+        copy_leaf = lambda x: copy.deepcopy(x, memo)  # noqa: E731
+        try:
+            mapping = jax.tree.map(copy_leaf, mapping)
+        except RecursionError:
+            # JAX flattens the mapping (one level per graph node) recursively, and stops
+            # before mapping anything: past its limit, go leaf by leaf
+            mapping = nest_mapping({path: jax.tree.map(copy_leaf, v)
+                                    for path, v in flat_mapping(mapping).items()})
         graphdef = copy.deepcopy(graphdef, memo)
         index_ref: dict = {}
         result = unflatten(graphdef, mapping, index_ref=index_ref)
@@ -94,7 +104,8 @@ class Node:
         if active is None:
             active = _repr_active.ids = set()
         name = type(self).__name__
-        if id(self) in active:
+        if id(self) in active or len(active) >= _REPR_MAX_DEPTH:
+            # a cycle, or a graph nested deeper than a repr shows (and than its recursion goes)
             return f"{name}(...)"
         active.add(id(self))
         try:

@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 _core = _impl.core
+_MISSING = object()
 
 
 # --- filters ------------------------------------------------------------------------------------
@@ -129,22 +130,25 @@ def _split_nested(mapping: dict, predicates: tuple, exhaustive: bool) -> tuple:
     pairs = tuple(enumerate(predicates))
     need_path = not all(_path_free(p) for p in predicates)
     rest: list = []
-
-    def part(d: dict, path: tuple) -> list:
-        outs: list = [None] * n
-        for k, v in d.items():
-            is_dict = isinstance(v, dict)
-            p = (*path, k) if need_path or is_dict else ()
-            if is_dict:
-                subs = part(v, p)
-                for b in range(n):
-                    s = subs[b]
-                    if s:
-                        o = outs[b]
-                        if o is None:
-                            o = outs[b] = {}
-                        o[k] = s
-                continue
+    # Iterative (mappings nest one level per graph node): one frame per sub-mapping being
+    # partitioned, [iterator over its items, its link, its outs (one dict or None per
+    # predicate), its path or None until a leaf needs it]. A finished frame hands its
+    # non-empty outs to its parent's under its key, where the recursive call returned them.
+    root_outs: list = [None] * n
+    stack = [[iter(mapping.items()), None, root_outs, ()]]
+    while stack:
+        frame = stack[-1]
+        it, link, outs, path = frame
+        for k, v in it:
+            if isinstance(v, dict):
+                stack.append([iter(v.items()), (link, k), [None] * n, None])
+                break  # partition the sub-mapping; this frame's loop resumes after it
+            if need_path:
+                if path is None:
+                    path = frame[3] = R.link_path(link)
+                p = (*path, k)
+            else:
+                p = ()
             for b, predicate in pairs:
                 if predicate(p, v):
                     o = outs[b]
@@ -153,13 +157,22 @@ def _split_nested(mapping: dict, predicates: tuple, exhaustive: bool) -> tuple:
                     o[k] = v
                     break
             else:
+                if path is None:
+                    path = frame[3] = R.link_path(link)
                 rest.append((*path, k))
-        return outs
-
-    try:
-        outs = part(mapping, ())
-    finally:
-        part = None  # break the closure's reference cycle  # noqa: F841
+        else:
+            stack.pop()
+            if stack:
+                parent_outs = stack[-1][2]
+                k = link[1]
+                for b in range(n):
+                    s = outs[b]
+                    if s:
+                        o = parent_outs[b]
+                        if o is None:
+                            o = parent_outs[b] = {}
+                        o[k] = s
+    outs = root_outs
     if exhaustive and rest:
         shown = ", ".join(R.format_path(p) for p in rest[:5])
         more = f" and {len(rest) - 5} more" if len(rest) > 5 else ""
@@ -425,26 +438,40 @@ def pop_states(node: Any, *filters: Any) -> Any:
     visited: set = set()
     classify = R.classify
 
-    def visit(x: Any, kind: int, path: tuple) -> None:
+    def frame(x: Any, kind: int, link: Any) -> list | None:
+        # [iterator over (key, child), link, the container, its impl (None: a pytree), its
+        # path or None until a state below needs it]; None for a container not to enter.
         if id(x) in visited:
-            return
+            return None
         visited.add(id(x))
-        is_graph = kind == R.GRAPH_NODE
-        impl = R._NODE_IMPLS[type(x)] if is_graph else None
-        if is_graph:
-            keys, values, _ = R.node_children(impl, x, path)
-        elif kind == R.NONE:
-            return
-        else:
-            keys, values = R.pytree_children(x, path)
-        for k, v in zip(keys, values):
-            p = (*path, k)
+        if kind == R.GRAPH_NODE:
+            impl = R._NODE_IMPLS[type(x)]
+            keys, values, _ = R.node_children_at(impl, x, link)
+            return [zip(keys, values), link, x, impl, None]
+        if kind == R.NONE:
+            return None
+        keys, values = R.pytree_children_at(x, link)
+        return [zip(keys, values), link, x, None, None]
+
+    # Iterative (graph depth is bounded by memory only): one frame per container being walked.
+    top = frame(node, classify(node), None)
+    stack = [top] if top is not None else []
+    while stack:
+        f = stack[-1]
+        it, link, x, impl, path = f
+        for k, v in it:
             child_kind = classify(v)
             if child_kind == R.GRAPH_NODE or child_kind == R.PYTREE:
-                visit(v, child_kind, p)
+                child = frame(v, child_kind, (link, k))
+                if child is not None:
+                    stack.append(child)
+                    break  # walk the child; this frame's loop resumes after it
                 continue
             if child_kind != R.STATE:
                 continue
+            if path is None:
+                path = f[4] = R.link_path(link)
+            p = (*path, k)
             matched = decided.get(id(v))
             if matched is None:
                 matched = False
@@ -455,7 +482,7 @@ def pop_states(node: Any, *filters: Any) -> Any:
                         break
                 decided[id(v)] = matched
             if matched:
-                if not is_graph:
+                if impl is None:
                     raise ValueError(
                         f"Cannot pop key {k!r} from node of type {type(x).__qualname__} at path "
                         f"{R.format_path(path)}: a {type(v).__name__} selected by the filters "
@@ -463,11 +490,8 @@ def pop_states(node: Any, *filters: Any) -> Any:
                         "the state as an attribute of a graph node instead. Nothing was removed."
                     )
                 removals.append((impl, x, k))
-
-    try:
-        visit(node, classify(node), ())
-    finally:
-        visit = None  # break the closure's reference cycle  # noqa: F841
+        else:
+            stack.pop()
     for impl, owner, key in removals:
         impl.pop_key(owner, key)
     result = tuple(NestedDict.from_flat(b) for b in buckets)
@@ -510,24 +534,53 @@ def update_states(node: Any, state_dict: Any, /, *state_dicts: Any) -> None:
     check = not _core.is_rebinding()
     classify = R.classify
 
-    def walk(x: Any, d: dict, path: tuple) -> None:
+    def frame(x: Any, d: dict, link: Any) -> list:
+        # [iterator over d's items, link, x, its impl (None: a pytree), x's children by key,
+        # x's path or None until a message or a check needs it]
         kind = classify(x)
-        is_graph = kind == R.GRAPH_NODE
-        if is_graph:
+        if kind == R.GRAPH_NODE:
             impl = R._NODE_IMPLS[type(x)]
-            keys, values, _ = R.node_children(impl, x, path)
+            keys, values, _ = R.node_children_at(impl, x, link)
         elif kind == R.PYTREE or kind == R.NONE:
             impl = None
-            keys, values = R.pytree_children(x, path) if kind == R.PYTREE else ((), ())
+            keys, values = R.pytree_children_at(x, link) if kind == R.PYTREE else ((), ())
         else:
             raise ValueError(
-                f"Expected a subgraph at path {R.format_path(path)}, got a "
+                f"Expected a subgraph at path {R.format_path(R.link_path(link))}, got a "
                 f"{type(x).__qualname__}; the mapping has a sub-mapping there."
             )
-        current = dict(zip(keys, values))
-        for k, v in d.items():
+        return [iter(d.items()), link, x, impl, dict(zip(keys, values)), None]
+
+    # Iterative (graph depth is bounded by memory only): one frame per sub-graph being matched
+    # with its sub-mapping; a frame's path is built once, when a state slot or a message needs it.
+    stack = [frame(node, mapping, None)]
+    while stack:
+        f = stack[-1]
+        it, link, x, impl, current, path = f
+        is_graph = impl is not None
+        for k, v in it:
+            cur = current.get(k, _MISSING)
+            if cur is not _MISSING:
+                ck = classify(cur)
+                if ck == R.GRAPH_NODE or ck == R.PYTREE or ck == R.NONE:
+                    if isinstance(v, dict):
+                        stack.append(frame(cur, v, (link, k)))
+                        break  # match the sub-graph; this frame's loop resumes after it
+                    p = R.link_path((link, k))
+                    if isinstance(v, (TreefyState, State)):
+                        raise ValueError(
+                            f"Expected a subgraph for {k!r} at path {R.format_path(p)}, but got "
+                            f"a state leaf {v!r}; the graph holds a {type(cur).__qualname__} "
+                            "there."
+                        )
+                    raise ValueError(
+                        f"Unsupported update type {type(v).__qualname__} for key {k!r} at path "
+                        f"{R.format_path(p)}; expected a sub-mapping for the sub-graph there."
+                    )
+            if path is None:
+                path = f[5] = R.link_path(link)
             p = (*path, k)
-            if k not in current:
+            if cur is _MISSING:
                 if is_graph and impl.set_key is _node_set_key and not isinstance(k, str):
                     raise ValueError(
                         f"Invalid key {k!r} ({type(k).__name__}) at path {R.format_path(p)}: the "
@@ -548,21 +601,7 @@ def update_states(node: Any, state_dict: Any, /, *state_dicts: Any) -> None:
                     f"{R.format_path(p)}: the graph has no attribute there, and only a "
                     "TreefyState or State can create one."
                 )
-            cur = current[k]
-            ck = classify(cur)
-            if ck == R.GRAPH_NODE or ck == R.PYTREE or ck == R.NONE:
-                if isinstance(v, (TreefyState, State)):
-                    raise ValueError(
-                        f"Expected a subgraph for {k!r} at path {R.format_path(p)}, but got a "
-                        f"state leaf {v!r}; the graph holds a {type(cur).__qualname__} there."
-                    )
-                if not isinstance(v, dict):
-                    raise ValueError(
-                        f"Unsupported update type {type(v).__qualname__} for key {k!r} at path "
-                        f"{R.format_path(p)}; expected a sub-mapping for the sub-graph there."
-                    )
-                walk(cur, v, p)
-            elif isinstance(v, (State, TreefyState)):
+            if isinstance(v, (State, TreefyState)):
                 if not isinstance(cur, State):
                     raise ValueError(
                         f"Trying to update a non-State attribute {k!r} at path "
@@ -577,11 +616,8 @@ def update_states(node: Any, state_dict: Any, /, *state_dicts: Any) -> None:
                     f"Unsupported update type {type(v).__qualname__} for key {k!r} at path "
                     f"{R.format_path(p)}; expected a TreefyState, a State or a sub-mapping."
                 )
-
-    try:
-        walk(node, mapping, ())
-    finally:
-        walk = None  # break the closure's reference cycle  # noqa: F841
+        else:
+            stack.pop()
     for st, ref in updates:
         st.update_from_ref(ref)
     for impl, owner, key, value in creations:

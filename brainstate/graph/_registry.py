@@ -341,6 +341,47 @@ def unflatten_pytree(treedef: Any, keys: tuple, children: list) -> Any:
     return treedef.unflatten(children)
 
 
+# --- paths as links (walks of deep graphs) ----------------------------------------------------
+#
+# The walks of this package keep no recursion per graph level (a chain of nodes 10,000 deep
+# walks like a wide graph) and carry a container's path as a link ``(up, key)`` (``None``: the
+# root's ``()``), built into a tuple only where one is needed: a chain n deep would otherwise
+# hold n path tuples of up to n keys each. Pytree nesting (a list in a list in a list...)
+# stays bounded by ``sys.getrecursionlimit()``, as in the core's walks (see _core_py).
+
+
+def link_path(link: Any) -> tuple:
+    """The path tuple a link ``(up, key)`` stands for (``None``: the root's ``()``)."""
+    keys = []
+    while link is not None:
+        link, k = link
+        keys.append(k)
+    keys.reverse()
+    return tuple(keys)
+
+
+def node_children_at(impl: GraphNodeImpl, node: Any, link: Any) -> tuple:
+    """:func:`node_children` with the path as a link (built only for a registered flatten,
+    whose errors name it)."""
+    return node_children(impl, node, () if impl.fast else link_path(link))
+
+
+def pytree_children_at(x: Any, link: Any) -> tuple:
+    """:func:`pytree_children` with the path as a link (built only where an error may name it:
+    not for lists, tuples and dicts of sortable keys)."""
+    t = type(x)
+    if t is list or t is tuple:
+        return range(len(x)), x
+    if t is dict:
+        try:
+            keys = sorted(x)
+        except TypeError:
+            pass  # sorted_dict_keys raises the error naming the path
+        else:
+            return keys, [x[k] for k in keys]
+    return pytree_children(x, link_path(link))
+
+
 def hashable_by_value(x: Any) -> bool:
     """Whether ``type(x)`` defines a value-based hash (so equal statics compare equal)."""
     h = type(x).__hash__

@@ -10,6 +10,7 @@ upper bound.
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Iterator
 
 from brainstate import _impl
@@ -33,47 +34,74 @@ def _check_hierarchy(allowed_hierarchy: Any) -> tuple:
     return lo, hi
 
 
-def _children(x: Any, kind: int, path: tuple) -> tuple:
-    """``(keys, values)`` of a container."""
+def _children(x: Any, kind: int, link: Any) -> tuple:
+    """``(keys, values)`` of a container at ``link`` (a path link, see _registry)."""
     if kind == R.GRAPH_NODE:
-        keys, values, _ = R.node_children(R._NODE_IMPLS[type(x)], x, path)
+        keys, values, _ = R.node_children_at(R._NODE_IMPLS[type(x)], x, link)
         return keys, values
     if kind == R.NONE:
         return (), ()
-    return R.pytree_children(x, path)
+    return R.pytree_children_at(x, link)
 
 
 def _walk(root: Any, lo: int, hi: int, want_leaves: bool) -> Iterator[tuple]:
-    """Shared generator: leaves (states and statics) or graph nodes (post-order)."""
+    """Shared generator: leaves (states and statics) or graph nodes (post-order).
+
+    Iterative (graph depth is bounded by memory only): one frame per container being walked,
+    ``[iterator over (key, child), link, level, kind, the container, its path or None, run]``.
+    Graph nodes yield their own path (iter_node), so their frames carry it as a tuple; leaf
+    walks carry links and build a frame's path once, when a leaf below needs it. ``run``
+    counts consecutive pytree levels: past ``sys.getrecursionlimit()`` the walk raises
+    RecursionError, as the core's walks do.
+    """
     visited: set = set()
     yielded_states: set = set()
     classify = R.classify
-
-    def visit(value, path, level, kind):
-        if level > hi:
-            return
-        if kind == R.GRAPH_NODE or kind == R.PYTREE or kind == R.NONE:
-            if id(value) in visited:
-                return
-            visited.add(id(value))
-            keys, values = _children(value, kind, path)
-            for k, v in zip(keys, values):
-                child_kind = classify(v)
-                child_level = level + 1 if child_kind == R.GRAPH_NODE else level
-                yield from visit(v, (*path, k), child_level, child_kind)
+    if hi < 0:
+        return
+    kind = classify(root)
+    if kind != R.GRAPH_NODE and kind != R.PYTREE and kind != R.NONE:
+        if want_leaves and lo <= 0:
+            yield (), root
+        return
+    limit = sys.getrecursionlimit()
+    visited.add(id(root))
+    stack = [[zip(*_children(root, kind, None)), None, 0, kind, root, (),
+              0 if kind == R.GRAPH_NODE else 1]]
+    while stack:
+        frame = stack[-1]
+        it, link, level, kind, value, path, run = frame
+        for k, v in it:
+            child_kind = classify(v)
+            child_level = level + 1 if child_kind == R.GRAPH_NODE else level
+            if child_level > hi:
+                continue
+            if child_kind == R.GRAPH_NODE or child_kind == R.PYTREE or child_kind == R.NONE:
+                if id(v) in visited:
+                    continue
+                visited.add(id(v))
+                if child_kind == R.GRAPH_NODE:
+                    child_run = 0
+                elif run >= limit:
+                    raise RecursionError("maximum recursion depth exceeded while walking a graph")
+                else:
+                    child_run = run + 1
+                child = (link, k)
+                stack.append([zip(*_children(v, child_kind, child)), child, child_level,
+                              child_kind, v, None if want_leaves else (*path, k), child_run])
+                break  # walk the child; this frame's loop resumes after it
+            if want_leaves and child_level >= lo:
+                if child_kind == R.STATE:
+                    if id(v) in yielded_states:
+                        continue
+                    yielded_states.add(id(v))
+                if path is None:
+                    path = frame[5] = R.link_path(link)
+                yield (*path, k), v
+        else:  # every child walked: the container is done
+            stack.pop()
             if not want_leaves and kind == R.GRAPH_NODE and level >= lo:
                 yield path, value
-        elif want_leaves and level >= lo:
-            if kind == R.STATE:
-                if id(value) in yielded_states:
-                    return
-                yielded_states.add(id(value))
-            yield path, value
-
-    try:
-        yield from visit(root, (), 0, classify(root))
-    finally:
-        visit = None  # break the closure's reference cycle  # noqa: F841
 
 
 def iter_leaf(node: Any, allowed_hierarchy: tuple = (0, R.MAX_INT)) -> Iterator[tuple]:

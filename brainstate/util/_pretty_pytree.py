@@ -63,6 +63,21 @@ def _list_paths(paths) -> str:
     return shown
 
 
+# Paths up to this long are handed down built (bounded memory); deeper ones are built from
+# their link when needed.
+_SHORT_PATH = 32
+
+
+def _link_path(link) -> tuple:
+    """The path tuple a link ``(up, key)`` stands for (``None``: the root's ``()``)."""
+    keys = []
+    while link is not None:
+        link, k = link
+        keys.append(k)
+    keys.reverse()
+    return tuple(keys)
+
+
 def _fallback_sort_key(key):
     # Deterministic order for keys Python cannot compare (e.g. ('a', 0) next to ('a', 'b')):
     # by type name, then text. Only used where a plain sort raises.
@@ -78,12 +93,19 @@ def _sorted_keys(d: dict) -> tuple:
         return tuple(sorted(d, key=_fallback_sort_key))
 
 
+# How many nesting levels a repr shows; deeper sub-mappings (a graph nested thousands of nodes
+# deep) are summarised, so the repr stays small and its recursion shallow.
+_REPR_MAX_DEPTH = 64
+
+
 def _pretty(obj, level: int, seen: set) -> str:
     if isinstance(obj, dict):
         if not obj:
             return "{}"
         if id(obj) in seen:
             return "{...}"
+        if level >= _REPR_MAX_DEPTH:
+            return f"{{... {len(obj)} key(s), nested deeper than {_REPR_MAX_DEPTH} levels}}"
         seen.add(id(obj))
         pad = _REPR_INDENT * (level + 1)
         lines = [f"{pad}{k!r}: {_pretty(v, level + 1, seen)}" for k, v in obj.items()]
@@ -93,18 +115,49 @@ def _pretty(obj, level: int, seen: set) -> str:
     return repr(obj).replace("\n", "\n" + _REPR_INDENT * level)
 
 
-def _treefy(x):
-    cls = type(x)
-    if cls is dict or cls is NestedDict or cls is FlattedDict:
-        return cls({k: _treefy(v) for k, v in x.items()})
-    if cls is list:
-        return [_treefy(v) for v in x]
-    if cls is tuple:
-        return tuple(_treefy(v) for v in x)
+def _treefy_leaf(x):
     # Duck typing on the class: States define to_state_ref; this module must not import them.
-    if getattr(cls, "to_state_ref", None) is not None:
+    if getattr(type(x), "to_state_ref", None) is not None:
         return x.to_state_ref()
     return x
+
+
+def _treefy(x):
+    """``x`` with every state replaced by its ref; dicts (NestedDict, FlattedDict), lists and
+    tuples rebuilt. Iterative (mappings nest one level per graph node): one frame per
+    container, ``[its class, iterator over its (key, child) pairs, its new children (a list
+    for a list or tuple, else a dict), its key in the parent]``."""
+    cls = type(x)
+    if cls not in _TREEFY_CONTAINERS:
+        return _treefy_leaf(x)
+    seq = cls is list or cls is tuple
+    stack = [[cls, enumerate(x) if seq else iter(x.items()), [] if seq else {}, None]]
+    while True:
+        frame = stack[-1]
+        cls, items, out, _ = frame
+        for k, v in items:
+            t = type(v)
+            if t in _TREEFY_CONTAINERS:
+                seq = t is list or t is tuple
+                stack.append([t, enumerate(v) if seq else iter(v.items()), [] if seq else {}, k])
+                break  # its value is stored when the child is done
+            if type(out) is list:
+                out.append(_treefy_leaf(v))
+            else:
+                out[k] = _treefy_leaf(v)
+        else:
+            stack.pop()
+            if cls is tuple:
+                out = tuple(out)
+            elif cls is not list and cls is not dict:
+                out = cls(out)
+            if not stack:
+                return out
+            parent = stack[-1][2]
+            if type(parent) is list:
+                parent.append(out)
+            else:
+                parent[frame[3]] = out
 
 
 def _check_and_convert_filters(filters: tuple) -> tuple:
@@ -208,18 +261,38 @@ def flat_mapping(
         result[()] = xs
     else:
 
-        def walk(node: Mapping, prefix: tuple) -> None:
-            for key, value in node.items():
-                path = prefix + (key,)
-                if isinstance(value, Mapping) and not (is_leaf is not None and is_leaf(path, value)):
+        # Iterative (mappings nest one level per graph node): one frame per sub-mapping,
+        # [iterator over its items, its link (up, key), its path or None until needed]. A
+        # short path is handed down built, a long one is built from the link when a leaf
+        # needs it (building every level's path would be quadratic in the depth); with
+        # is_leaf every sub-mapping's path is built for the call anyway.
+        stack = [[iter(xs.items()), None, ()]]
+        while stack:
+            frame = stack[-1]
+            it, link, prefix = frame
+            for key, value in it:
+                if isinstance(value, Mapping):
+                    path = None
+                    if is_leaf is not None:
+                        if prefix is None:
+                            prefix = frame[2] = _link_path(link)
+                        path = prefix + (key,)
+                        if is_leaf(path, value):
+                            result[path] = value
+                            continue
                     if value:
-                        walk(value, path)
-                    elif keep_empty_nodes:
-                        result[path] = empty_node
-                else:
-                    result[path] = value
-
-        walk(xs, ())
+                        if path is None and prefix is not None and len(prefix) < _SHORT_PATH:
+                            path = prefix + (key,)  # short: handed down built
+                        stack.append([iter(value.items()), (link, key), path])
+                        break  # walk the sub-mapping; this frame's loop resumes after it
+                    if not keep_empty_nodes:
+                        continue
+                    value = empty_node
+                if prefix is None:
+                    prefix = frame[2] = _link_path(link)
+                result[prefix + (key,)] = value
+            else:
+                stack.pop()
 
     if sep is None:
         return FlattedDict(result)
@@ -825,6 +898,8 @@ def _make_pytree_fns(cls):
 
     return flatten_with_keys, unflatten, flatten
 
+
+_TREEFY_CONTAINERS = frozenset((dict, list, tuple, NestedDict, FlattedDict))
 
 for _cls in (NestedDict, FlattedDict):
     _fwk, _unf, _fl = _make_pytree_fns(_cls)
