@@ -16,6 +16,7 @@ import numpy as np
 from jax import tree_util as jtu
 
 from brainstate._state import State, TreefyState
+from brainstate.util._pretty_pytree import link_path
 
 __all__ = ["register_graph_node_type", "Static", "MAX_INT"]
 
@@ -348,16 +349,7 @@ def unflatten_pytree(treedef: Any, keys: tuple, children: list) -> Any:
 # root's ``()``), built into a tuple only where one is needed: a chain n deep would otherwise
 # hold n path tuples of up to n keys each. Pytree nesting (a list in a list in a list...)
 # stays bounded by ``sys.getrecursionlimit()``, as in the core's walks (see _core_py).
-
-
-def link_path(link: Any) -> tuple:
-    """The path tuple a link ``(up, key)`` stands for (``None``: the root's ``()``)."""
-    keys = []
-    while link is not None:
-        link, k = link
-        keys.append(k)
-    keys.reverse()
-    return tuple(keys)
+# ``link_path`` (from brainstate.util) builds the tuple.
 
 
 def node_children_at(impl: GraphNodeImpl, node: Any, link: Any) -> tuple:

@@ -68,8 +68,13 @@ def _list_paths(paths) -> str:
 _SHORT_PATH = 32
 
 
-def _link_path(link) -> tuple:
-    """The path tuple a link ``(up, key)`` stands for (``None``: the root's ``()``)."""
+def link_path(link) -> tuple:
+    """The path tuple a link ``(up, key)`` stands for (``None``: the root's ``()``).
+
+    Iterative walks (here and in ``brainstate.graph``) carry a path as such links and build
+    the tuple only where one is needed: a chain n deep would otherwise hold n tuples of up to
+    n keys each.
+    """
     keys = []
     while link is not None:
         link, k = link
@@ -275,7 +280,7 @@ def flat_mapping(
                     path = None
                     if is_leaf is not None:
                         if prefix is None:
-                            prefix = frame[2] = _link_path(link)
+                            prefix = frame[2] = link_path(link)
                         path = prefix + (key,)
                         if is_leaf(path, value):
                             result[path] = value
@@ -289,7 +294,7 @@ def flat_mapping(
                         continue
                     value = empty_node
                 if prefix is None:
-                    prefix = frame[2] = _link_path(link)
+                    prefix = frame[2] = link_path(link)
                 result[prefix + (key,)] = value
             else:
                 stack.pop()
