@@ -8,10 +8,12 @@ list in a list...) is still bounded: nested pytrees give nested code tuples, whi
 and compares recursively, so past ``sys.getrecursionlimit()`` levels the walks raise a clean
 RecursionError.
 
-The default run takes each operation once at depth 10,000 (the Node chain, main thread, plus
-one split/merge in a thread); the thread and ``nn.Module`` legs, the operations whose result
-holds every node's path (``nodes``, ``iter_node``: quadratic in the depth, seconds on the pure
-core) and the wide graph (100,000 states: seconds per operation on the pure core) are slow.
+The quick run (``-m "not slow"``) takes each operation once at depth 10,000 (the Node chain, main
+thread, plus one split/merge in a thread); the full run adds the operations whose result holds
+every node's path (``nodes``, ``iter_node``: quadratic in the depth, seconds on the pure core)
+and the wide graph's split, merge, flatten, ``states()`` and checkpoint (100,000 states); the
+thread and ``nn.Module`` legs of every operation and the wide graph's other walks are
+``stress``.
 """
 
 from __future__ import annotations
@@ -84,13 +86,16 @@ RUNNERS = {"main": lambda fn: fn(), "thread": in_thread}
 
 
 # The default run walks each operation once, in the main thread, on the Node chain; the
-# thread and Module legs repeat them (slow).
-@pytest.fixture(params=["main", pytest.param("thread", marks=pytest.mark.slow)])
+# thread and Module legs repeat them (stress: the explicit thread and Module tests below stay).
+_STRESS = [pytest.mark.slow, pytest.mark.stress]
+
+
+@pytest.fixture(params=["main", pytest.param("thread", marks=_STRESS)])
 def run(request):
     return RUNNERS[request.param]
 
 
-@pytest.fixture(scope="module", params=[Link, pytest.param(ModLink, marks=pytest.mark.slow)],
+@pytest.fixture(scope="module", params=[Link, pytest.param(ModLink, marks=_STRESS)],
                 ids=["Node", "Module"])
 def deep(request):
     return chain(request.param)
@@ -329,28 +334,35 @@ def test_wide_graph(wide, tmp_path):
     n = WIDTH
     assert len(graph.states(wide)) == n
     assert len(graph.states(wide, ParamState)) == n
+    gd, params, rest = graph.treefy_split(wide, ParamState, ...)
+    assert len(params) == n and not rest
+    assert len(graph.states(graph.treefy_merge(gd, params, rest))) == n
+    gd, mapping = graph.flatten(wide)
+    assert len(graph.states(graph.unflatten(gd, mapping))) == n
+    brainstate.checkpoint.save(tmp_path / "wide", wide)
+    brainstate.checkpoint.load(tmp_path / "wide", wide)
+
+
+@pytest.mark.slow
+@pytest.mark.stress
+def test_wide_graph_other_walks(wide):
+    n = WIDTH
     assert len(wide.states()) == n and len(wide.states(ParamState)) == n
     mapping = graph.treefy_states(wide)
     flat = mapping.to_flat()
     assert len(flat) == n and len(NestedDict.from_flat(flat)) == n
     assert len(graph.states(wide).to_nest()) == n
-    gd, params, rest = graph.treefy_split(wide, ParamState, ...)
-    assert len(params) == n and not rest
-    out = graph.treefy_merge(gd, params, rest)
-    assert len(graph.states(out)) == n
     gd, mapping = graph.flatten(wide)
-    assert len(graph.states(graph.unflatten(gd, mapping))) == n
     graph.update_states(wide, mapping)
     assert len(graph.states(graph.clone(wide))) == n
     assert len(graph.nodes(wide)) == n + 1
     assert sum(1 for _ in graph.iter_leaf(wide)) == n
     assert sum(1 for _ in graph.iter_node(wide)) == n + 1
     assert repr(mapping).startswith("NestedDict(")
-    brainstate.checkpoint.save(tmp_path / "wide", wide)
-    brainstate.checkpoint.load(tmp_path / "wide", wide)
 
 
 @pytest.mark.slow
+@pytest.mark.stress
 def test_wide_graph_in_a_thread(wide):
     gd, mapping = in_thread(lambda: graph.treefy_split(wide))
     assert len(in_thread(lambda: graph.states(graph.treefy_merge(gd, mapping)))) == WIDTH

@@ -313,10 +313,15 @@ def _check_deep_chain(root, path, depth, kind):
     assert n == depth
 
 
-@pytest.mark.parametrize("kind,depth", [("node", _DEEP), ("mixed", _DEEP), ("bag", 10_000)])
+@pytest.mark.parametrize("kind,depth", [
+    ("node", 10_000), ("mixed", 10_000), ("bag", 2_000),
+    pytest.param("bag", 10_000, marks=pytest.mark.slow),
+    pytest.param("node", _DEEP, marks=pytest.mark.slow),
+    pytest.param("mixed", _DEEP, marks=pytest.mark.slow),
+])
 def test_deep_node_chains_split_merge_and_walk(kind, depth):
     # a registered node type is walked through its flatten function, which takes the node's
-    # path: a deep chain of them builds paths of every length (quadratic), hence 10,000
+    # path: a deep chain of them builds paths of every length (quadratic), hence at most 10,000
     if kind == "bag":
         _register_bag()
     root, path = _deep_chain(depth, kind)
@@ -332,7 +337,7 @@ def test_deep_node_chains_walk_in_a_thread():
 
     def work():
         try:
-            for kind, depth in (("node", _DEEP), ("mixed", 10_000), ("bag", 2_000)):
+            for kind, depth in (("node", 10_000), ("mixed", 10_000), ("bag", 2_000)):
                 root, path = _deep_chain(depth, kind)
                 _check_deep_chain(root, path, depth, kind)
         except BaseException as exc:  # noqa: BLE001  (re-raised in the main thread)
