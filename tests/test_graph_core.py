@@ -315,9 +315,10 @@ def _check_deep_chain(root, path, depth, kind):
 
 @pytest.mark.parametrize("kind,depth", [
     ("node", 10_000), ("mixed", 10_000), ("bag", 2_000),
-    pytest.param("bag", 10_000, marks=pytest.mark.slow),
-    pytest.param("node", _DEEP, marks=pytest.mark.slow),
-    pytest.param("mixed", _DEEP, marks=pytest.mark.slow),
+    # (10,000 levels already rule out any recursion per level; the larger ones are stress)
+    pytest.param("bag", 10_000, marks=[pytest.mark.slow, pytest.mark.stress]),
+    pytest.param("node", _DEEP, marks=[pytest.mark.slow, pytest.mark.stress]),
+    pytest.param("mixed", _DEEP, marks=[pytest.mark.slow, pytest.mark.stress]),
 ])
 def test_deep_node_chains_split_merge_and_walk(kind, depth):
     # a registered node type is walked through its flatten function, which takes the node's
