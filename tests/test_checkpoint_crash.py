@@ -125,6 +125,21 @@ def _read_checkpoint(path) -> tuple[dict, dict]:
     return result.metadata, {k: np.asarray(v) for k, v in net.get().items()}
 
 
+def _check_complete(path, run, last, before, done) -> None:
+    """``path`` holds a whole checkpoint: the last save this child reported, or the next one if
+    it was renamed before reporting; or, if nothing of this child reached the path, what it
+    held before."""
+    meta, got = _read_checkpoint(path)
+    if meta.get("run") == run:
+        i = meta["i"]
+        assert i in (last, last + 1) and i >= 0, (i, done)
+        assert _same(got, CONTENTS[i % 2]), f"save {i} holds wrong data"
+    else:
+        assert last == -1, (meta, done)
+        assert before is not None and meta == before[0], (meta, before)
+        assert _same(got, CONTENTS[before[1]])
+
+
 def _same(got: dict, want: dict) -> bool:
     return all(got[k].dtype == want[k].dtype and np.array_equal(got[k], want[k]) for k in want)
 
@@ -181,17 +196,7 @@ def _kill_one(folder, run: int, delay: float, before) -> dict:
         # At most the temporary of the save that was running when the kill came.
         assert len(leftovers) <= 1, leftovers
         if os.path.exists(path):
-            meta, got = _read_checkpoint(path)
-            if meta.get("run") == run:
-                i = meta["i"]
-                # the last reported save, or the next one if it was renamed before reporting
-                assert i in (last, last + 1) and i >= 0, (i, done)
-                assert _same(got, CONTENTS[i % 2]), f"save {i} holds wrong data"
-            else:
-                # nothing of this child reached the path: it still holds what it held
-                assert last == -1, (meta, done)
-                assert before is not None and meta == before[0], (meta, before)
-                assert _same(got, CONTENTS[before[1]])
+            _check_complete(path, run, last, before, done)
         else:
             assert last == -1 and before is None, done
 
@@ -454,15 +459,7 @@ def _orbax_kill_one(folder, run: int, delay: float, before) -> dict:
         old = [n for n in left if n.endswith(".old")]
         between = not os.path.lexists(path) and bool(old)
         if os.path.exists(path):
-            meta, got = _read_checkpoint(path)
-            if meta.get("run") == run:
-                i = meta["i"]
-                assert i in (last, last + 1) and i >= 0, (i, done)
-                assert _same(got, CONTENTS[i % 2]), f"save {i} holds wrong data"
-            else:
-                assert last == -1, (meta, done)
-                assert before is not None and meta == before[0], (meta, before)
-                assert _same(got, CONTENTS[before[1]])
+            _check_complete(path, run, last, before, done)
         elif between:
             # killed between the two renames: the checkpoint the path held is whole under .old
             # (the last reported save, or what the path held before this child), load reports
