@@ -13,7 +13,7 @@ makes ``flatten`` mark the GraphDef for a pre-pass that materialises every state
 Performance notes (see ``bench/bench_graph.py``): the per-node and per-state loops live in the
 core (``encode``, ``DecoderCore``; compiled in ``csrc/_core_graph.pxi``, the pure twin in
 ``_core_py``): this module hands them the registry (``configure_graph`` at the end) and keeps the
-rare paths and every message. The state mapping is nested while walking; ``TreefyState``s and
+rare paths and every message. The state mapping is nested while walking; ``TreefyState`` objects and
 rebuilt states are built with the exact attribute layout of ``State.to_state_ref()`` /
 ``TreefyState.to_state()`` without their generic per-attribute loops (``tests/test_graph.py``
 pins the equivalence); a split ref carries its state's signature, so merging it does not read

@@ -255,7 +255,7 @@ def treefy_merge(
         Check each state's signature against the one recorded at split time (see
         :func:`~brainstate.graph.unflatten`).
     copy_hooks : bool, default False
-        Register the hooks carried by the mappings' ``TreefyState``s on the rebuilt states.
+        Register the hooks carried by the mappings' ``TreefyState`` objects on the rebuilt states.
 
     Returns
     -------

@@ -1,4 +1,4 @@
-"""``checkify``: functional runtime checks (user ``check``s, NaN, division, indexing) with states.
+"""``checkify``: functional runtime checks (user ``check`` calls, NaN, division, indexing) with states.
 
 The function is traced once per call signature (``StatefulFunction``) and its jaxpr evaluated
 as a pure function of ``(state values, arguments)`` under ``jax.experimental.checkify``: the

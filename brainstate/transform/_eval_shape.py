@@ -45,7 +45,7 @@ def eval_shape(f: Callable, *args: Any, return_state_shapes: bool = False,
     f : callable
         A function that may read and write states and create new ones.
     *args, **kwargs
-        Arrays, ``jax.ShapeDtypeStruct``s, Python scalars or any other objects (passed
+        Arrays, ``jax.ShapeDtypeStruct`` objects, Python scalars or any other objects (passed
         through unchanged, e.g. models).
     return_state_shapes : bool
         Also return ``{state: ShapeDtypeStruct tree}`` for every pre-existing state ``f``

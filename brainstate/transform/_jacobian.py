@@ -142,5 +142,5 @@ def hessian(func: Callable, grad_states: Any = None, argnums: Any = None,
                  dict(holomorphic=holomorphic), check_states, kwargs)
 
 
-jacrev.__doc__ = jacrev.__doc__.replace("{layout}", _LAYOUT.strip())
-jacfwd.__doc__ = jacfwd.__doc__.replace("{layout}", _LAYOUT.strip())
+jacrev.__doc__ = jacrev.__doc__.replace("{layout}", "\n    " + _LAYOUT.strip() + "\n")
+jacfwd.__doc__ = jacfwd.__doc__.replace("{layout}", "\n    " + _LAYOUT.strip() + "\n")

@@ -467,7 +467,7 @@ def _select(pred: Any, new: Any, old: Any) -> Any:
 
 def _bounded_loop(cond: Callable, body: Callable, val: Any, steps: int, base: int,
                   per_lane: bool) -> Any:
-    """At most ``steps`` (a power of ``base``) iterations as nested scans of ``lax.cond``s.
+    """At most ``steps`` (a power of ``base``) iterations as nested scans of ``lax.cond`` calls.
 
     Reverse-mode differentiable (scans, not a while loop); ``jax.checkpoint`` on the upper
     levels makes the backward pass cost the steps actually taken. Under ``vmap`` the branch
@@ -492,7 +492,7 @@ def bounded_while_loop(cond_fun: Callable, body_fun: Callable, init_val: Any, *,
                        max_steps: int, base: int = 16) -> Any:
     """A ``while_loop`` of at most ``max_steps`` iterations that is reverse-mode differentiable.
 
-    Built from nested ``scan``s of ``cond``s (``base`` iterations per level), so gradients
+    Built from nested ``scan`` loops of ``cond`` calls (``base`` iterations per level), so gradients
     flow through it; under ``vmap`` each lane stops on its own condition. States are threaded
     as in :func:`while_loop`.
 

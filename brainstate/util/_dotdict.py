@@ -216,7 +216,7 @@ class DotDict(dict):
         return (type(self), (), None, None, iter(self.items()))
 
     def to_dict(self) -> dict:
-        """Return plain ``dict``s all the way down (inside lists and tuples too)."""
+        """Return plain ``dict`` objects all the way down (inside lists and tuples too)."""
         return {key: _to_plain(value) for key, value in self.items()}
 
     @classmethod

@@ -223,7 +223,7 @@ def merge_dicts(*dicts: Mapping, recursive: bool = True) -> dict:
     Returns
     -------
     dict
-        The merged mapping (nested merged levels are new ``dict``s).
+        The merged mapping (nested merged levels are new ``dict`` objects).
 
     Raises
     ------

@@ -1,4 +1,4 @@
-"""Containers with pretty ``repr``s: :class:`PrettyObject`, :class:`PrettyDict`, :class:`PrettyList`.
+"""Containers with pretty reprs: :class:`PrettyObject`, :class:`PrettyDict`, :class:`PrettyList`.
 
 Their ``repr`` is indented one field per line and cycle-safe (see ``_pretty_repr``). Lists and
 dicts found in fields print through :class:`PrettyList` and the ``{key: value}`` layout.

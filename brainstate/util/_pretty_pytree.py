@@ -1,7 +1,7 @@
 """Path-keyed state mappings: :class:`NestedDict`, :class:`FlattedDict` and their helpers.
 
 ``NestedDict`` nests values by path components (``d['layers'][0]['weight']``); inner levels are
-plain ``dict``s. ``FlattedDict`` keys every value by its whole path tuple
+plain ``dict`` objects. ``FlattedDict`` keys every value by its whole path tuple
 (``d[('layers', 0, 'weight')]``). Both are JAX pytrees whose children are their values in sorted
 key order, with the keys as auxiliary data, so ``jax.tree.map`` and ``jax.jit`` see only leaves.
 """
@@ -333,7 +333,7 @@ def nest_mapping(xs: Mapping, /, *, sep: str | None = None) -> NestedDict:
     Returns
     -------
     NestedDict
-        The nested mapping; inner levels are plain ``dict``s.
+        The nested mapping; inner levels are plain ``dict`` objects.
 
     Raises
     ------
@@ -491,7 +491,7 @@ class NestedDict(_PathDict):
     """A ``dict`` nested by path components, e.g. ``{'layers': {0: {'weight': ref}}}``.
 
     Produced by ``graph.treefy_states`` and ``graph.treefy_split``. Inner levels are plain
-    ``dict``s; items are also readable as attributes (``d.layers``). Registered as a JAX pytree:
+    ``dict`` objects; items are also readable as attributes (``d.layers``). Registered as a JAX pytree:
     children are the values in sorted key order, the keys are auxiliary data.
 
     Examples
@@ -641,7 +641,7 @@ class NestedDict(_PathDict):
         return nest_mapping({k: v for k, v in self.to_flat().items() if k not in drop})
 
     def to_pure_dict(self) -> dict:
-        """Return the same tree as nested plain ``dict``s (leaves unchanged, empty sub-dicts dropped).
+        """Return the same tree as nested plain ``dict`` objects (leaves unchanged, empty sub-dicts dropped).
 
         Returns
         -------

@@ -1,4 +1,4 @@
-"""Pretty, cycle-safe ``repr``s built from a stream of :class:`PrettyType` / :class:`PrettyAttr`.
+"""Pretty, cycle-safe reprs built from a stream of :class:`PrettyType` / :class:`PrettyAttr`.
 
 An object opts in by subclassing :class:`PrettyRepr` and writing ``__pretty_repr__``: a generator
 that yields one :class:`PrettyType` (the header: type name, brackets, separator) and then one

@@ -241,7 +241,7 @@ class OfType(_Frozen):
     """Match instances of ``type``, and references whose ``.type`` is a subclass of it.
 
     The second rule makes ``OfType(ParamState)`` select ``TreefyState`` references of
-    ``ParamState``s, whose ``type`` attribute records the state class.
+    ``ParamState`` objects, whose ``type`` attribute records the state class.
 
     Parameters
     ----------

@@ -163,7 +163,7 @@ def _freeze_value(value):
 
 @jtu.register_pytree_with_keys_class
 class FrozenDict(Mapping):
-    """An immutable mapping; nested ``dict``s are frozen too. A JAX pytree (keys sorted).
+    """An immutable mapping; nested ``dict`` objects are frozen too. A JAX pytree (keys sorted).
 
     "Modifying" methods return new objects: ``copy(add_or_replace)`` and ``pop(key)``.
 
@@ -258,7 +258,7 @@ class FrozenDict(Mapping):
         return type(self)(rest), value
 
     def unfreeze(self) -> dict:
-        """Return plain nested ``dict``s."""
+        """Return plain nested ``dict`` objects."""
         return unfreeze(self)
 
     def pretty_repr(self, indent: int = 2) -> str:
@@ -303,7 +303,7 @@ def freeze(x: Mapping) -> FrozenDict:
 
 @_public
 def unfreeze(x):
-    """Return plain nested ``dict``s for a :class:`FrozenDict` or ``dict``; other values as is."""
+    """Return plain nested ``dict`` objects for a :class:`FrozenDict` or ``dict``; other values as is."""
     if isinstance(x, (FrozenDict, dict)):
         return {k: unfreeze(v) for k, v in x.items()}
     return x
