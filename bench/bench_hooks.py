@@ -1,4 +1,4 @@
-"""Hook dispatch cost (issue 3).
+"""Hook dispatch cost.
 
 - write with one ``write_before`` and one ``write_after`` hook, against calling the two
   callbacks and a plain attribute write directly (the limit); target <= 3x the limit

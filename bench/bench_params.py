@@ -1,6 +1,6 @@
 """``nn.Param.value()`` in a jitted 1,000-step loop, with and without ``param_precompute``.
 
-Targets (issue 6): the optimized HLO of ``jit(for_loop(... param.value() ...))`` has exactly the
+Targets: the optimized HLO of ``jit(for_loop(... param.value() ...))`` has exactly the
 op counts of the same loop written in raw JAX over the raw transform (``t.forward(theta)``),
 with or without ``param_precompute``, and the transform's ops are not inside the ``while``
 body (no extra work left in the loop); per-call times within noise of the raw JAX baseline.

@@ -1,6 +1,6 @@
 """State access against plain-Python baselines, for the compiled and the pure core.
 
-Targets (issue 2): compiled read <= 1.5x a ``@property``; compiled single-array write with
+Targets: compiled read <= 1.5x a ``@property``; compiled single-array write with
 the signature check <= 20x a plain attribute write; creation <= 6x a plain object; compiled
 write of a dict of 10 arrays <= 60x a plain attribute write (the tree is walked, not flattened).
 """

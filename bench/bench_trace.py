@@ -1,4 +1,4 @@
-"""Recording cost inside an active ``StateTraceStack`` (issue 3).
+"""Recording cost inside an active ``StateTraceStack``.
 
 Read and write 1,000 states inside one stack, against a Python dict insert per state (what any
 recorder must at least do); target <= 2x.

@@ -1,6 +1,6 @@
 """State-aware transforms against raw JAX on the same arrays.
 
-Targets (issue 5): ``jit`` per call with N = 10, 100, 1,000 states each read and written
+Targets: ``jit`` per call with N = 10, 100, 1,000 states each read and written
 <= 1.15x raw ``jax.jit`` of the equivalent pure function; first call (trace + compile) with
 N = 1,000 <= 1.2x raw ``jax.jit``'s first call; ``grad`` w.r.t. 10 ``ParamState``s per call under
 ``jit`` <= 1.15x raw ``jax.grad``.

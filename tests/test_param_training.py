@@ -1,4 +1,4 @@
-"""Training with constrained parameters (issue 6 proof): jit + grad over ``states(ParamState)``.
+"""Training with constrained parameters: jit + grad over ``states(ParamState)``.
 
 A small leaky-integrator model with a positive rate (``SoftplusT``), a mixing coefficient in
 (0, 1) (``SigmoidT``), an L2 prior on the input weights and a ``Const`` gain is fitted to
