@@ -420,7 +420,8 @@ class HookHandle:
     Examples
     --------
     >>> from brainstate import HookManager
-    >>> handle = HookManager().register_hook('read', lambda ctx: None, name='r')
+    >>> manager = HookManager()   # a handle does not keep its manager alive
+    >>> handle = manager.register_hook('read', lambda ctx: None, name='r')
     >>> handle.disable(); handle
     HookHandle(name='r', priority=0, disabled)
     >>> handle.remove()

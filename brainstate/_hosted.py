@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import types
+import typing
 from typing import Any
 
 import jax
@@ -434,6 +435,12 @@ class StateMeta(type):
 
     ``isinstance``/``issubclass`` dispatch is installed only when the first hosted class is
     made, so a program without one pays no Python-level check.
+
+    ``dir()`` of a state class (what ``help()`` and completion on the class list) leaves out
+    the core's machinery: Cython's pickling helpers and vtable, the core's slot annotations,
+    the typing bookkeeping of ``Generic`` and ``__signature__`` (``help()`` prints it as the
+    call signature). The attributes stay reachable, and ``dir(state)`` of an instance lists
+    everything, as for any object.
     """
 
     _root: Any = None  # the family's root (``State``): the first class built on StateCore
@@ -458,6 +465,31 @@ class StateMeta(type):
                    "HostedStateCore (plain-Python reads and writes)", cls.__module__,
                    cls.__qualname__)
         return cls
+
+    def __dir__(cls) -> list[str]:
+        return [name for name in type.__dir__(cls) if not _is_internal(cls, name)]
+
+
+# Names that say nothing about a state class's API: Cython's generated members, typing's
+# bookkeeping of generic classes, the signature object ``help()`` already prints as the
+# class's call signature.
+_INTERNAL_NAMES = frozenset(("__pyx_vtable__", "__orig_bases__", "__parameters__",
+                             "__orig_class__", "__signature__"))
+# Names hidden only where the class that defines them is one of the internal bases below
+# (a user's class with its own ``__annotations__`` or ``__init_subclass__`` keeps them).
+_INTERNAL_WHEN_INHERITED = frozenset(("__annotations__", "__setstate__", "__init_subclass__",
+                                      "__class_getitem__"))
+_CORE_MODULES = ("brainstate._core", "brainstate._core_py")
+
+
+def _is_internal(cls: type, name: str) -> bool:
+    if name in _INTERNAL_NAMES or name.startswith("__pyx_") or name.endswith("_cython__"):
+        return True
+    if name not in _INTERNAL_WHEN_INHERITED:
+        return False
+    owner = next((k for k in cls.__mro__ if name in k.__dict__), None)
+    return owner is not None and (owner is typing.Generic or owner is HostedStateCore
+                                  or owner.__module__ in _CORE_MODULES)
 
 
 def _install_virtual_checks() -> None:

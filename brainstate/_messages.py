@@ -60,9 +60,12 @@ def describe_state(state: Any) -> str:
 
 
 def attach_site(exc: BaseException, state: Any) -> BaseException:
-    """Add the state's creation site to ``exc`` as a note (shown in tracebacks)."""
+    """Add the state's creation site to ``exc`` as a note (shown in tracebacks).
+
+    Left out where the message already names it (through :func:`describe_state`).
+    """
     site = getattr(state, "_site", None)
-    if site is not None:
+    if site is not None and f"created at {site}" not in str(exc):
         exc.add_note(f"The state was created at {site}.")
     return exc
 

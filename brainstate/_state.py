@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import inspect
 import threading
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Generic, Iterator, Self, TypeVar, overload
 
 import jax
 import numpy as np
@@ -53,17 +53,30 @@ __all__ = [
 ]
 
 
+T = TypeVar("T")  # the type of a state's value: ``State[jax.Array]``
+
+
 @dataclasses.dataclass
-class StateMetadata:
+class StateMetadata(Generic[T]):
     """A raw value bundled with metadata; ``State(StateMetadata(v, {'unit': 'mV'}))``."""
 
-    raw_value: Any
+    raw_value: T
     metadata: dict = dataclasses.field(default_factory=dict)
 
 
 _impl.configure_core(metadata_type=StateMetadata)
 
-_MISSING = object()
+
+class _Unchanged:
+    """The default of ``State.replace(value=...)``: keep the current value."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unchanged>"
+
+
+_MISSING: Any = _Unchanged()
 # Attributes that belong to the core's slots; everything else lives in the instance __dict__.
 _CORE_ATTRS = ("_name", "tag", "_been_writen")
 # Never carried by refs into a new state (ours: a rebuilt state owns its identity and hooks).
@@ -106,7 +119,7 @@ class _ClassSignature:
         return self._CORE
 
 
-class State(_core.StateCore, metaclass=StateMeta):
+class State(_core.StateCore, Generic[T], metaclass=StateMeta):
     """A typed, mutable slot holding a PyTree of arrays.
 
     Read through ``.value`` and replace by assigning to it. The first value fixes the state's
@@ -135,14 +148,60 @@ class State(_core.StateCore, metaclass=StateMeta):
     ...
     brainstate.StateSignatureError: Cannot write State 'v' ...
 
+    ``State`` is generic in the type of its value, for type checkers: ``State(jnp.zeros(3))``
+    is a ``State[jax.Array]`` whose ``.value`` is a ``jax.Array``, and ``State[int]``,
+    ``ParamState[jax.Array]``, ... are valid annotations (and subscriptable at run time).
+
+    >>> import jax
+    >>> def reset(st: brainstate.State[jax.Array]) -> None:
+    ...     st.value = jnp.zeros_like(st.value)
+    >>> reset(st)
+    >>> brainstate.State[jax.Array](jnp.ones(2)).value
+    Array([1., 1.], dtype=float32)
+
     A subclass may combine ``State`` with bases that have their own instance layout (a class
     with ``__slots__``, as brainpy's ``class Variable(State, Array)``): it is then built on the
     plain-Python state core (same behaviour, Python-speed reads and writes; see
     ``brainstate/_hosted.py``).
+
+    Notes
+    -----
+    Differs from upstream: brainstate 0.5.4 types ``.value`` as ``PyTree[ArrayLike]`` for
+    every state and its subclasses are not generic; here ``.value`` has the class's type
+    parameter and ``ParamState[...]``, ``HiddenState[...]``, ... carry it. ``State[T](x)``
+    does not record ``__orig_class__`` on the instance (upstream keeps it in the instance
+    dict, from where it travels into refs and checkpoints as metadata).
     """
 
     __module__ = "brainstate"
     __signature__ = _ClassSignature()
+
+    if TYPE_CHECKING:
+        # What type checkers see of the core's constructor, ``value`` and ``restore_value``
+        # (the core's own stub types them ``Any``); at run time the core's versions stay, so
+        # reads and writes pay nothing for the typing.
+        @overload
+        def __init__(self, value: State[T], name: Any = None, **metadata: Any) -> None: ...
+        @overload
+        def __init__(self, value: StateMetadata[T], name: Any = None,
+                     **metadata: Any) -> None: ...
+        @overload
+        def __init__(self, value: T, name: Any = None, **metadata: Any) -> None: ...
+        def __init__(self, value: Any, name: Any = None, **metadata: Any) -> None: ...
+
+        @property
+        def value(self) -> T: ...
+        @value.setter
+        def value(self, v: T) -> None: ...
+
+        def restore_value(self, v: T) -> None: ...
+
+    @property
+    def __orig_class__(self) -> Any:
+        # ``State[int](x)`` makes a plain ``State`` and typing then tries to record the alias
+        # on the instance, where it would become metadata (carried by refs, checkpoints and
+        # treedefs). Without a setter the write raises AttributeError, which typing ignores.
+        raise AttributeError("__orig_class__")
 
     # --- names, tags, levels, sites ---
 
@@ -210,7 +269,8 @@ class State(_core.StateCore, metaclass=StateMeta):
         return jax.tree.map(func, self.value)
 
     @classmethod
-    def init(cls, fn: Callable, in_size: Any, batch_size: int | None = None, tag: Any = None):
+    def init(cls, fn: Callable, in_size: Any, batch_size: int | None = None,
+             tag: Any = None) -> Self:
         """Build a state whose value is ``fn(shape)``; shape = ``(batch_size?, *in_size)``."""
         size = (in_size,) if isinstance(in_size, int) else tuple(in_size)
         if batch_size is not None:
@@ -288,15 +348,15 @@ class State(_core.StateCore, metaclass=StateMeta):
         attrs.update(d)
         return attrs
 
-    def _blank(self) -> "State":
-        return type(self).__new__(type(self))
+    def _blank(self) -> Self:
+        return type(self).__new__(type(self))  # type: ignore[return-value]  # (core stub)
 
     def _adopt(self, attrs: dict) -> None:
         for k, v in attrs.items():
             if k not in _NOT_ADOPTED:
                 self._setattr_no_check(k, v)
 
-    def copy(self) -> "State":
+    def copy(self) -> Self:
         """A new state of the same class sharing the value; fresh identity, no hooks."""
         new = self._blank()
         new._adopt(self._attr_dict())
@@ -305,7 +365,7 @@ class State(_core.StateCore, metaclass=StateMeta):
         _keep_poisoned_signature(new, self)
         return new
 
-    def replace(self, value: Any = _MISSING, **attrs: Any) -> "State":
+    def replace(self, value: Any = _MISSING, **attrs: Any) -> Self:
         """A new state with ``attrs`` (raw attribute names) and optionally a new value."""
         if isinstance(value, State):
             if type(value) is not type(self):
@@ -326,7 +386,7 @@ class State(_core.StateCore, metaclass=StateMeta):
         new._setattr_no_check("_hooks_mgr_or_none", self._hooks_mgr_or_none)
         return new
 
-    def copy_from(self, other: "State") -> None:
+    def copy_from(self, other: Self) -> None:
         """Adopt ``other``'s value and metadata, keeping own identity, level, site and hooks."""
         if type(self) is not type(other):
             raise ValueError(
@@ -343,7 +403,7 @@ class State(_core.StateCore, metaclass=StateMeta):
         # the value's tracer/view status travels with it (the under-a-view check reads it)
         self._setattr_no_check("_flags", other._flags)
 
-    def to_state_ref(self) -> "TreefyState":
+    def to_state_ref(self) -> TreefyState[T]:
         """A ``TreefyState`` snapshot of this state (value plus metadata)."""
         attrs = {"_source_info": self._site, "_hooks_manager": self._hooks_mgr_or_none}
         attrs.update(self._attr_dict())
@@ -388,7 +448,8 @@ class State(_core.StateCore, metaclass=StateMeta):
             parts.append(f"tag={self.tag!r}")
         return f"{type(self).__name__}({', '.join(parts)})"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple:
+        """Pickle support: the class, the value and the metadata (no hooks)."""
         # A core-neutral form: a pickle made under one core loads under the other. Hooks are
         # not pickled (callbacks may not be); trace identity and level are those of the loader.
         # The poison sentinel belongs to one core, so a poisoned state pickles as a flag.
@@ -398,12 +459,14 @@ class State(_core.StateCore, metaclass=StateMeta):
                                      (sig.treedef, sig.specs, sig.shape, sig.dtype)))
         return (_rebuild_state, (type(self), self._value, self._attr_dict()))
 
-    def __copy__(self) -> "State":
+    def __copy__(self) -> Self:
+        """``copy.copy``: a new state of the same class, sharing the value (no hooks)."""
         new = _rebuild_state(type(self), self._value, self._attr_dict())
         _keep_poisoned_signature(new, self)
         return new
 
-    def __deepcopy__(self, memo: dict) -> "State":
+    def __deepcopy__(self, memo: dict) -> Self:
+        """``copy.deepcopy``: a new state of the same class with a deep copy of the value."""
         import copy
 
         new = _rebuild_state(type(self), copy.deepcopy(self._value, memo),
@@ -432,8 +495,11 @@ def record_state_value_restore(st: State) -> None:
     record_state_value_read(st)
 
 
-def _rebuild_state(cls: type, value: Any, attrs: dict, poisoned_sig: Any = None) -> State:
-    st = cls.__new__(cls)
+_S = TypeVar("_S", bound=State)
+
+
+def _rebuild_state(cls: type[_S], value: Any, attrs: dict, poisoned_sig: Any = None) -> _S:
+    st: _S = cls.__new__(cls)  # type: ignore[assignment]  # (the core's __new__ is untyped)
     st._adopt(attrs)
     st._init_from(value, None)
     if poisoned_sig is not None:
@@ -456,37 +522,37 @@ def _impl_error_signature(state: State, op: str, value: Any) -> BaseException:
     return signature_error(state, op, state._signature, value)
 
 
-class ShortTermState(State):
+class ShortTermState(State[T]):
     """A state whose value is transient (reset between trials): buffers, membrane potentials."""
 
     __module__ = "brainstate"
 
 
-class LongTermState(State):
+class LongTermState(State[T]):
     """A state kept across trials: weights, running statistics."""
 
     __module__ = "brainstate"
 
 
-class ParamState(LongTermState):
+class ParamState(LongTermState[T]):
     """A trainable parameter: ``model.states(ParamState)`` is what an optimiser moves."""
 
     __module__ = "brainstate"
 
 
-class BatchState(LongTermState):
+class BatchState(LongTermState[T]):
     """A state holding batch-level data."""
 
     __module__ = "brainstate"
 
 
-class DelayState(ShortTermState):
+class DelayState(ShortTermState[T]):
     """A state holding a delay buffer."""
 
     __module__ = "brainstate"
 
 
-class NonBatchState(ShortTermState):
+class NonBatchState(ShortTermState[T]):
     """A short-term state that ``vmap_new_states`` keeps un-batched."""
 
 
@@ -494,7 +560,7 @@ def _is_array(value: Any) -> bool:
     return isinstance(value, (np.ndarray, jax.Array)) or type(value).__name__ == "Quantity"
 
 
-class HiddenState(ShortTermState):
+class HiddenState(ShortTermState[T]):
     """A hidden variable of a dynamical system (one array: membrane potential, conductance).
 
     Raises
@@ -505,7 +571,7 @@ class HiddenState(ShortTermState):
 
     __module__ = "brainstate"
 
-    def __init__(self, value: Any, name: Any = None, **metadata: Any) -> None:
+    def __init__(self, value: T, name: Any = None, **metadata: Any) -> None:
         if not _is_array(value):
             raise TypeError(
                 f"HiddenState only supports numpy.ndarray, jax.Array or brainunit.Quantity, "
@@ -550,21 +616,22 @@ def _with_unit(mantissa: Any, unit: Any) -> Any:
     return brainunit.Quantity(mantissa, unit=unit)
 
 
-class HiddenGroupState(HiddenState):
+class HiddenGroupState(HiddenState[T]):
     """Several same-shaped hidden variables stacked on the last axis of one array."""
 
     __module__ = "brainstate"
 
-    def __init__(self, value: Any, name: Any = None, **metadata: Any) -> None:
-        if not _is_array(value):
-            raise TypeError(f"HiddenGroupState needs an array, got {type(value).__name__}.")
-        if np.ndim(value) < 2:
+    def __init__(self, value: T, name: Any = None, **metadata: Any) -> None:
+        arr: Any = value  # an array (checked below); ``T`` only carries its type to ``.value``
+        if not _is_array(arr):
+            raise TypeError(f"HiddenGroupState needs an array, got {type(arr).__name__}.")
+        if np.ndim(arr) < 2:
             raise ValueError(
                 f"HiddenGroupState needs an array with ndim >= 2 (the last axis enumerates the "
-                f"sub-states), got shape {np.shape(value)}."
+                f"sub-states), got shape {np.shape(arr)}."
             )
         super().__init__(value, name=name, **metadata)
-        self._setattr_no_check("name2index", {str(i): i for i in range(value.shape[-1])})
+        self._setattr_no_check("name2index", {str(i): i for i in range(arr.shape[-1])})
 
     @property
     def varshape(self) -> tuple:
@@ -619,7 +686,7 @@ class HiddenGroupState(HiddenState):
         return _mantissa_in(v, unit, f"Sub-state {index} of {describe_state(self)}")
 
 
-class HiddenTreeState(HiddenGroupState):
+class HiddenTreeState(HiddenGroupState[jax.Array]):
     """A dict or list of same-shaped arrays stored as one array stacked on the last axis."""
 
     __module__ = "brainstate"
@@ -676,13 +743,13 @@ class HiddenTreeState(HiddenGroupState):
                             f"Sub-state {self.index2name[index]!r} of {describe_state(self)}")
 
 
-class FakeState:
+class FakeState(Generic[T]):
     """A plain value holder with the ``State`` reading API but no hooks, tracing or checks."""
 
     __module__ = "brainstate"
     __slots__ = ("value", "name")
 
-    def __init__(self, value: Any, name: Any = None) -> None:
+    def __init__(self, value: T, name: Any = None) -> None:
         self.value = value
         self.name = name
 
@@ -693,7 +760,7 @@ class FakeState:
 _AUX_EXCLUDED = ("_source_info", "_hooks_manager")
 
 
-class TreefyState(_core.TreefyStateCore):
+class TreefyState(_core.TreefyStateCore, Generic[T]):
     """A pytree snapshot of a state: its class, its value (the one child) and its metadata.
 
     Attributes: ``type``, ``value`` and one per metadata key, in insertion order (as a plain
@@ -706,6 +773,11 @@ class TreefyState(_core.TreefyStateCore):
     # Storage lives in the core's base (typed slots for the standard layout of
     # State.to_state_ref()); a per-instance __dict__ here would shadow it.
     __slots__ = ()
+
+    @property
+    def __orig_class__(self) -> Any:
+        # as State.__orig_class__: ``TreefyState[int](...)`` must not add metadata
+        raise AttributeError("__orig_class__")
 
     @property
     def name(self) -> Any:

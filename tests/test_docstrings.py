@@ -14,7 +14,7 @@ import pytest
 
 import brainstate
 
-MODULES = sorted(
+MODULES = ["brainstate"] + sorted(  # walk_packages lists the submodules, not the package
     info.name for info in pkgutil.walk_packages(brainstate.__path__, "brainstate.")
     if info.name.rsplit(".", 1)[-1] != "_core"  # the compiled module: its stub documents it
 )

@@ -78,6 +78,15 @@ class TestConstruction:
         with pytest.raises(TraceContextError, match="created inside a traced function"):
             State(src)
 
+    def test_trace_errors_name_the_creation_site_once(self):
+        import traceback
+
+        src = _poison(State(jnp.zeros(2)))
+        with pytest.raises(TraceContextError) as info:
+            State(src)
+        text = "".join(traceback.format_exception(info.value))
+        assert text.count(f"created at {src._site}") == 1, text
+
     def test_custom_metadata_kwargs_become_attributes(self):
         st = State(jnp.zeros(2), unit="mV", axis_names=("x",))
         assert st.unit == "mV"

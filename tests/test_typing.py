@@ -1,9 +1,13 @@
-"""Tests of ``brainstate.typing``: aliases, protocols, ``PyTree``, ``Array`` and ``Missing``."""
+"""Types: ``brainstate.typing`` (aliases, protocols, ``PyTree``, ``Array``, ``Missing``), the
+generic state classes at run time, and what mypy infers for a user's file (states, ``jit``)."""
 
 from __future__ import annotations
 
 import copy
+import os
+import pathlib
 import pickle
+import re
 import subprocess
 import sys
 import typing
@@ -14,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import brainstate
 import brainstate.typing as bt
 from brainstate.typing import (
     Array,
@@ -227,3 +232,209 @@ def test_missing_sentinel():
     assert repr(m) == "Missing()"
     assert pickle.loads(pickle.dumps(m)) == m
     assert copy.deepcopy(m) == m
+
+
+# --- generic states at run time -------------------------------------------------------------------
+
+
+def test_state_classes_are_subscriptable_for_annotations():
+    assert typing.get_origin(brainstate.State[jax.Array]) is brainstate.State
+    assert typing.get_args(brainstate.State[jax.Array]) == (jax.Array,)
+    for cls in (brainstate.ShortTermState, brainstate.LongTermState, brainstate.ParamState,
+                brainstate.BatchState, brainstate.DelayState, brainstate.HiddenState,
+                brainstate.HiddenGroupState, brainstate.FakeState, brainstate.StateMetadata,
+                brainstate.TreefyState):
+        assert typing.get_args(cls[int]) == (int,), cls
+
+    def f(st: brainstate.State[int]) -> brainstate.ParamState[jax.Array]:
+        raise AssertionError
+
+    assert typing.get_type_hints(f)["st"] == brainstate.State[int]
+
+
+def test_hidden_tree_state_is_not_generic():
+    # its value is always the stacked array, whatever it was built from
+    with pytest.raises(TypeError, match="not a generic class"):
+        brainstate.HiddenTreeState[int]
+
+
+def test_state_built_through_an_alias_is_a_plain_state():
+    st = brainstate.ParamState[jax.Array](jnp.ones(2), name="w", unit="mV")
+    assert type(st) is brainstate.ParamState
+    assert isinstance(st, brainstate.State)
+    # the alias is not recorded on the instance: it would become metadata of refs/checkpoints
+    assert "__orig_class__" not in vars(st)
+    assert not hasattr(st, "__orig_class__")
+    assert st.to_state_ref().get_metadata().keys() == brainstate.ParamState(
+        jnp.ones(2), name="w", unit="mV").to_state_ref().get_metadata().keys()
+    back = pickle.loads(pickle.dumps(st))
+    assert type(back) is brainstate.ParamState and back.unit == "mV"
+    np.testing.assert_allclose(copy.deepcopy(st).value, np.ones(2))
+
+
+def test_treefy_state_through_an_alias_has_no_extra_metadata():
+    ref = brainstate.TreefyState[jax.Array](brainstate.ParamState, jnp.ones(2), _name="w")
+    assert type(ref) is brainstate.TreefyState
+    assert ref.get_metadata() == {"_name": "w"}
+    plain = brainstate.TreefyState(brainstate.ParamState, jnp.ones(2), _name="w")
+    assert jax.tree.structure(ref) == jax.tree.structure(plain)
+
+
+def test_generic_subclass_with_a_layout_conflict_is_hosted():
+    from brainstate._hosted import is_hosted
+
+    T = typing.TypeVar("T")
+
+    class Slotted:
+        __slots__ = ("_value",)
+
+    class Var(brainstate.ParamState[T], Slotted):
+        pass
+
+    st = Var[jax.Array](jnp.zeros(2))
+    assert is_hosted(type(st)) and isinstance(st, brainstate.ParamState)
+    assert "__orig_class__" not in vars(st)
+    st.value = jnp.ones(2)
+    np.testing.assert_allclose(st.value, np.ones(2))
+    with pytest.raises(brainstate.StateSignatureError, match="Cannot write"):
+        st.value = jnp.ones(3)
+
+
+# --- static types: a user's file checked with mypy -----------------------------------------------
+
+# Each ``reveal_type`` line names the type mypy must show; ``{A}`` is ``jax.Array`` (printed by
+# its defining module's name, which depends on the JAX version).
+_USER_FILE = '''\
+import jax
+import jax.numpy as jnp
+import brainstate
+from brainstate.transform import jit
+
+s = brainstate.State(jnp.zeros(3))
+reveal_type(s)  # brainstate._state.State[{A}]
+reveal_type(s.value)  # {A}
+p = brainstate.ParamState(jnp.ones(3))
+reveal_type(p)  # brainstate._state.ParamState[{A}]
+reveal_type(p.value)  # {A}
+reveal_type(p.copy())  # brainstate._state.ParamState[{A}]
+n = brainstate.State(3)
+reveal_type(n)  # brainstate._state.State[int]
+reveal_type(brainstate.HiddenState(jnp.zeros(2)).value)  # {A}
+reveal_type(brainstate.State(p))  # brainstate._state.State[{A}]
+md = brainstate.StateMetadata(1.5, {"unit": "mV"})
+reveal_type(brainstate.State(md))  # brainstate._state.State[float]
+annotated: brainstate.State[jax.Array] = s
+
+
+def g(x: jax.Array, k: int) -> jax.Array:
+    return x * k
+
+
+f = jit(g)
+reveal_type(f)  # brainstate.transform._jit.JittedFunction[[x: {A}, k: int], {A}]
+reveal_type(f(jnp.ones(3), 2))  # {A}
+
+
+@jit
+def bare(x: jax.Array) -> tuple[jax.Array, int]:
+    return x, 1
+
+
+reveal_type(bare(jnp.ones(3)))  # tuple[{A}, int]
+
+
+@jit(static_argnums=1)
+def h(x: jax.Array, k: int) -> float:
+    return 1.0
+
+
+reveal_type(h(jnp.ones(3), 2))  # float
+
+
+class Net(brainstate.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = brainstate.ParamState(jnp.ones(3))
+
+    @jit
+    def step(self, x: jax.Array) -> jax.Array:
+        return self.w.value * x
+
+
+net = Net()
+reveal_type(net.w.value)  # {A}
+reveal_type(net.step)  # def (x: {A}) -> {A}
+n.value = "x"  # error: [assignment]
+f(jnp.ones(3), "2")  # error: [arg-type]
+h(jnp.ones(3))  # error: [call-arg]
+net.step("x")  # error: [arg-type]
+'''
+
+_ARRAY = r"jax(?:\.\w+)*\.Array"
+_MYPY_LINE = re.compile(r"^[^:]+:(\d+): (note|error): (.*)$")
+
+
+def _need_mypy():
+    try:
+        import mypy.api  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("mypy", "mypy.api"):
+            raise
+        reason = 'mypy is not installed: pip install -e ".[typecheck]"'
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def _mypy_env() -> dict:
+    """The environment for mypy, so that it checks this copy of brainstate.
+
+    setuptools' default editable install is an import hook, which type checkers cannot
+    follow: the package's root directory goes on MYPYPATH. An installed wheel (the root is
+    site-packages, which mypy refuses on MYPYPATH) is found by mypy itself.
+    """
+    root = pathlib.Path(brainstate.__file__).resolve().parent.parent
+    env = dict(os.environ)
+    env.pop("MYPYPATH", None)
+    if root.name not in ("site-packages", "dist-packages"):
+        env["MYPYPATH"] = str(root)
+    return env
+
+
+def test_mypy_sees_state_and_jit_types(tmp_path):
+    _need_mypy()
+    user = tmp_path / "user_model.py"
+    user.write_text(_USER_FILE)
+    config = tmp_path / "mypy.ini"  # ignore any configuration of the machine or the checkout
+    config.write_text("[mypy]\nfollow_imports = silent\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", str(config), "--cache-dir",
+         str(tmp_path / "cache"), "--show-error-codes", "--no-error-summary",
+         "--no-color-output", "--no-pretty", str(user)],
+        capture_output=True, text=True, cwd=tmp_path, env=_mypy_env(), timeout=600)
+    assert out.returncode in (0, 1), out.stderr + out.stdout
+    seen: dict[int, list[tuple[str, str]]] = {}
+    for line in out.stdout.splitlines():
+        m = _MYPY_LINE.match(line)
+        assert m is not None, f"unexpected mypy output: {line!r}\n{out.stdout}"
+        seen.setdefault(int(m[1]), []).append((m[2], m[3]))
+
+    expected_lines = set()
+    for lineno, text in enumerate(user.read_text().splitlines(), start=1):
+        if "reveal_type(" in text:
+            expected = re.escape(text.split("  # ", 1)[1]).replace(re.escape("{A}"), _ARRAY)
+            got = seen.get(lineno, [])
+            assert len(got) == 1 and got[0][0] == "note", (lineno, text, got, out.stdout)
+            # (older mypy versions print builtins with their module: ``builtins.int``)
+            revealed = got[0][1].removeprefix("Revealed type is ").replace("builtins.", "")
+            assert re.fullmatch(f'"{expected}"', revealed), (text, revealed)
+            expected_lines.add(lineno)
+        elif "# error: " in text:
+            code = text.split("# error: ", 1)[1]
+            got = seen.get(lineno, [])
+            assert any(kind == "error" and msg.endswith(code) for kind, msg in got), \
+                (lineno, text, got, out.stdout)
+            expected_lines.add(lineno)
+    # nothing else: in particular no import error (mypy found the package) and no error on the
+    # correct lines
+    assert set(seen) == expected_lines, out.stdout

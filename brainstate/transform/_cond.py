@@ -10,7 +10,7 @@ new values once (``core.scatter``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -54,7 +54,11 @@ def _run_branches(select: Callable, funs: Sequence[Callable], operands: tuple,
     return out
 
 
-def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> Any:
+R = TypeVar("R")  # what the branches return
+
+
+def cond(pred: Any, true_fun: Callable[..., R], false_fun: Callable[..., R],
+         *operands: Any) -> R:
     """Run ``true_fun(*operands)`` if ``pred`` else ``false_fun(*operands)``, threading states.
 
     Both branches are traced; the union of the states they touch is threaded through
@@ -112,7 +116,7 @@ def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> 
                          ("true_fun", "false_fun"))
 
 
-def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
+def switch(index: Any, branches: Sequence[Callable[..., R]], *operands: Any) -> R:
     """Run ``branches[index](*operands)`` (index clamped into range), threading states.
 
     Parameters
@@ -169,8 +173,8 @@ def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
                          tuple(f"branches[{i}]" for i in range(len(branches))))
 
 
-def ifelse(conditions: Any, branches: Sequence[Callable], *operands: Any,
-           check_cond: bool = True) -> Any:
+def ifelse(conditions: Any, branches: Sequence[Callable[..., R]], *operands: Any,
+           check_cond: bool = True) -> R:
     """Multi-way ``if``/``elif``: run the branch of the first true condition.
 
     Parameters

@@ -14,7 +14,7 @@ Wrap in ``jit`` for speed: ``jit(grad(loss, grad_states=params))``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, overload
 
 import jax
 import jax.numpy as jnp
@@ -498,6 +498,16 @@ def _make(fun: Any, where: str, transform: Callable, grad_states: Any, argnums: 
     return make if isinstance(fun, Missing) else make(fun)
 
 
+@overload
+def grad(fun: Callable, grad_states: Any = None, argnums: Any = None,
+         holomorphic: bool = False, allow_int: bool = False, has_aux: Any = None,
+         return_value: bool = False, unit_aware: bool = False, check_states: bool = True,
+         **kwargs: Any) -> GradientTransform: ...
+@overload
+def grad(fun: Missing = ..., grad_states: Any = None, argnums: Any = None,
+         holomorphic: bool = False, allow_int: bool = False, has_aux: Any = None,
+         return_value: bool = False, unit_aware: bool = False, check_states: bool = True,
+         **kwargs: Any) -> Callable[[Callable], GradientTransform]: ...
 def grad(fun: Any = _Missing, grad_states: Any = None, argnums: Any = None,
          holomorphic: bool = False, allow_int: bool = False, has_aux: Any = None,
          return_value: bool = False, unit_aware: bool = False, check_states: bool = True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import types
-from typing import Any, Callable
+from typing import Any, Callable, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 import jax
 
@@ -15,6 +15,11 @@ __all__ = ["jit"]
 
 
 _Missing = Missing()  # "no function given" (upstream passes its own Missing(): equal)
+
+P = ParamSpec("P")  # the compiled function's parameters
+R = TypeVar("R")  # its return type
+_S = TypeVar("_S")  # the instance a jitted method binds to
+_P = ParamSpec("_P")  # a jitted method's parameters after ``self``
 
 
 def _normalize_nums(nums: Any, what: str) -> tuple:
@@ -30,12 +35,16 @@ def _normalize_nums(nums: Any, what: str) -> tuple:
     return nums
 
 
-class JittedFunction:
-    """The callable ``jit`` returns: traced once per call signature, states threaded through."""
+class JittedFunction(Generic[P, R]):
+    """The callable ``jit`` returns: traced once per call signature, states threaded through.
+
+    Generic in the wrapped function's parameters and return type, for type checkers:
+    ``jit(f)`` is called as ``f`` is and returns what ``f`` returns.
+    """
 
     __module__ = "brainstate.transform"
 
-    def __init__(self, fun: Callable, *, static_argnums: Any, static_argnames: Any,
+    def __init__(self, fun: Callable[P, R], *, static_argnums: Any, static_argnames: Any,
                  donate_argnums: Any, donate_argnames: Any, in_shardings: Any,
                  out_shardings: Any, keep_unused: bool, device: Any, backend: Any,
                  inline: bool, name: str | None, jax_kwargs: dict) -> None:
@@ -88,13 +97,18 @@ class JittedFunction:
             out["in_shardings"] = tuple(shardings)
         return out
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         if _DISABLE_JIT.value:
             return self.origin_fun(*args, **kwargs)
         if self.stateful_fun._jit_argmap is not None:
             self.stateful_fun._last_spans = _leaf_spans(self.stateful_fun, args, kwargs)
         return self.stateful_fun._call(args, kwargs)
 
+    @overload
+    def __get__(self, obj: None, owner: Any = None) -> JittedFunction[P, R]: ...
+    @overload
+    def __get__(self: JittedFunction[Concatenate[_S, _P], R], obj: _S,
+                owner: Any = None) -> Callable[_P, R]: ...
     def __get__(self, obj: Any, owner: Any = None) -> Any:
         # a class attribute binds like the function it wraps (upstream's jit returns a plain
         # function; brainpy's cls_jit relies on it): ``obj.step(x)`` calls with ``obj`` first
@@ -116,7 +130,7 @@ class JittedFunction:
         return fn, vals, [*leaves, *entry.hoisted]
 
     def eval_shape(self, *args: Any, **kwargs: Any) -> Any:
-        """The output's shapes and dtypes (``jax.ShapeDtypeStruct``s); states untouched."""
+        """The output's shapes and dtypes (``jax.ShapeDtypeStruct`` objects); states untouched."""
         with outer_frames_untouched():
             entry = self.stateful_fun._entry(args, kwargs)
         return entry.out_shapes[0]
@@ -154,6 +168,18 @@ def _leaf_spans(sf: StatefulFunction, args: tuple, kwargs: dict) -> dict:
     return {"args": spans, "kwargs": kspans, "n": pos}
 
 
+@overload
+def jit(fun: Callable[P, R], in_shardings: Any = None, out_shardings: Any = None,
+        static_argnums: Any = None, donate_argnums: Any = None, static_argnames: Any = None,
+        donate_argnames: Any = None, keep_unused: bool = False, device: Any = None,
+        backend: Any = None, inline: bool = False, name: str | None = None,
+        **jax_jit_kwargs: Any) -> JittedFunction[P, R]: ...
+@overload
+def jit(fun: Missing = ..., in_shardings: Any = None, out_shardings: Any = None,
+        static_argnums: Any = None, donate_argnums: Any = None, static_argnames: Any = None,
+        donate_argnames: Any = None, keep_unused: bool = False, device: Any = None,
+        backend: Any = None, inline: bool = False, name: str | None = None,
+        **jax_jit_kwargs: Any) -> Callable[[Callable[P, R]], JittedFunction[P, R]]: ...
 def jit(fun: Any = _Missing, in_shardings: Any = None, out_shardings: Any = None,
         static_argnums: Any = None, donate_argnums: Any = None, static_argnames: Any = None,
         donate_argnames: Any = None, keep_unused: bool = False, device: Any = None,
@@ -186,6 +212,13 @@ def jit(fun: Any = _Missing, in_shardings: Any = None, out_shardings: Any = None
         Passed to ``jax.jit``; ``compiler_options`` (a dict of XLA options) among them, for
         example :func:`simulation_options` for simulation loops on CPU.
 
+    Returns
+    -------
+    JittedFunction or decorator
+        The compiled function (a decorator when ``fun`` is omitted). Type checkers see
+        ``jit(f)`` as ``JittedFunction[P, R]`` for ``f: Callable[P, R]``: its calls are
+        checked against ``f``'s parameters and return ``f``'s return type, also as a method.
+
     Notes
     -----
     Differs from upstream: brainstate 0.5.4 embeds every captured array as a constant.
@@ -201,7 +234,7 @@ def jit(fun: Any = _Missing, in_shardings: Any = None, out_shardings: Any = None
     >>> float(step(1.0)), float(count.value)
     (2.0, 1.0)
     """
-    def make(f: Callable) -> JittedFunction:
+    def make(f: Callable[P, R]) -> JittedFunction[P, R]:
         return JittedFunction(
             f, static_argnums=static_argnums, static_argnames=static_argnames,
             donate_argnums=donate_argnums, donate_argnames=donate_argnames,

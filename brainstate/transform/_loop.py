@@ -14,7 +14,7 @@ write-back stores outer tracers, which the outer transform records as writes.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -264,8 +264,15 @@ def _scan(f: Callable, init: Any, xs: Any, length: Any, reverse: bool, unroll: A
     return c, ys
 
 
-def scan(f: Callable, init: Any, xs: Any, length: int | None = None, reverse: bool = False,
-         unroll: int | bool = 1, pbar: Any = None) -> tuple:
+# What type checkers see of the loops (as jax.lax types its own): the carry keeps its type, and
+# a slice of ``xs`` or a stacked output is typed as the whole (arrays slice and stack to arrays).
+C = TypeVar("C")  # the carry
+X = TypeVar("X")  # the scanned-over inputs
+Y = TypeVar("Y")  # the per-step outputs
+
+
+def scan(f: Callable[[C, X], tuple[C, Y]], init: C, xs: X, length: int | None = None,
+         reverse: bool = False, unroll: int | bool = 1, pbar: Any = None) -> tuple[C, Y]:
     """Scan ``f(carry, x) -> (carry, y)`` over the leading axis of ``xs``, threading states.
 
     As ``jax.lax.scan``, with states: the body is traced once; states it writes are carried
@@ -326,8 +333,8 @@ def _for_body(f: Callable) -> Callable:
     return body
 
 
-def for_loop(f: Callable, *xs: Any, length: int | None = None, reverse: bool = False,
-             unroll: int | bool = 1, pbar: Any = None) -> Any:
+def for_loop(f: Callable[..., Y], *xs: Any, length: int | None = None, reverse: bool = False,
+             unroll: int | bool = 1, pbar: Any = None) -> Y:
     """Call ``f(*x_i)`` for each slice ``x_i`` of ``xs`` along their leading axis; stack outputs.
 
     States ``f`` writes are carried through the loop (final values written back once after
@@ -379,7 +386,7 @@ def _trace_while(cond_fun: Callable, body_fun: Callable, init_val: Any, where: s
     return _Union([cond_entry, body_entry])
 
 
-def while_loop(cond_fun: Callable, body_fun: Callable, init_val: Any) -> Any:
+def while_loop(cond_fun: Callable[[C], Any], body_fun: Callable[[C], C], init_val: C) -> C:
     """Run ``val = body_fun(val)`` while ``cond_fun(val)`` is true, threading states.
 
     States ``body_fun`` writes are carried (and visible to ``cond_fun``); states either

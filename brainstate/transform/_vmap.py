@@ -23,7 +23,7 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any, Callable, Hashable, Sequence, overload
 
 import jax
 import jax.numpy as jnp
@@ -651,6 +651,16 @@ class VmappedFunction(_Engine):
         return _Plan(states, write_states, rebind, jax.jit(run), watch)
 
 
+@overload
+def vmap(fn: Callable, *, in_axes: Any = 0, out_axes: Any = 0,
+         axis_name: Hashable | None = None, axis_size: int | None = None,
+         spmd_axis_name: Any = None, in_states: Any = None,
+         out_states: Any = None) -> VmappedFunction: ...
+@overload
+def vmap(fn: Missing = ..., *, in_axes: Any = 0, out_axes: Any = 0,
+         axis_name: Hashable | None = None, axis_size: int | None = None,
+         spmd_axis_name: Any = None, in_states: Any = None,
+         out_states: Any = None) -> Callable[[Callable], VmappedFunction]: ...
 def vmap(fn: Any = _Missing, *, in_axes: Any = 0, out_axes: Any = 0,
          axis_name: Hashable | None = None, axis_size: int | None = None,
          spmd_axis_name: Any = None, in_states: Any = None, out_states: Any = None) -> Any:
