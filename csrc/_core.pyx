@@ -8,6 +8,7 @@ the callables it needs. The graph walks (``_core_graph.pxi``) get brainstate.gra
 same way, from ``configure_graph``.
 """
 
+cimport cython
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.type cimport PyType_IsSubtype
 from cpython.ref cimport Py_XDECREF
@@ -850,6 +851,8 @@ cdef bint _own_value_setter_slow(object t):
     return True
 
 
+# State pickles through its own __reduce__: no generated pickle helpers to show in help()
+@cython.auto_pickle(False)
 cdef class StateCore:
     """Base type of ``State``: typed slots and the whole read/write order of ``.value``."""
 

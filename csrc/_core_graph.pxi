@@ -275,7 +275,9 @@ cdef inline bint _is_data_descr(PyObject* d):
     return d != NULL and (<_DescrSlots*>(<PyObject*>d).ob_type).tp_descr_set != NULL
 
 
-# mirrors _core_py.TreefyStateCore (a plain object and its __dict__)
+# mirrors _core_py.TreefyStateCore (a plain object and its __dict__); pickled through
+# TreefyState.__reduce__, so no generated pickle helpers
+@cython.auto_pickle(False)
 cdef class TreefyStateCore:
     """Base type of ``TreefyState``: its attribute storage.
 

@@ -103,3 +103,12 @@ def test_hosted_class_help_is_clean():
     for name in INTERNAL:
         assert not _listed(name, text), name
     assert _listed("value", text) and _listed("restore_value", text)
+
+
+def test_help_of_a_snapshot_shows_no_generated_pickle_helpers():
+    # TreefyState pickles through its own __reduce__; the compiled core generates no
+    # __reduce_cython__/__setstate_cython__ for it (its C methods still give Cython classes a
+    # __pyx_vtable__ capsule, which help() lists under "Data")
+    text = _help(brainstate.TreefyState)
+    assert not _listed("__reduce_cython__", text) and not _listed("__setstate_cython__", text)
+    assert _listed("to_state", text)
