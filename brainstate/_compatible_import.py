@@ -18,7 +18,6 @@ Examples
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Hashable, Iterable
 from contextlib import contextmanager
 from functools import partial
@@ -43,7 +42,9 @@ from jax.extend.linear_util import wrap_init
 try:
     from jax.core import Tracer
 except ImportError:  # pragma: no cover - a JAX that dropped the public alias
-    from jax._src.core import Tracer
+    from brainstate._jax_internals import jax_core as _jax_core
+
+    Tracer = _jax_core.Tracer
 
 __all__ = [
     # IR
@@ -82,27 +83,22 @@ T = TypeVar("T")
 T1 = TypeVar("T1")
 T2 = TypeVar("T2")
 
-# Names only JAX's private modules provide: name -> (module, attribute).
-_PRIVATE = {
-    "make_iota": ("jax._src.interpreters.batching", "make_iota"),
-    "to_elt": ("jax._src.interpreters.batching", "to_elt"),
-    "BatchTracer": ("jax._src.interpreters.batching", "BatchTracer"),
-    "BatchTrace": ("jax._src.interpreters.batching", "BatchTrace"),
-}
+# Names only JAX's private batching module provides (through brainstate._jax_internals).
+_PRIVATE = ("make_iota", "to_elt", "BatchTracer", "BatchTrace")
 
 
 def __getattr__(name: str):
-    target = _PRIVATE.get(name)
-    if target is None:
+    if name not in _PRIVATE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, attr = target
+    from brainstate._jax_internals import batching
+
     try:
-        value = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as e:
+        value = getattr(batching, name)
+    except AttributeError as e:
         raise ImportError(
-            f"brainstate._compatible_import.{name} needs {module}.{attr}, which JAX "
-            f"{jax.__version__} does not provide ({e}). Use a JAX release in the range "
-            "brainstate supports."
+            f"brainstate._compatible_import.{name} needs {name} from JAX's private batching "
+            f"module, which JAX {jax.__version__} does not provide ({e}). Use a JAX release in the "
+            "range brainstate supports."
         ) from e
     globals()[name] = value  # later lookups skip this function
     return value
@@ -153,9 +149,9 @@ def extend_axis_env_nd(name_size_pairs: Iterable[tuple[Hashable, int]]):
 
     Uses JAX's private trace context (no public equivalent exists).
     """
-    from jax._src import core as _core  # private: the axis environment of the trace context
+    from brainstate._jax_internals import jax_core  # the axis environment of the trace context
 
-    ctx = _core.trace_ctx
+    ctx = jax_core.trace_ctx
     prev = ctx.axis_env
     ctx.set_axis_env(prev.extend_pure(tuple(name_size_pairs)))
     try:

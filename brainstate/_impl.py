@@ -48,9 +48,9 @@ def configure_core(mod=None, *, metadata_type: type) -> None:
     hooks appear.
     """
     import jax
-    from jax._src import core as jax_core  # internal: trace_ctx; pinned by tests/test_impl.py
 
     from brainstate import _hooks, _hosted, _messages, _signature
+    from brainstate._jax_internals import jax_core
 
     mod = core if mod is None else mod
     if mod in _CONFIGURED:
@@ -79,31 +79,23 @@ def configure_core(mod=None, *, metadata_type: type) -> None:
 
 
 def _array_type() -> type:
-    """The concrete type of JAX arrays (``jax.Array`` instances), found without computing one.
+    """The concrete type of JAX arrays (``jax.Array`` instances)."""
+    from brainstate import _jax_internals
 
-    Making ``jnp.zeros(())`` would start the backend and compile a kernel at import time
-    (about 50 ms of ``import brainstate``); the class is read from where JAX defines it.
-    """
-    try:
-        from jax._src.array import ArrayImpl  # internal; pinned by tests/test_impl.py
-    except ImportError:  # pragma: no cover - moved: pay for one array instead
+    found = _jax_internals.array_type()
+    if found is None:  # pragma: no cover - moved: pay for one array instead
         import jax
 
         return type(jax.numpy.zeros(()))
-    return ArrayImpl
+    return found
 
 
 def _key_array_type() -> type:
     """The concrete type of typed PRNG key arrays (``jax.random.key``), or ``NoneType``."""
-    import importlib
+    from brainstate import _jax_internals
 
-    # internal, and it has moved between JAX releases; pinned by tests/test_impl.py
-    for where in ("jax._src.random.prng", "jax._src.prng"):
-        try:
-            return importlib.import_module(where).PRNGKeyArray
-        except (ImportError, AttributeError):
-            continue
-    return type(None)  # moved again: the core falls back to its generic check
+    found = _jax_internals.key_array_type()
+    return type(None) if found is None else found  # None: the core's generic check
 
 
 def _broadcast_hook_activity(count: int) -> None:

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import jax
 
 from brainstate._impl import core as _core
+from brainstate._jax_internals import jax_core
 
 __all__ = ["StateTraceStack", "StateJaxTracer"]
 
@@ -28,8 +29,6 @@ class StateJaxTracer:
 
     def __init__(self, trace_ref: Any = None) -> None:
         if trace_ref is None:
-            from jax._src import core as jax_core
-
             trace_ref = jax_core.trace_ctx.trace._weakref
         self._trace_ref = trace_ref
 
@@ -40,8 +39,6 @@ class StateJaxTracer:
 
     def is_valid(self) -> bool:
         """Whether the captured trace is JAX's current trace."""
-        from jax._src import core as jax_core
-
         return self._trace_ref is jax_core.trace_ctx.trace._weakref
 
     def __eq__(self, other: object) -> bool:

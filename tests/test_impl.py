@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import pytest
 
 import brainstate
-from brainstate import _impl
+from brainstate import _impl, _jax_internals
 
 
 def _run(code: str, **env: str) -> str:
@@ -60,10 +60,27 @@ def test_public_state_subclasses_the_active_core():
 def test_jax_internals_we_depend_on_exist():
     # brainstate reads JAX's current trace through jax._src.core.trace_ctx.trace._weakref
     # (cheap identity of the current trace). This fails loudly when JAX changes it.
-    from jax._src import core as jax_core
+    from brainstate._jax_internals import batching, jax_core, source_info_util
 
     trace = jax_core.trace_ctx.trace
     assert trace._weakref() is trace
+    assert callable(source_info_util.current)  # (trace.new_arg: exercised by every jit test)
+    assert hasattr(jax_core.trace_ctx, "axis_env") and callable(jax_core.trace_ctx.set_axis_env)
+    for name in ("BatchTracer", "BatchTrace", "make_iota", "to_elt"):
+        assert hasattr(batching, name), name
+    dtypes, xla_client = _jax_internals.host_transfer_modules()
+    assert callable(dtypes.canonicalize_dtype) and callable(xla_client.batched_device_put)
+
+
+def test_only_one_module_imports_jax_internals():
+    # a JAX upgrade audits brainstate/_jax_internals.py alone
+    import pathlib
+    import re
+
+    root = pathlib.Path(_impl.__file__).parent
+    users = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.py")
+                   if re.search(r"^\s*(from|import) jax\._src", p.read_text(), re.M))
+    assert users == ["_jax_internals.py"], users
 
 
 def test_arrays_have_the_type_the_core_checks_fast():

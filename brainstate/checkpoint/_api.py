@@ -535,7 +535,7 @@ class _FastPut:
     per-array Python dispatch (~20 us per array, 20-30 ms of a 1,000-state load).
 
     Calls the C++ ``batched_device_put`` that ``jax.device_put`` ends in (internal API, as
-    ``jax._src.interpreters.pxla`` calls it), which adopts a 64-byte aligned host buffer
+    JAX's internal ``pxla`` calls it), which adopts a 64-byte aligned host buffer
     without a copy. Enabled only after checking, on first use, that it gives what
     ``jax.device_put`` gives (type, sharding, committed, dtype, values); any difference or
     missing internal disables it for the process.
@@ -548,9 +548,9 @@ class _FastPut:
     def _probe(self) -> None:
         self.put = False
         try:
-            from jax._src import core as jcore
-            from jax._src import dtypes as jdtypes
-            from jax._src.lib import xla_client as xc
+            from brainstate._jax_internals import host_transfer_modules, jax_core as jcore
+
+            jdtypes, xc = host_transfer_modules()
 
             if jax.config.jax_default_device is not None:
                 return

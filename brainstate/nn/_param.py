@@ -23,10 +23,10 @@ from typing import Any, Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax._src import core as _jax_core  # internal: trace_ctx (as brainstate._impl uses it)
 
 from brainstate import environ
 from brainstate._hooks import HookHandle
+from brainstate._jax_internals import jax_core as _jax_core
 from brainstate._state import ParamState, State
 from brainstate.nn._module import Module
 from brainstate.nn._regularization import Regularization

@@ -2,10 +2,11 @@
 
 The function is traced once per cache key under a ``StateTraceStack`` whose ``new_arg`` turns
 each pre-existing state met for the first time into a fresh input of the jaxpr being built
-(``spec/tracing.md`` §5). The result is a closed jaxpr of ``(dynamic args..., state values...)``
-returning ``(out, written state values)``, compiled once with ``jax.jit``; every call then
-gathers the tracked states' values, runs the compiled function through JAX's C++ dispatch and
-scatters the written values back (``brainstate._core.gather`` / ``scatter``).
+(``docs/concepts/trace-contexts.md``, "How a transform uses states"). The result is a closed
+jaxpr of ``(dynamic args..., state values...)`` returning ``(out, written state values)``,
+compiled once with ``jax.jit``; every call then gathers the tracked states' values, runs the
+compiled function through JAX's C++ dispatch and scatters the written values back
+(``brainstate._core.gather`` / ``scatter``).
 
 Signatures of written states are checked at trace time, so the per-call path does not re-check
 them: a compiled function's output avals are fixed when it is traced.
@@ -29,12 +30,12 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import numpy as np
-from jax._src import core as _jax_core  # internal: trace_ctx, new_arg; pinned by tests
-from jax._src import config as _jax_config  # internal: disable_jit's C++ State (below)
-from jax._src import source_info_util as _source_info_util
 from jax.extend.core import ClosedJaxpr, jaxpr_as_fun
 
 from brainstate._gc import gc_paused
+from brainstate._jax_internals import jax_config as _jax_config
+from brainstate._jax_internals import jax_core as _jax_core
+from brainstate._jax_internals import source_info_util as _source_info_util
 from brainstate._impl import _array_type, core as _core
 from brainstate._state import State, catch_new_states
 from brainstate._trace import StateTraceStack
@@ -804,7 +805,10 @@ def _rollback(stack: StateTraceStack) -> None:
 
 
 def _poison(catcher: Any) -> None:
-    """States created during the trace whose value is a tracer become unusable (tracing.md §4b)."""
+    """States created during the trace whose value is a tracer become unusable.
+
+    See "States created inside a transformed function" in ``docs/concepts/trace-contexts.md``.
+    """
     for st in catcher.get_states():
         if any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(st._value)):
             st._invalidate_trace_value()

@@ -28,11 +28,11 @@ from typing import Any, Callable, Hashable, Sequence
 
 import jax
 import jax.numpy as jnp
-from jax._src import core as _jax_core  # internal: trace_ctx (as _make_jaxpr)
-from jax._src import source_info_util as _source_info_util
 
 from brainstate._error import BatchAxisError
 from brainstate._gc import gc_paused
+from brainstate._jax_internals import jax_core as _jax_core
+from brainstate._jax_internals import source_info_util as _source_info_util
 from brainstate._impl import core as _core
 from brainstate._messages import describe_state
 from brainstate._state import State, catch_new_states

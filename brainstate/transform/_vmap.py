@@ -27,13 +27,13 @@ from typing import Any, Callable, Hashable, Sequence, overload
 
 import jax
 import jax.numpy as jnp
-from jax._src import core as _jax_core  # internal: trace_ctx (also used by _make_jaxpr)
-from jax._src.interpreters import batching as _batching  # internal: BatchTracer (probe only)
 from jax.api_util import flatten_axes
 
 from brainstate.typing import Missing
 from brainstate._error import BatchAxisError, StateSignatureError
 from brainstate._impl import core as _core
+from brainstate._jax_internals import batching as _batching
+from brainstate._jax_internals import jax_core as _jax_core
 from brainstate._messages import describe_state
 from brainstate._state import NonBatchState, State, catch_new_states
 from brainstate.transform._make_jaxpr import StatefulFunction, _leaf_key, pure_of
