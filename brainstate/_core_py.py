@@ -5,9 +5,9 @@ both meet. This module imports nothing of brainstate and nothing of jax: ``_impl
 hands it the few callables it needs (tree flattening, the tracer type, JAX's current trace, the
 error factory, the hook dispatchers).
 
-What lives here is the work done on every state access: the ``value`` read/write order of
-``spec/state.md`` §3-4, the signature compare, the trace-frame recording, and the thread-local
-trace context with process-wide counters that let the eager path skip all of it.
+What lives here is the work done on every state access: the order of the checks, recording and
+hooks of a ``value`` read or write, the signature compare, the trace-frame recording, and the
+thread-local trace context with process-wide counters that let the eager path skip all of it.
 The "graph walks" section at the end holds the loops ``brainstate.graph`` runs once per node and
 per state (split, merge, ``states()``) and the storage base of ``TreefyState``.
 """
@@ -181,7 +181,9 @@ def hooks_active() -> int:
 
 
 class ThreadContext(threading.local):
-    """The per-thread stacks of ``spec/state.md`` §1."""
+    """One thread's stacks: trace frames, ``check_state_value_tree`` and
+    ``check_state_jax_tracer`` settings (innermost last), ``catch_new_states`` catchers.
+    """
 
     def __init__(self) -> None:
         self.state_stack: list = []
@@ -635,10 +637,10 @@ class StateCore:
             _hooks.dispatch_init(self, value, init_md)
 
     def __hash__(self) -> int:
-        # identity semantics (spec state.md §2): hash(state) == hash(id(state)), no __eq__
+        # identity semantics: hash(state) == hash(id(state)), no __eq__
         return hash(id(self))
 
-    # -- guarded attribute assignment (spec state.md §2) --
+    # -- guarded attribute assignment (strict attribute guard: docs/concepts/trace-contexts.md) --
     def __setattr__(self, name: str, value: Any) -> None:
         if _n_tracer_check:
             _strict_guard(self)
@@ -670,8 +672,8 @@ class StateCore:
         self._write(v, True)
 
     def _write(self, v: Any, fire_before: bool) -> None:
-        # Error precedence (spec state.md §4): State value, tracer guard, signature, strict
-        # attribute guard; all of them before any hook, recording or mutation.
+        # Error precedence: State value, tracer guard, signature, strict attribute guard;
+        # all of them before any hook, recording or mutation.
         if isinstance(v, _state_types):
             raise _make_error("set_state", self, v)
         h = self._holder

@@ -138,7 +138,9 @@ def hooks_active():
 # --- thread-local trace context -------------------------------------------------------------
 
 cdef class ThreadContext:
-    """The per-thread stacks of ``spec/state.md`` §1."""
+    """One thread's stacks: trace frames, ``check_state_value_tree`` and
+    ``check_state_jax_tracer`` settings (innermost last), ``catch_new_states`` catchers.
+    """
 
     cdef public list state_stack
     cdef public list tree_check
@@ -960,11 +962,11 @@ cdef class StateCore:
         self._flags = 0
 
     def __hash__(self):
-        # identity semantics (spec state.md §2): hash(state) == hash(id(state)), no __eq__.
+        # identity semantics: hash(state) == hash(id(state)), no __eq__.
         # An address is below 2**61 - 1, where an int hashes to itself: no int is built.
         return <Py_ssize_t><void*>self
 
-    # -- guarded attribute assignment (spec state.md §2) --
+    # -- guarded attribute assignment (strict attribute guard: docs/concepts/trace-contexts.md) --
     def __setattr__(self, name, value):
         if _n_tracer_check:
             _strict_guard(self)
@@ -1030,8 +1032,8 @@ cdef class StateCore:
 
     # mirrors _core_py.StateCore._write
     cdef int _write(self, object v, bint fire_before) except -1:
-        # Error precedence (spec state.md §4): State value, tracer guard, signature, strict
-        # attribute guard; all of them before any hook, recording or mutation.
+        # Error precedence: State value, tracer guard, signature, strict attribute guard;
+        # all of them before any hook, recording or mutation.
         cdef bint has_tracer = False
         cdef int code
         if type(v) is not _array_type and _is_state(v):

@@ -1,4 +1,4 @@
-"""State-aware conditionals (transforms.md §6): cond, switch, ifelse."""
+"""State-aware conditionals: cond, switch, ifelse."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of ``DictManager`` and ``StateDictManager`` (state.md §8)."""
+"""Tests of ``DictManager`` and ``StateDictManager``."""
 
 from __future__ import annotations
 

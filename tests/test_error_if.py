@@ -1,4 +1,4 @@
-"""``jit_error_if`` (transforms.md §7): eager, jit, vmap, loops; message formatting."""
+"""``jit_error_if``: eager, jit, vmap, loops; message formatting."""
 
 from __future__ import annotations
 

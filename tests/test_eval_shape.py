@@ -1,4 +1,4 @@
-"""``eval_shape`` (transforms.md §7): abstract evaluation of stateful functions."""
+"""``eval_shape``: abstract evaluation of stateful functions."""
 
 from __future__ import annotations
 

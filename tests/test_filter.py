@@ -1,4 +1,4 @@
-"""Tests of ``brainstate.util.filter`` (spec: graph.md §9)."""
+"""Tests of ``brainstate.util.filter``."""
 
 from __future__ import annotations
 

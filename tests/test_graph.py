@@ -1,4 +1,4 @@
-"""The graph model (spec/graph.md §1-§6): nodes, flatten/unflatten, GraphDef, user operations.
+"""The graph model: nodes, flatten/unflatten, GraphDef, user operations.
 
 Round-trip properties over random graphs live in ``test_graph_props.py``; ``nn.Module`` in
 ``test_module.py``.
@@ -65,7 +65,7 @@ def _paths(mapping):
     return list(mapping.to_flat()) if isinstance(mapping, NestedDict) else list(mapping)
 
 
-# --- §2 Node -------------------------------------------------------------------------------------
+# --- Node ----------------------------------------------------------------------------------------
 
 
 class TestNode:
@@ -216,7 +216,7 @@ class TestRegisterGraphNodeType:
             graph.unflatten(gd, NestedDict())
 
 
-# --- §1 value kinds, §5 flatten -------------------------------------------------------------------
+# --- value kinds, flatten -------------------------------------------------------------------------
 
 
 class TestFlatten:
@@ -327,7 +327,7 @@ class TestFlatten:
             graph.flatten(Holder(a={"b": Bad()}))
 
 
-# --- §5 GraphDef ----------------------------------------------------------------------------------
+# --- GraphDef -------------------------------------------------------------------------------------
 
 
 class TestGraphDef:
@@ -440,7 +440,7 @@ class TestGraphDef:
         assert isinstance(out.w, ParamState)
 
 
-# --- §5 unflatten: identity ----------------------------------------------------------------------
+# --- unflatten: identity -------------------------------------------------------------------------
 
 
 class TestIdentity:
@@ -588,7 +588,7 @@ class TestIdentity:
         assert a._signature == b._signature and a._site is b._site
 
 
-# --- §5 unflatten: bad input ----------------------------------------------------------------------
+# --- unflatten: bad input -------------------------------------------------------------------------
 
 
 class TestMergeErrors:
@@ -766,7 +766,7 @@ class TestIndexRefCache:
             graph.unflatten(gd, bad, index_ref_cache=cache)
 
 
-# --- §6 split / merge with filters, queries --------------------------------------------------------
+# --- split / merge with filters, queries ----------------------------------------------------------
 
 
 class TestSplitMerge:

@@ -1,9 +1,9 @@
 """The core's graph loops and ``TreefyState`` storage (csrc/_core_graph.pxi and its pure twin).
 
 ``TreefyState`` must behave as a plain object whose ``__dict__`` holds ``type``, ``value`` and
-the metadata in insertion order (spec/state.md §6), whatever layout the compiled core keeps
-internally; the graph loops must give the same GraphDefs and mappings under both cores; the
-signature a split ref carries must be dropped as soon as its value can change.
+the metadata in insertion order, whatever layout the compiled core keeps internally; the graph
+loops must give the same GraphDefs and mappings under both cores; the signature a split ref
+carries must be dropped as soon as its value can change.
 """
 
 from __future__ import annotations

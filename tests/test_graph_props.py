@@ -1,4 +1,4 @@
-"""Round-trip properties of the graph model over random graphs (spec/graph.md §4-§6).
+"""Round-trip properties of the graph model over random graphs.
 
 Random graphs: up to six ``Node``s and six states, attributes holding states, nodes (so sharing,
 self references and cycles occur), statics, and lists/tuples/dicts of those. Every property is

@@ -1,4 +1,4 @@
-"""Hook machinery at manager level (spec hooks.md §2-§8, §10), with a stand-in for a State.
+"""Hook machinery at manager level, with a stand-in for a State.
 
 The state core calls ``brainstate._hooks.dispatch_*``; these tests drive the same entry points
 with ``DummyState``, which has exactly what the contract promises: ``_hooks_mgr_or_none``

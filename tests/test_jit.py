@@ -1,4 +1,4 @@
-"""StatefulFunction, make_jaxpr and jit (spec transforms.md §1-§2, tracing.md §4-§5)."""
+"""StatefulFunction, make_jaxpr and jit."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""State-aware loops (transforms.md §5): scan, for_loop, while_loop and bounded variants."""
+"""State-aware loops: scan, for_loop, while_loop and bounded variants."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``nn.Module`` (spec/graph.md §7, params.md §3 helpers)."""
+"""``nn.Module``, its graph methods and its parameter helpers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of ``NestedDict``, ``FlattedDict``, ``flat_mapping`` and ``nest_mapping`` (graph.md §8)."""
+"""Tests of ``NestedDict``, ``FlattedDict``, ``flat_mapping`` and ``nest_mapping``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``nn.Param`` / ``nn.Const`` (params.md §1-3, hooks.md §12): values, cache, hooks, graph, errors."""
+"""``nn.Param`` / ``nn.Const``: values, cache, hooks, graph, errors."""
 
 from __future__ import annotations
 

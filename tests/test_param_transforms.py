@@ -1,4 +1,4 @@
-"""Constraint transforms (params.md §4): round trips, ranges, gradients, log-dets, errors."""
+"""Constraint transforms: round trips, ranges, gradients, log-dets, errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Regularizers (params.md §5): loss formulas, priors, sampling, trainable hyper-parameters."""
+"""Regularizers: loss formulas, priors, sampling, trainable hyper-parameters."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def softmax(x):
     return e / e.sum()
 
 
-# Expected losses written from the formulas in params.md §5 (numpy, float64).
+# Expected losses written from the formulas in the regularisers' docstrings (numpy, float64).
 CASES = [
     (L1Reg(0.1), V, lambda v: 0.1 * np.abs(v).sum()),
     (L1Reg(-0.5), V, lambda v: -0.5 * np.abs(v).sum()),  # not clamped (upstream)

@@ -1,4 +1,4 @@
-"""The value signature rule (spec/state.md §9) and the tracer guards (spec/tracing.md §4).
+"""The value signature rule and the tracer guards.
 
 The first half goes through the public API (active core); ``TestCore*`` classes take the
 ``core`` fixture and drive ``StateCore`` of both cores directly.
@@ -283,7 +283,7 @@ class TestSharedAvals:
             st.value = jnp.ones(3)
 
 
-# --- tracer guard (tracing.md §4a) ----------------------------------------------------------
+# --- tracer guard ---------------------------------------------------------------------------
 
 
 def _write(st, v):

@@ -1,7 +1,7 @@
-"""The State family through the public API (spec/state.md §2-§8).
+"""The State family through the public API.
 
 Runs against whichever core is active; the CI runs the file twice (as installed and with
-``BRAINSTATE_NO_EXTENSIONS=1``). The signature rule (§9) lives in ``test_signature.py``.
+``BRAINSTATE_NO_EXTENSIONS=1``). The signature rule lives in ``test_signature.py``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _poison(st):
     return st
 
 
-# --- §2 construction --------------------------------------------------------------------------
+# --- construction -----------------------------------------------------------------------------
 
 
 class TestConstruction:
@@ -260,7 +260,7 @@ class TestStrictAttributeGuard:
         np.testing.assert_array_equal(f(jnp.ones((3, 2))), 2 * jnp.ones(3))
 
 
-# --- §3 reading ---------------------------------------------------------------------------------
+# --- reading ------------------------------------------------------------------------------------
 
 
 class TestRead:
@@ -317,7 +317,7 @@ class TestRead:
         np.testing.assert_array_equal(out["a"], 2 * jnp.ones(2))
 
 
-# --- §4 writing ---------------------------------------------------------------------------------
+# --- writing ------------------------------------------------------------------------------------
 
 
 class TestWrite:
@@ -433,7 +433,7 @@ class TestWrite:
             st.value
 
 
-# --- §5 other methods ---------------------------------------------------------------------------
+# --- other methods ------------------------------------------------------------------------------
 
 
 class TestValueAssignmentRoute:
@@ -813,7 +813,7 @@ class TestRepr:
         assert repr(st).startswith("State(value=<") and "Weird" in repr(st)
 
 
-# --- §6 TreefyState ------------------------------------------------------------------------------
+# --- TreefyState ---------------------------------------------------------------------------------
 
 
 class TestTreefyState:
@@ -905,7 +905,7 @@ class TestTreefyState:
         assert "value=" in repr(ref)
 
 
-# --- §7 subclasses ------------------------------------------------------------------------------
+# --- subclasses ---------------------------------------------------------------------------------
 
 
 class TestSubclasses:
@@ -1005,7 +1005,7 @@ class TestSubclasses:
         assert brainstate.maybe_state(f) is f
 
 
-# --- §8 helpers ---------------------------------------------------------------------------------
+# --- helpers ------------------------------------------------------------------------------------
 
 
 class TestHelpers:

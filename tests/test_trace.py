@@ -1,5 +1,4 @@
-"""StateTraceStack, trace levels, per-thread contexts and hooks on states under threads
-(spec tracing.md §1-§4, hooks.md §10)."""
+"""StateTraceStack, trace levels, per-thread contexts and hooks on states under threads."""
 
 from __future__ import annotations
 

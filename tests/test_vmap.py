@@ -1,4 +1,4 @@
-"""vmap and vmap_new_states (spec transforms.md §4, state.md §9 views and re-binds)."""
+"""vmap and vmap_new_states, per-lane views and re-binds."""
 
 from __future__ import annotations
 

@@ -104,7 +104,8 @@ class _Union:
         """Store the final values (``write_after`` hooks only; recorded in outer traces)."""
         if wvals and not _core.stack_level():
             # No brainstate trace is active, so tracers here come from a raw JAX transform
-            # around the loop: refuse to leak them, as `.value =` would (tracing.md §4a).
+            # around the loop: refuse to leak them, as `.value =` would (the tracer guard of
+            # docs/concepts/trace-contexts.md, "Each state records its trace").
             for st, v in zip(self.write_states, wvals):
                 if not st._trace_is_valid() and any(map(_is_tracer, _tree_leaves(v))):
                     raise make_error("tracer_write", st)
