@@ -410,8 +410,10 @@ class StatefulFunction:
         return LeafSpans(spans, kspans, pos)
 
     def trace(self, args: tuple, kwargs: dict, leaves: list, treedef: Any) -> _Entry:
-        """Trace one call afresh (no cache lookup, nothing stored); ``leaves`` and ``treedef``
-        come from ``key_and_leaves``."""
+        """Trace one call afresh: no cache lookup, nothing stored.
+
+        ``leaves`` and ``treedef`` are those ``key_and_leaves(args, kwargs)`` returns.
+        """
         self._check_static_argnums(args)
         sa, _, sk, _ = self._split_args(args, kwargs)
         static_pos = self.static_argnums
@@ -565,7 +567,10 @@ class StatefulFunction:
         return entry.jitted
 
     def call(self, args: tuple, kwargs: dict) -> Any:
-        """Run one call: compile if needed, feed the states' values, write the written back."""
+        """Run one call and return its output; the written states get their new values.
+
+        A miss traces and compiles; the spans ``compiled`` needs are this call's.
+        """
         last = self._last
         if last is not None and not kwargs and last.epoch == _core.rebind_epoch():
             # Fast path: same argument structure as the last call; JAX's C++ dispatch checks
