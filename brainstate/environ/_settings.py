@@ -266,6 +266,7 @@ def reset(env: EnvironmentState | None = None) -> None:
     if target._drives_jax:
         jax.config.update("jax_enable_x64", _X64_AT_IMPORT)
 
+
 # --- integration step ---------------------------------------------------------------------------
 
 
