@@ -35,6 +35,13 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Optional
 
+from brainstate._core_constants import (
+    HOOK_INIT,
+    HOOK_READ,
+    HOOK_RESTORE,
+    HOOK_WRITE_AFTER,
+    HOOK_WRITE_BEFORE,
+)
 from brainstate._impl import hook_dispatch as _dispatch
 
 __all__ = [
@@ -70,12 +77,12 @@ HookType = Literal["read", "write_before", "write_after", "restore", "init"]
 #: The valid hook type strings, in dispatch-bit order.
 HOOK_TYPES: tuple[str, ...] = ("read", "write_before", "write_after", "restore", "init")
 
-#: Bits of :attr:`HookManager.mask`, one per hook type.
-READ = 1
-WRITE_BEFORE = 2
-WRITE_AFTER = 4
-RESTORE = 8
-INIT = 16
+#: Bits of :attr:`HookManager.mask`, one per hook type (``brainstate/_core_constants.py``).
+READ = HOOK_READ
+WRITE_BEFORE = HOOK_WRITE_BEFORE
+WRITE_AFTER = HOOK_WRITE_AFTER
+RESTORE = HOOK_RESTORE
+INIT = HOOK_INIT
 
 _BITS = (READ, WRITE_BEFORE, WRITE_AFTER, RESTORE, INIT)
 _INDEX = {t: i for i, t in enumerate(HOOK_TYPES)}

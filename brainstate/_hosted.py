@@ -31,6 +31,7 @@ from typing import Any
 
 import jax
 
+from brainstate._core_constants import FLAG_TRACER, FLAG_VIEW
 from brainstate._impl import core as _core
 from brainstate._impl import hook_dispatch as _dispatch
 from brainstate._messages import make_error
@@ -39,8 +40,8 @@ __all__ = ["HostedStateCore", "StateMeta", "is_hosted"]
 
 _log = logging.getLogger("brainstate")
 
-_VIEW = 1  # the value is a transform's per-lane view (the cores' flag of the same name)
-_TRACER = 2  # the value holds a JAX tracer
+_VIEW = FLAG_VIEW  # the value is a transform's per-lane view (the cores' flag of the same name)
+_TRACER = FLAG_TRACER  # the value holds a JAX tracer
 _OPS = ("write", "restore")
 
 # The core's fields: what ``vars(state)`` holds besides user metadata on a hosted state.

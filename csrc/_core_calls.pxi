@@ -25,7 +25,8 @@ def gather(states):
     return out
 
 
-# mirrors _core_py._record_read / _record_write for a hosted state (its level is an attribute)
+# mirrors _core_py._state._record_read / _record_write for a hosted state (its level is an
+# attribute)
 cdef int _record_hosted(object st, bint write) except -1:
     cdef list stack = _get_ctx().state_stack
     cdef Py_ssize_t i
@@ -37,8 +38,8 @@ cdef int _record_hosted(object st, bint write) except -1:
     return 0
 
 
-# the tracer guard of _core_py.scatter for one state; returns JAX's current trace (``current``
-# is _INVALID until looked up: at most once per scatter)
+# the tracer guard of _core_py._calls.scatter for one state; returns JAX's current trace
+# (``current`` is _INVALID until looked up: at most once per scatter)
 cdef object _scatter_guard(object st, object trace_ref, object v, object current):
     cdef bint has_tracer
     if current is _INVALID:
@@ -50,7 +51,7 @@ cdef object _scatter_guard(object st, object trace_ref, object v, object current
     return current
 
 
-# mirrors one state of _core_py.scatter, for a hosted state (attribute access throughout)
+# mirrors one state of _core_py._calls.scatter, for a hosted state (attribute access throughout)
 cdef object _scatter_hosted(object st, object v, bint guard, object current):
     _require_state(st)
     if guard and type(v) is not _array_type:
@@ -65,7 +66,7 @@ cdef object _scatter_hosted(object st, object v, bint guard, object current):
     return current
 
 
-# mirrors the held-state branch of _core_py.scatter
+# mirrors the held-state branch of _core_py._calls.scatter
 cdef int _scatter_foreign(StateCore st, object v) except -1:
     cdef bint has_tracer = False
     old = _foreign_value(st, "write")
@@ -89,7 +90,7 @@ def scatter(states, values, written=None):
     outside any brainstate trace, a state from another JAX trace must not receive tracers (a
     brainstate transform called inside a raw ``jax.jit``).
     """
-    # mirrors _core_py.scatter
+    # mirrors _core_py._calls.scatter
     cdef StateCore st
     # tuples and lists are indexed in place (a transform's entry keeps its states in a tuple)
     sts = states if type(states) is list or type(states) is tuple else list(states)

@@ -50,9 +50,9 @@ def configure(*, tree_flatten, leaf_spec, array_type, key_array_type, tracer_typ
     _hosted_type = hosted_type
 
 
-# mirrors _core_py._state_types: a state of our layout, or one hosted on the plain-Python core
-# (C-level subtype tests only: isinstance() with a Python class also looks up the value's
-# __class__, a generic getattr on a jax array that cost ~10 % of a state's creation)
+# mirrors _core_py._context._state_types: a state of our layout, or one hosted on the
+# plain-Python core (C-level subtype tests only: isinstance() with a Python class also looks up
+# the value's __class__, a generic getattr on a jax array that cost ~10 % of a state's creation)
 cdef inline bint _is_state(object v) except -1:
     return isinstance(v, StateCore) or (
         _hosted_type is not None and PyType_IsSubtype(type(v), _hosted_type))
@@ -163,7 +163,7 @@ def get_context():
     return _get_ctx()
 
 
-# mirrors _core_py.stack_level
+# mirrors _core_py._context.stack_level
 cdef inline Py_ssize_t _stack_level():
     if _n_frames == 0:
         return 0
@@ -234,7 +234,7 @@ def pop_catcher(catcher):
             return
 
 
-# mirrors _core_py._rebinding
+# mirrors _core_py._context._rebinding
 cdef inline bint _rebinding():
     # Innermost check_state_value_tree(False) turns checks into re-binds. The counter is
     # process-wide, so this thread must have an entry of its own above the base [False].
@@ -249,7 +249,7 @@ def is_rebinding():
     return _rebinding()
 
 
-# mirrors _core_py._current_trace_ref
+# mirrors _core_py._context._current_trace_ref
 cdef inline object _current_trace_ref():
     return _trace_ctx.trace._weakref
 
@@ -261,7 +261,7 @@ def current_trace_ref():
 
 # --- creation sites -------------------------------------------------------------------------
 
-# mirrors _core_py.capture_site (without building the SourceSite)
+# mirrors _core_py._context.capture_site (without building the SourceSite)
 cdef object _site_of_caller():
     """(code, lasti) of the first Python frame outside the brainstate package, or None."""
     cdef PyFrameObject* f = PyEval_GetFrame()  # borrowed

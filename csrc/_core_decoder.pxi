@@ -3,7 +3,8 @@
 
 # --- unflatten --------------------------------------------------------------------------------
 
-# mirrors ``append(value)`` in _core_py.DecoderCore._items (or the __dict__ update of _fill)
+# mirrors ``append(value)`` in _core_py._decoder.DecoderCore._items (or the __dict__ update of
+# _fill)
 cdef inline int _emit(list out, dict target, object k, object value) except -1:
     if target is None:
         return PyList_Append(out, value)
@@ -13,7 +14,7 @@ cdef inline int _emit(list out, dict target, object k, object value) except -1:
 cdef tuple _INDEXED_TAGS = (_C_NODE_DEF, _C_NODE_REF, _C_STATE_DEF, _C_STATE_REF, _C_STATE_AT)
 
 
-# mirrors _core_py.index_bound
+# mirrors _core_py._decoder.index_bound
 cdef int _bound_visit(object code, Py_ssize_t* top, Py_ssize_t* count, bint* bad) except -1:
     cdef Py_ssize_t tag = code[0]
     if tag == _C_NODE_DEF or tag == _C_NODE_REF or tag == _C_STATE_DEF or \
@@ -56,7 +57,7 @@ def index_bound(root, records):
     return top + 1
 
 
-# mirrors the index -> object dict of _core_py.DecoderCore (table and subs)
+# mirrors the index -> object dict of _core_py._decoder.DecoderCore (table and subs)
 cdef class _IndexTable:
     """``index -> object`` for one unflatten call: a list over the GraphDef's index range, a
     dict for any other key. The mapping protocol serves the Python slow paths."""
@@ -122,7 +123,7 @@ cdef class _IndexTable:
         return default if v is None else v
 
 
-# mirrors ``table.get(index)`` in _core_py.DecoderCore (None: absent)
+# mirrors ``table.get(index)`` in _core_py._decoder.DecoderCore (None: absent)
 cdef inline object _tab_get(object tab, bint dense, object idx):
     cdef PyObject* p
     if dense:
@@ -131,7 +132,7 @@ cdef inline object _tab_get(object tab, bint dense, object idx):
     return None if p == NULL else <object>p
 
 
-# mirrors ``table[index] = v`` in _core_py.DecoderCore
+# mirrors ``table[index] = v`` in _core_py._decoder.DecoderCore
 cdef inline int _tab_set(object tab, bint dense, object idx, object v) except -1:
     if dense:
         return (<_IndexTable>tab).cset(idx, v)
@@ -156,7 +157,7 @@ cdef inline object _sub_get(dict sub, object k, Py_ssize_t* pos):
     return _G_MISSING if value == NULL else <object>value
 
 
-# mirrors _core_py.DecoderCore
+# mirrors _core_py._decoder.DecoderCore
 cdef class DecoderCore:
     """The loops of one ``graph.unflatten`` call; the graph package subclasses it with the rare
     paths (``_state``, ``_leaf``, ``_ref_to_state``) and the errors (``_raise``, ``_bad_*``).
@@ -208,7 +209,7 @@ cdef class DecoderCore:
         self._rb = None
         self._fast_types = {}
 
-    # mirrors ``impl.fast`` in _core_py.DecoderCore._make_shells / _fill
+    # mirrors ``impl.fast`` in _core_py._decoder.DecoderCore._make_shells / _fill
     cdef bint _is_fast(self, object t, object impl) except -1:
         cdef PyObject* p
         if t is self._last_type:
@@ -239,7 +240,7 @@ cdef class DecoderCore:
             f"{type(t).__name__} and {type(u).__name__}; build the decoder through its __init__."
         )
 
-    # mirrors _core_py.DecoderCore._make_shells (def: called once per call by the subclass)
+    # mirrors _core_py._decoder.DecoderCore._make_shells (def: called once per call by the subclass)
     def _make_shells(self, records):
         """Pass 1: every node shell exists (in the table) before anything points at it."""
         cdef object table = self._checked_table()
@@ -278,7 +279,7 @@ cdef class DecoderCore:
             shells.append(shell)
         self._shells = shells
 
-    # mirrors _core_py.DecoderCore._fill (def: called once per call by the subclass)
+    # mirrors _core_py._decoder.DecoderCore._fill (def: called once per call by the subclass)
     def _fill(self, records):
         """Fill the shells record by record (ascending index = pre-order)."""
         cdef object table = self._checked_table()
@@ -326,7 +327,7 @@ cdef class DecoderCore:
         """Resolve the codes of one container whose sub-mapping is ``sub`` (or None)."""
         return self._items_c(keys, codes, sub, tuple(prefix), None)
 
-    # mirrors _core_py.DecoderCore._pytree
+    # mirrors _core_py._decoder.DecoderCore._pytree
     cdef object _pytree_c(self, object code, object sub, object keys_path, bint is_root):
         cdef Py_ssize_t kind
         if sub is not None and not is_root:
@@ -361,8 +362,8 @@ cdef class DecoderCore:
             self._rb = _Rebinder()
         return <object>p if _fast_state_cls(self._rb, type(<object>p)) else None
 
-    # mirrors _core_py.DecoderCore._items; with ``target`` the values go into it under their
-    # keys (a node's new __dict__) and None is returned
+    # mirrors _core_py._decoder.DecoderCore._items; with ``target`` the values go into it under
+    # their keys (a node's new __dict__) and None is returned
     cdef list _items_c(self, object keys, object codes, object sub, tuple prefix, dict target):
         cdef object table = self._checked_table()
         cdef object subs = self.subs

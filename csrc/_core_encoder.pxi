@@ -3,7 +3,7 @@
 
 # --- flatten ----------------------------------------------------------------------------------
 
-# mirrors the signature part of the STATE_DEF code in _core_py.encode
+# mirrors the signature part of the STATE_DEF code in _core_py._encoder.encode
 cdef inline object _split_signature(object state):
     """``st._signature``, or the held value's signature under a view or with tracers."""
     if not isinstance(state, StateCore):  # a hosted state: attribute access
@@ -15,7 +15,7 @@ cdef inline object _split_signature(object state):
 
 
 # One container being encoded by _Encoder: what enc_node / enc_pytree and their enc_items call
-# in _core_py.encode hold while they loop over its children.
+# in _core_py._encoder.encode hold while they loop over its children.
 @cython.final
 cdef class _EFrame(_Frame):
     cdef tuple keys        # the keys in order
@@ -32,7 +32,7 @@ cdef class _EFrame(_Frame):
     cdef object meta       # a node: its metadata; a pytree: its keys as flattened
     cdef Py_ssize_t i      # a node: its index
 
-# mirrors _core_py.encode (its closures are the methods; its recursion is the frames)
+# mirrors _core_py._encoder.encode (its closures are the methods; its recursion is the frames)
 @cython.final
 cdef class _Encoder:
 
@@ -58,7 +58,7 @@ cdef class _Encoder:
         _pm_free(&self.index)
         free(self.owner)
 
-    # mirrors ``table_get(id(v))`` in _core_py.encode
+    # mirrors ``table_get(id(v))`` in _core_py._encoder.encode
     cdef Py_ssize_t lookup(self, object v) except -2:
         """The index of ``v`` (-1: not met yet)."""
         cdef Py_ssize_t i = _pm_get(&self.index, <void*>v)
@@ -69,7 +69,7 @@ cdef class _Encoder:
                 i = (<tuple><object>e)[1]
         return i
 
-    # mirrors ``table[id(v)] = (v, i); owner.append(pos)`` in _core_py.encode
+    # mirrors ``table[id(v)] = (v, i); owner.append(pos)`` in _core_py._encoder.encode
     cdef object add(self, object v, Py_ssize_t pos):
         """Give ``v`` the next index (defined by the record at ``pos``); returns the index."""
         cdef Py_ssize_t i = self.base + self.count
@@ -101,7 +101,7 @@ cdef class _Encoder:
         f.nest = nest
         return f
 
-    # mirrors the start of enc_items of _core_py.encode
+    # mirrors the start of enc_items of _core_py._encoder.encode
     cdef inline int start(self, _EFrame f, object keys, object src, int src_kind) except -1:
         if type(keys) is not tuple:
             keys = tuple(keys)
@@ -114,7 +114,7 @@ cdef class _Encoder:
         f.j = 0
         return 0
 
-    # mirrors enc_node of _core_py.encode up to its enc_items call
+    # mirrors enc_node of _core_py._encoder.encode up to its enc_items call
     cdef int push_node(self, object k, object node, object index, Py_ssize_t i) except -1:
         cdef tuple info
         cdef PyObject* p
@@ -148,7 +148,7 @@ cdef class _Encoder:
         f.pos = pos
         return self.start(f, keys, src, 0)
 
-    # mirrors enc_pytree of _core_py.encode up to its enc_items call (``x`` is not None)
+    # mirrors enc_pytree of _core_py._encoder.encode up to its enc_items call (``x`` is not None)
     cdef int push_pytree(self, object k, object x, Py_ssize_t pos, Py_ssize_t nest) except -1:
         cdef int src_kind = 0
         cdef Py_ssize_t n
@@ -182,9 +182,10 @@ cdef class _Encoder:
         f.pos = pos
         return self.start(f, keys, src, src_kind)
 
-    # mirrors enc_items of _core_py.encode for the top frame, until a child is a container to
-    # enter (its frame is pushed) or none is left; then the ends of enc_node / enc_pytree for
-    # the finished frame, whose code goes to its parent where the recursive call returned
+    # mirrors enc_items of _core_py._encoder.encode for the top frame, until a child is a
+    # container to enter (its frame is pushed) or none is left; then the ends of enc_node /
+    # enc_pytree for the finished frame, whose code goes to its parent where the recursive call
+    # returned
     cdef int run(self) except -1:
         cdef Py_ssize_t kind, i, j, n, pos
         cdef int src_kind

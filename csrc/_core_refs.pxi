@@ -43,7 +43,9 @@ cdef extern from "Python.h":
 
 from cpython.object cimport PyTypeObject
 
-# Kinds of brainstate.graph._registry and code tags of brainstate.graph._graphdef.
+# Kinds of brainstate.graph._registry, code tags of brainstate.graph._graphdef and treedef kinds:
+# the numbers of brainstate/_core_constants.py (the one definition), shown to Python in
+# _GRAPH_CONSTANTS. configure_graph refuses others; tests/test_core_constants.py compares them.
 cdef enum:
     _K_NODE = 0
     _K_PYTREE = 1
@@ -68,9 +70,10 @@ cdef enum:
     _DICT_KIND = 3
 
 _GRAPH_CONSTANTS = {
-    "kinds": (0, 1, 2, 3, 4, 5),
-    "codes": (0, 1, 2, 3, 4, 5, 6, 7),
-    "treedef_kinds": (1, 2, 3),
+    "kinds": (_K_NODE, _K_PYTREE, _K_STATE, _K_STATE_LEAF, _K_STATIC, _K_NONE),
+    "codes": (_C_NODE_DEF, _C_NODE_REF, _C_STATE_DEF, _C_STATE_REF, _C_STATIC, _C_PYTREE,
+              _C_LEAF, _C_STATE_AT),
+    "treedef_kinds": (_LIST_KIND, _TUPLE_KIND, _DICT_KIND),
 }
 
 cdef dict _g_kinds = {}
@@ -160,7 +163,7 @@ def configure_graph(*, constants, kinds, classify, node_impls, plain_nodes, flat
 
 # --- small helpers ----------------------------------------------------------------------------
 
-# mirrors ``(*path, k)`` in _core_py's graph walks
+# mirrors ``(*path, k)`` in the pure walks (brainstate/_core_py/)
 cdef inline tuple _path_plus(tuple path, object k):
     """``(*path, k)``."""
     cdef Py_ssize_t n = PyTuple_GET_SIZE(path)
@@ -176,7 +179,7 @@ cdef inline tuple _path_plus(tuple path, object k):
     return out
 
 
-# mirrors ``kind_get(type(v))`` / ``classify(v)`` in _core_py's graph walks
+# mirrors ``kind_get(type(v))`` / ``classify(v)`` in the pure walks (brainstate/_core_py/)
 cdef inline Py_ssize_t _graph_kind(object v) except -1:
     cdef PyObject* k = PyDict_GetItemWithError(_g_kinds, type(v))
     if k != NULL:
@@ -184,14 +187,14 @@ cdef inline Py_ssize_t _graph_kind(object v) except -1:
     return _g_classify(v)
 
 
-# mirrors the list/tuple keys of graph._registry.flatten_pytree (called by _core_py.encode)
+# mirrors the list/tuple keys of graph._registry.flatten_pytree (called by _core_py._encoder.encode)
 cdef inline tuple _range_keys(Py_ssize_t n):
     if n < 64:
         return <tuple>_RANGES[n]
     return tuple(range(n))
 
 
-# mirrors ``tuple(sorted(node.__dict__))`` in _core_py.encode / collect_states
+# mirrors ``tuple(sorted(node.__dict__))`` in _core_py._encoder.encode / collect_states
 cdef object _sorted_keys(dict d, object t, dict cache, object invisible):
     """``tuple(sorted(d))`` (minus ``invisible``), reused while ``d`` lists the same key
     objects in the same order as the last dict of type ``t`` (instances of one class built by
@@ -221,13 +224,13 @@ cdef object _sorted_keys(dict d, object t, dict cache, object invisible):
     return srt
 
 
-# mirrors ``node.__dict__`` in _core_py's graph walks
+# mirrors ``node.__dict__`` in the pure walks (brainstate/_core_py/)
 cdef inline dict _node_dict(object node):
     """``node.__dict__`` (created when the node has none yet)."""
     return <dict>PyObject_GenericGetDict(node, NULL)
 
 
-# mirrors ``object.__new__(t)`` in _core_py.DecoderCore._make_shells
+# mirrors ``object.__new__(t)`` in _core_py._decoder.DecoderCore._make_shells
 cdef inline object _new_plain(object t):
     # object.__new__ would also lay out the class's shared-key attribute values, which the
     # first __dict__ access turns into a dict anyway: allocate bare, the fill sets a dict.
@@ -237,7 +240,7 @@ cdef inline object _new_plain(object t):
     return _object_new(t)
 
 
-# mirrors ``bool(st.__dict__)`` in _core_py.make_ref
+# mirrors ``bool(st.__dict__)`` in _core_py._refs.make_ref
 cdef inline bint _has_instance_attrs(object o):
     cdef PyObject** dp = _PyObject_GetDictPtr(o)
     return dp != NULL and dp[0] != NULL and PyDict_GET_SIZE(<object>dp[0]) != 0
@@ -260,7 +263,7 @@ cdef enum:
     _N_STD = 7
 
 
-# mirrors the key lookup in the __dict__ of _core_py.TreefyStateCore (the standard keys)
+# mirrors the key lookup in the __dict__ of _core_py._refs.TreefyStateCore (the standard keys)
 cdef inline Py_ssize_t _std_index(object name):
     """Position of ``name`` in the standard layout, or -1."""
     cdef Py_ssize_t i
@@ -279,7 +282,7 @@ cdef inline bint _is_data_descr(PyObject* d):
     return d != NULL and (<_DescrSlots*>(<PyObject*>d).ob_type).tp_descr_set != NULL
 
 
-# mirrors _core_py.TreefyStateCore (a plain object and its __dict__); pickled through
+# mirrors _core_py._refs.TreefyStateCore (a plain object and its __dict__); pickled through
 # TreefyState.__reduce__, so no generated pickle helpers
 @cython.auto_pickle(False)
 cdef class TreefyStateCore:
@@ -330,7 +333,7 @@ cdef class TreefyStateCore:
         d.update(metadata)
         self._sig = None
 
-    # mirrors ``vars(ref)`` on _core_py.TreefyStateCore
+    # mirrors ``vars(ref)`` on _core_py._refs.TreefyStateCore
     cdef dict _all(self):
         """Every attribute in one real dict (the ref keeps it from now on)."""
         cdef dict d
@@ -357,7 +360,7 @@ cdef class TreefyStateCore:
         self._sig = None
         return self._d
 
-    # mirrors the creation of the instance __dict__ of _core_py.TreefyStateCore
+    # mirrors the creation of the instance __dict__ of _core_py._refs.TreefyStateCore
     cdef dict _new_dict(self):
         # A subclass without __slots__ has an instance __dict__ of its own, which vars() and
         # its __dict__ attribute return: keep the attributes there.
@@ -365,7 +368,7 @@ cdef class TreefyStateCore:
             return <dict>PyObject_GenericGetDict(self, NULL)
         return {}
 
-    # mirrors ``vars(ref).get(name)`` on _core_py.TreefyStateCore
+    # mirrors ``vars(ref).get(name)`` on _core_py._refs.TreefyStateCore
     cdef object _get(self, object name, bint* found):
         cdef Py_ssize_t i
         cdef PyObject* p
@@ -402,7 +405,7 @@ cdef class TreefyStateCore:
         found[0] = False
         return None
 
-    # mirrors ``vars(ref)[name] = value`` on _core_py.TreefyStateCore
+    # mirrors ``vars(ref)[name] = value`` on _core_py._refs.TreefyStateCore
     cdef int _set(self, object name, object value) except -1:
         cdef Py_ssize_t i
         if self._std:
@@ -432,7 +435,7 @@ cdef class TreefyStateCore:
         self._d[name] = value
         return 0
 
-    # mirrors ``del vars(ref)[name]`` on _core_py.TreefyStateCore
+    # mirrors ``del vars(ref)[name]`` on _core_py._refs.TreefyStateCore
     cdef int _del(self, object name) except -1:
         if self._std:
             if _std_index(name) < 0:
@@ -446,7 +449,7 @@ cdef class TreefyStateCore:
         del self._d[name]
         return 0
 
-    # mirrors the AttributeError of a missing attribute on _core_py.TreefyStateCore
+    # mirrors the AttributeError of a missing attribute on _core_py._refs.TreefyStateCore
     cdef int _missing(self, object name) except -1:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'",
                              name=name, obj=self)
@@ -490,7 +493,7 @@ cdef class TreefyStateCore:
             PyObject_GenericSetDict(self, d, NULL)
 
 
-# mirrors _core_py.treefy_attrs
+# mirrors _core_py._refs.treefy_attrs
 def treefy_attrs(TreefyStateCore ref not None):
     """A new dict of ``ref``'s attributes in order (``dict(vars(ref))`` without touching it)."""
     if ref._std:
@@ -509,7 +512,7 @@ def treefy_attrs(TreefyStateCore ref not None):
     return dict(ref._all())
 
 
-# mirrors _core_py.treefy_from_attrs
+# mirrors _core_py._refs.treefy_from_attrs
 def treefy_from_attrs(cls, dict attrs):
     """A new ``cls`` ref whose attributes are ``attrs`` (in order), built without ``__init__``."""
     cdef TreefyStateCore ref = <TreefyStateCore?>cls.__new__(cls)
@@ -537,7 +540,7 @@ def treefy_from_attrs(cls, dict attrs):
 cdef tuple _AUX_SKIP = ("type", "value", "_source_info", "_hooks_manager")
 
 
-# mirrors _core_py.treefy_flatten
+# mirrors _core_py._refs.treefy_flatten
 def treefy_flatten(TreefyStateCore ref not None):
     """``(value, aux)`` of ``ref``'s pytree form: aux = ``(type, metadata items)`` in insertion
     order, without ``_source_info`` and ``_hooks_manager``."""
@@ -552,7 +555,7 @@ def treefy_flatten(TreefyStateCore ref not None):
     return d["value"], (d["type"], md)
 
 
-# mirrors _core_py.treefy_unflatten
+# mirrors _core_py._refs.treefy_unflatten
 def treefy_unflatten(cls, tuple aux, children):
     """The ref of ``cls`` that ``treefy_flatten`` described: fresh ``_source_info`` and
     ``_hooks_manager`` (None), then the metadata items in order."""
@@ -584,7 +587,7 @@ def treefy_unflatten(cls, tuple aux, children):
 
 # --- refs and rebuilt states ------------------------------------------------------------------
 
-# mirrors the _site attribute of _core_py.StateCore (the SourceSite is built on first use)
+# mirrors the _site attribute of _core_py._state.StateCore (the SourceSite is built on first use)
 cdef inline object _state_site(StateCore st):
     if st._site_obj is None and st._site_code is not None:
         st._site_obj = _source_site(st._site_code, st._site_lasti)
@@ -594,7 +597,7 @@ cdef inline object _state_site(StateCore st):
 cdef object _last_fast_ref = None  # the last class found fast (graphs repeat a few)
 
 
-# mirrors _core_py.make_ref
+# mirrors _core_py._refs.make_ref
 cdef object _make_ref(object state):
     global _last_fast_ref
     cdef TreefyStateCore ref
@@ -636,7 +639,7 @@ def make_ref(st):
     return _make_ref(st)
 
 
-# mirrors the trace/level/site part of _core_py.StateCore._init_from, computed once per call
+# mirrors the trace/level/site part of _core_py._state.StateCore._init_from, computed once per call
 cdef class _Rebinder:
     """What every state rebuilt by one call shares: trace identity, level, the caller's site."""
 
@@ -669,7 +672,7 @@ cdef bint _fast_state_cls(_Rebinder rb, object cls) except -1:
     return True
 
 
-# mirrors _core_py.rebuild_state
+# mirrors _core_py._refs.rebuild_state
 cdef object _rebuild(object ref, _Rebinder rb):
     cdef TreefyStateCore r
     cdef PyObject* p
@@ -761,7 +764,7 @@ cdef int _update_from_ref(StateCore st, TreefyStateCore r) except -1:
     return 0
 
 
-# mirrors _core_py._keep_poisoned
+# mirrors _core_py._refs._keep_poisoned
 cdef inline bint _keep_poisoned(StateCore st, object sig) except -1:
     if st._value is _INVALID:
         st._signature = sig
@@ -769,7 +772,7 @@ cdef inline bint _keep_poisoned(StateCore st, object sig) except -1:
     return False
 
 
-# mirrors the signature compare in _core_py.DecoderCore._items
+# mirrors the signature compare in _core_py._decoder.DecoderCore._items
 cdef inline bint _sig_differs(StateCore st, object sig) except -1:
     """``st._signature != sig`` without building the state's Signature object."""
     cdef Signature o

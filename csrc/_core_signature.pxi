@@ -51,7 +51,7 @@ cdef class Signature:
         return (Signature, (self.treedef, self.specs, self.shape, self.dtype))
 
 
-# mirrors _core_py._analyse
+# mirrors _core_py._signature._analyse
 cdef Signature _analyse(object value, bint* has_tracer):
     """Signature of ``value``; sets ``has_tracer`` when a leaf is a JAX tracer."""
     has_tracer[0] = False
@@ -74,7 +74,7 @@ cdef Signature _analyse(object value, bint* has_tracer):
     return Signature(treedef, tuple(specs))
 
 
-# mirrors _core_py._matches for a tree signature; 1 = match, -1 = mismatch
+# mirrors _core_py._signature._matches for a tree signature; 1 = match, -1 = mismatch
 cdef int _matches_tree(Signature sig, object value, bint* has_tracer) except -2:
     # Compares leaf by leaf against the stored specs instead of building a Signature.
     cdef list leaves
@@ -272,7 +272,7 @@ def make_signature(value):
     return _analyse(value, &t)
 
 
-# mirrors _core_py._same_structure
+# mirrors _core_py._signature._same_structure
 cdef bint _same_structure(Signature a, Signature b) except -1:
     # the single-array form stands for the leaf treedef
     if a.treedef is None:

@@ -23,7 +23,7 @@ cdef class TraceFrame:
         self._new_arg = new_arg
         self._check_read = check_read
 
-    # mirrors _core_py.TraceFrame.read_its_value (returns the state's index)
+    # mirrors _core_py._state.TraceFrame.read_its_value (returns the state's index)
     cdef Py_ssize_t _read(self, object st) except -2:
         if self._check_read is not None:
             self._check_read(st)
@@ -57,7 +57,7 @@ cdef class TraceFrame:
         _require_state(st)
         self._read(st)
 
-    # mirrors _core_py.TraceFrame.write_its_value
+    # mirrors _core_py._state.TraceFrame.write_its_value
     cdef int _write(self, object st) except -1:
         cdef Py_ssize_t idx = self._read(st)
         self.been_writen[idx] = True
@@ -69,7 +69,7 @@ cdef class TraceFrame:
         self._write(st)
 
 
-# mirrors _core_py._require(st, _state_types, "st")
+# mirrors _core_py._context._require(st, _state_types, "st")
 cdef int _require_state(object st) except -1:
     if not _is_state(st):
         raise TypeError(f"Argument 'st' has incorrect type (expected StateCore, got "
@@ -77,7 +77,7 @@ cdef int _require_state(object st) except -1:
     return 0
 
 
-# mirrors _core_py._record_read
+# mirrors _core_py._state._record_read
 cdef int _record_read(StateCore st) except -1:
     cdef list stack = _get_ctx().state_stack
     cdef Py_ssize_t i
@@ -86,7 +86,7 @@ cdef int _record_read(StateCore st) except -1:
     return 0
 
 
-# mirrors _core_py._record_write
+# mirrors _core_py._state._record_write
 cdef int _record_write(StateCore st) except -1:
     cdef list stack = _get_ctx().state_stack
     cdef Py_ssize_t i
@@ -101,7 +101,7 @@ cdef int _record_write(StateCore st) except -1:
 # threads see the value it had before the trace, and what they write is kept in the hold and
 # becomes the state's value when the trace rolls back (docs/ARCHITECTURE.md, "Threads and
 # traces"). A thread that is tracing itself cannot use a state another thread's trace holds.
-# mirrors _core_py._Hold
+# mirrors _core_py._state._Hold
 
 cdef class _Hold:
     cdef ThreadContext owner
@@ -115,7 +115,7 @@ cdef inline bint _foreign(StateCore st):
     return (<_Hold>st._holder).owner is not _get_ctx()
 
 
-# mirrors _core_py._hold_begin
+# mirrors _core_py._state._hold_begin
 cdef int _hold_begin(StateCore st, object before, bint concrete) except -1:
     """A trace-dependent value is going into ``st`` in this thread: hold it, remembering
     ``before`` when it was ``concrete`` (no-op when already held)."""
@@ -130,7 +130,7 @@ cdef int _hold_begin(StateCore st, object before, bint concrete) except -1:
     return 0
 
 
-# mirrors _core_py._hold_end
+# mirrors _core_py._state._hold_end
 cdef inline object _hold_end(StateCore st, object v, bint keep_foreign_write):
     """``st`` goes back to a concrete value ``v`` in this thread: release the hold. A restore
     (``keep_foreign_write``) keeps instead what another thread wrote during the hold."""
@@ -141,14 +141,14 @@ cdef inline object _hold_end(StateCore st, object v, bint keep_foreign_write):
     return v
 
 
-# mirrors _core_py._held_error
+# mirrors _core_py._state._held_error
 cdef object _held_error(StateCore st, str op):
     cdef _Hold h = <_Hold>st._holder
     return _make_error("held", st, op, h.thread, threading.current_thread().name,
                        h.value is _INVALID)
 
 
-# mirrors _core_py._foreign_value
+# mirrors _core_py._state._foreign_value
 cdef object _foreign_value(StateCore st, str op):
     """The value another thread sees (refused while that thread traces, or when none)."""
     cdef _Hold h = <_Hold>st._holder
@@ -157,7 +157,7 @@ cdef object _foreign_value(StateCore st, str op):
     return h.value
 
 
-# mirrors _core_py._foreign_store
+# mirrors _core_py._state._foreign_store
 cdef int _foreign_store(StateCore st, object v) except -1:
     """Store ``v`` where another thread's trace will keep it (the hold, or the state itself
     when the hold ended meanwhile, e.g. while hooks ran)."""
@@ -173,19 +173,22 @@ cdef int _foreign_store(StateCore st, object v) except -1:
 
 # --- the state core -------------------------------------------------------------------------
 
+# The state flags of brainstate/_core_constants.py (tests/test_core_constants.py compares them).
 cdef enum:
     _VIEW = 1    # value installed by a transform's view path (new_arg / _set_view)
     _TRACER = 2  # held value contains a JAX tracer
 
+_STATE_FLAGS = {"view": _VIEW, "tracer": _TRACER}
 
-# mirrors _core_py._strict_guard
+
+# mirrors _core_py._state._strict_guard
 cdef int _strict_guard(StateCore st) except -1:
     if (<list>_get_ctx().jax_tracer_check)[-1] and st._trace_ref is not _current_trace_ref():
         raise _make_error("strict_attr", st)
     return 0
 
 
-# mirrors _core_py._reserved_type_message
+# mirrors _core_py._state._reserved_type_message
 cdef str _reserved_type_message(type cls):
     return (f"{cls.__name__}(..., type=...): 'type' cannot be a state's metadata key: the "
             "state's snapshot (TreefyState, used by graph splits, transforms and checkpoints) "
@@ -312,7 +315,7 @@ cdef class StateCore:
             init_md.update(metadata)
             _dispatch_init(self, value, init_md)
 
-    # mirrors the value/signature part of _core_py.StateCore._init_from
+    # mirrors the value/signature part of _core_py._state.StateCore._init_from
     cdef inline void _bind(self, object value) except *:
         # Store value and derive the signature from it (single arrays without an object).
         cdef bint has_tracer = False
@@ -340,7 +343,7 @@ cdef class StateCore:
                 self._sigobj = sig
         self._flags = _TRACER if has_tracer else 0
 
-    # mirrors _core_py.StateCore._init_from's value/signature part, for a value whose
+    # mirrors _core_py._state.StateCore._init_from's value/signature part, for a value whose
     # signature is known (a ref made by make_ref, whose value is the state's checked value)
     cdef inline void _bind_known(self, object value, Signature sig):
         # (None fields are tested before they are cleared: on a fresh state they all are, and
@@ -428,7 +431,7 @@ cdef class StateCore:
     def value(self, v):
         self._write(v, True)
 
-    # mirrors _core_py.StateCore._write
+    # mirrors _core_py._state.StateCore._write
     cdef int _write(self, object v, bint fire_before) except -1:
         # Error precedence: State value, tracer guard, signature, strict attribute guard;
         # all of them before any hook, recording or mutation.
@@ -468,7 +471,7 @@ cdef class StateCore:
             _dispatch_write_after(self, hooked, v, old)
         return 0
 
-    # mirrors _core_py.StateCore._check
+    # mirrors _core_py._state.StateCore._check
     cdef int _check(self, int op, object v, bint* has_tracer) except -2:
         # op 0 = write, 1 = restore. Returns 1 = matches, 0 = an active
         # check_state_value_tree(False) asks for a re-bind, -1 = mismatch (the caller raises
@@ -521,7 +524,7 @@ cdef class StateCore:
         got = _analyse(v, has_tracer)
         return 1 if got == self._signature else -1
 
-    # mirrors _core_py.StateCore._mismatch
+    # mirrors _core_py._state.StateCore._mismatch
     cdef object _mismatch(self, int op, object v):
         cdef bint t
         if self._flags & (_VIEW | _TRACER) and self._value is not _INVALID:
@@ -530,7 +533,7 @@ cdef class StateCore:
             expected = self._signature
         return _make_error("signature", self, "write" if op == 0 else "restore", expected, v)
 
-    # mirrors _core_py.StateCore._store
+    # mirrors _core_py._state.StateCore._store
     cdef inline void _store(self, object v, bint has_tracer, int code) except *:
         cdef int view = self._flags & _VIEW
         if has_tracer or self._holder is not None:
@@ -585,7 +588,7 @@ cdef class StateCore:
             _dispatch_restore(self, v, old)
         return 0
 
-    # mirrors _core_py.StateCore._write_foreign
+    # mirrors _core_py._state.StateCore._write_foreign
     cdef int _write_foreign(self, int op, object v, bint fire_before) except -1:
         # A write (op 0) or restore (1) from a thread other than the one whose trace holds this
         # state: checked against the stored signature (never re-bound: the trace relies on it),
@@ -741,7 +744,7 @@ cdef class StateCore:
         self._level = _stack_level()
 
 
-# mirrors the _sig attribute of _core_py.StateCore (the single form's object is built once)
+# mirrors the _sig attribute of _core_py._state.StateCore (the single form's object is built once)
 cdef inline Signature _state_signature(StateCore st):
     cdef Signature s
     if st._sigobj is not None:

@@ -11,7 +11,7 @@ cdef enum:
 
 
 # One container being walked by _StatesWalk: what node() / the pytree branch of items() in
-# _core_py.collect_states hold while they loop over its children.
+# _core_py._states_walk.collect_states hold while they loop over its children.
 @cython.final
 cdef class _SFrame(_Frame):
     cdef object keys       # _M_DICT, _M_ITEM: the keys in order (a tuple or a list)
@@ -21,7 +21,8 @@ cdef class _SFrame(_Frame):
     cdef int mode
 
 
-# mirrors _core_py.collect_states (its closures are the methods; its recursion is the frames)
+# mirrors _core_py._states_walk.collect_states (its closures are the methods; its recursion is
+# the frames)
 @cython.final
 cdef class _StatesWalk:
 
@@ -53,7 +54,7 @@ cdef class _StatesWalk:
         f.j = 0
         return f
 
-    # mirrors the start of node() in _core_py.collect_states
+    # mirrors the start of node() in _core_py._states_walk.collect_states
     cdef int push_node(self, object k, object n, Py_ssize_t level) except -1:
         cdef _SFrame f = self.push(k, level, 0)
         t = type(n)
@@ -71,7 +72,7 @@ cdef class _StatesWalk:
         f.mode = _M_DICT
         return 0
 
-    # mirrors the start of the pytree branch of items() in _core_py.collect_states
+    # mirrors the start of the pytree branch of items() in _core_py._states_walk.collect_states
     cdef int push_pytree(self, object k, object x, Py_ssize_t level, Py_ssize_t nest) except -1:
         cdef _SFrame f
         if nest > self.limit:
@@ -105,8 +106,9 @@ cdef class _StatesWalk:
             f.keys = ks
         return 0
 
-    # mirrors items() in _core_py.collect_states: the children of the top frame, until one is
-    # a container to enter (its frame is pushed) or none is left (the frame is popped)
+    # mirrors items() in _core_py._states_walk.collect_states: the children of the top frame,
+    # until one is a container to enter (its frame is pushed) or none is left (the frame is
+    # popped)
     cdef int run(self) except -1:
         cdef _SFrame f
         cdef Py_ssize_t kind, j, level

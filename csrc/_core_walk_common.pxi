@@ -17,7 +17,7 @@ cdef struct _PtrMap:
     int shift
 
 
-# mirrors ``{}`` / ``set()`` for the id-keyed tables of _core_py.encode / collect_states
+# mirrors ``{}`` / ``set()`` for the id-keyed tables of _core_py._encoder.encode / collect_states
 cdef int _pm_init(_PtrMap* m, Py_ssize_t cap) except -1:
     cdef int bits = 6
     while (<Py_ssize_t>1 << bits) < cap:
@@ -53,14 +53,14 @@ cdef inline Py_ssize_t _pm_slot(_PtrMap* m, void* key):
     return <Py_ssize_t>h
 
 
-# mirrors ``table.get(id(v))`` / ``id(v) in seen`` in _core_py.encode / collect_states
+# mirrors ``table.get(id(v))`` / ``id(v) in seen`` in _core_py._encoder.encode / collect_states
 cdef inline Py_ssize_t _pm_get(_PtrMap* m, void* key):
     """The value stored for ``key``, or -1."""
     cdef Py_ssize_t h = _pm_slot(m, key)
     return m.vals[h] if m.keys[h] != NULL else -1
 
 
-# mirrors ``table[id(v)] = ...`` / ``seen.add(id(v))`` in _core_py.encode / collect_states
+# mirrors ``table[id(v)] = ...`` / ``seen.add(id(v))`` in _core_py._encoder.encode / collect_states
 cdef int _pm_put(_PtrMap* m, void* key, Py_ssize_t val) except -1:
     cdef Py_ssize_t h, i
     cdef _PtrMap old
@@ -93,7 +93,7 @@ cdef class _Frame:
     cdef Py_ssize_t nest   # consecutive pytree nesting ending at this container (a node: 0)
 
 
-# mirrors the ``path`` tuples passed down by _core_py.encode / collect_states
+# mirrors the ``path`` tuples passed down by _core_py._encoder.encode / collect_states
 cdef tuple _frames_path(list frames, Py_ssize_t depth, PyObject* k):
     """The path of the container of ``frames[depth - 1]`` (the keys of frames 1 to
     ``depth - 1``), extended by ``k`` unless it is NULL."""
@@ -125,7 +125,7 @@ cdef enum:
     _MAX_INDEX_INTS = 1 << 15
 
 
-# mirrors the int indices of _core_py.encode (``len(table)``)
+# mirrors the int indices of _core_py._encoder.encode (``len(table)``)
 cdef inline object _index_int(Py_ssize_t i):
     cdef Py_ssize_t n
     if i < PyList_GET_SIZE(_INDEX_INTS):
@@ -141,7 +141,7 @@ cdef inline object _index_int(Py_ssize_t i):
 cdef list _NODE_DEF_CODES = []
 
 
-# mirrors ``(NODE_DEF, i)`` in _core_py.encode
+# mirrors ``(NODE_DEF, i)`` in _core_py._encoder.encode
 cdef inline object _node_def_code(Py_ssize_t i):
     cdef Py_ssize_t n
     if i < PyList_GET_SIZE(_NODE_DEF_CODES):
@@ -154,9 +154,9 @@ cdef inline object _node_def_code(Py_ssize_t i):
     return <object>PyList_GET_ITEM(_NODE_DEF_CODES, i)
 
 
-# mirrors ``(STATE_DEF, i, t, sig)`` in _core_py.encode; the state keeps the last one it got,
-# and a split that would build an equal one (same index, class and signature objects: the
-# common case of splitting one model again and again) takes it back
+# mirrors ``(STATE_DEF, i, t, sig)`` in _core_py._encoder.encode; the state keeps the last one
+# it got, and a split that would build an equal one (same index, class and signature objects:
+# the common case of splitting one model again and again) takes it back
 cdef inline object _state_def_code(object state, object index, object t, object sig):
     if not isinstance(state, StateCore):
         return (_I_STATE_DEF, index, t, sig)  # a hosted state keeps no code

@@ -44,7 +44,6 @@ from brainstate._core_py._decoder import DecoderCore, index_bound
 from brainstate._core_py._encoder import encode
 from brainstate._core_py._hooks import configure_hooks, set_global_hook_registry
 from brainstate._core_py._refs import (
-    _GRAPH_CONSTANTS,
     TreefyStateCore,
     configure_graph,
     make_ref,

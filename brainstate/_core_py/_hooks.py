@@ -20,6 +20,12 @@ import time
 import weakref
 from typing import Any, Callable, Optional
 
+from brainstate._core_constants import HOOK_INIT as _INIT
+from brainstate._core_constants import HOOK_READ as _READ
+from brainstate._core_constants import HOOK_RESTORE as _RESTORE
+from brainstate._core_constants import HOOK_WRITE_AFTER as _WRITE_AFTER
+from brainstate._core_constants import HOOK_WRITE_BEFORE as _WRITE_BEFORE
+
 _new = object.__new__
 _time = time.time
 _ref = weakref.ref
@@ -34,14 +40,12 @@ _InitCtx: Any = None
 _MgrType: Any = type(None)
 _handle_error: Callable[..., None] = None  # type: ignore[assignment]
 _cancel_error: Callable[..., BaseException] = None  # type: ignore[assignment]
-# bits of HookManager.mask, one per hook type
-_READ = _WRITE_BEFORE = _WRITE_AFTER = _RESTORE = _INIT = 0
 
 
 def configure_hooks(hooks: Any) -> None:
-    """Learn the hook API's classes, error policy and mask bits (``brainstate._hooks``)."""
+    """Learn the hook API's classes and error policy (``brainstate._hooks``)."""
     global _api, _ReadCtx, _WriteCtx, _MutableCtx, _RestoreCtx, _InitCtx, _MgrType
-    global _handle_error, _cancel_error, _READ, _WRITE_BEFORE, _WRITE_AFTER, _RESTORE, _INIT
+    global _handle_error, _cancel_error
     _api = hooks
     _ReadCtx, _WriteCtx = hooks.ReadHookContext, hooks.WriteHookContext
     _MutableCtx, _RestoreCtx = hooks.MutableWriteHookContext, hooks.RestoreHookContext
@@ -49,8 +53,6 @@ def configure_hooks(hooks: Any) -> None:
     _MgrType = hooks.HookManager
     _handle_error = hooks._handle_error
     _cancel_error = hooks._cancel_error
-    _READ, _WRITE_BEFORE, _WRITE_AFTER, _RESTORE, _INIT = (
-        hooks.READ, hooks.WRITE_BEFORE, hooks.WRITE_AFTER, hooks.RESTORE, hooks.INIT)
 
 
 def set_global_hook_registry(registry: Any) -> None:

@@ -13,21 +13,15 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from brainstate._core_constants import GRAPH_CONSTANTS as _GRAPH_CONSTANTS
 from brainstate._core_py._context import INVALID, _require
 from brainstate._core_py._state import _foreign_value, _held_elsewhere
 
-# Kinds of brainstate.graph._registry and code tags of brainstate.graph._graphdef.
-_K_NODE, _K_PYTREE, _K_STATE, _K_STATE_LEAF, _K_STATIC, _K_NONE = range(6)
+# The graph numbers (brainstate/_core_constants.py) under the names of the compiled twin's enums.
+_K_NODE, _K_PYTREE, _K_STATE, _K_STATE_LEAF, _K_STATIC, _K_NONE = _GRAPH_CONSTANTS["kinds"]
 _C_NODE_DEF, _C_NODE_REF, _C_STATE_DEF, _C_STATE_REF, _C_STATIC, _C_PYTREE, _C_LEAF, _C_STATE_AT = (
-    range(8)
-)
-_LIST_KIND, _TUPLE_KIND, _DICT_KIND = 1, 2, 3
-_GRAPH_CONSTANTS = {
-    "kinds": (_K_NODE, _K_PYTREE, _K_STATE, _K_STATE_LEAF, _K_STATIC, _K_NONE),
-    "codes": (_C_NODE_DEF, _C_NODE_REF, _C_STATE_DEF, _C_STATE_REF, _C_STATIC, _C_PYTREE,
-              _C_LEAF, _C_STATE_AT),
-    "treedef_kinds": (_LIST_KIND, _TUPLE_KIND, _DICT_KIND),
-}
+    _GRAPH_CONSTANTS["codes"])
+_LIST_KIND, _TUPLE_KIND, _DICT_KIND = _GRAPH_CONSTANTS["treedef_kinds"]
 
 _g_kinds: dict = {}
 _g_classify: Callable = None  # type: ignore[assignment]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
+from brainstate._core_constants import FLAG_TRACER, FLAG_VIEW
 from brainstate._core_py import _context, _hooks
 from brainstate._core_py._context import (
     INVALID,
@@ -154,8 +155,8 @@ def _foreign_store(st: Any, v: Any) -> None:
 
 # --- the state core -------------------------------------------------------------------------
 
-_VIEW = 1  # value installed by a transform's view path (new_arg / _set_view)
-_TRACER = 2  # held value contains a JAX tracer
+_VIEW = FLAG_VIEW  # value installed by a transform's view path (new_arg / _set_view)
+_TRACER = FLAG_TRACER  # held value contains a JAX tracer
 
 
 def _reserved_type_message(cls: type) -> str:
