@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-# (loads the pure twin under the compiled core too: about 1 ms of `import brainstate`)
+# (loads the pure twin under the compiled core too: about 2 ms of `import brainstate`)
 from brainstate._core_py import _hooks as hook_dispatch
 
 __all__ = ["IMPLEMENTATION", "EXTENSION_ERROR", "NO_EXTENSIONS", "core", "EXPECTED_ABI",

@@ -107,6 +107,6 @@ CORE_ABI = 5
 # the compiled core's are ``brainstate._core``'s: pickles, reprs and help() do not depend on
 # which module of the package defines it.
 for _obj in (*(globals()[_name] for _name in __all__), _Invalid, _Hold):
-    if isinstance(_obj, type) or callable(_obj):
+    if callable(_obj):  # (classes and functions; CORE_ABI and INVALID are neither)
         _obj.__module__ = __name__
 del _obj
