@@ -17,7 +17,7 @@ from jax import tree_util as jtu
 
 from brainstate._core_constants import GRAPH_CONSTANTS
 from brainstate._state import State, TreefyState
-from brainstate.util._pretty_pytree import link_path
+from brainstate.util._nested_dict import link_path
 
 __all__ = ["register_graph_node_type", "Static", "MAX_INT"]
 
