@@ -54,6 +54,8 @@ from brainstate import _hooks
 from pure_core_worker import PureCoreWorker
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
+# each core has its own poison sentinel class (``INVALID``), named in some signatures' reprs
+_SENTINEL = re.compile(r"brainstate\._core(?:_py)?\._Invalid")
 HOOK_TYPES = ("read", "write_before", "write_after", "restore", "init")
 BEHAVIORS = ("observe", "rewrite", "chain", "rewrite_bad", "cancel", "raise", "keep",
              "disable_self", "disable_peers", "remove_self", "attach", "read_other", "write_other")
@@ -122,7 +124,7 @@ stack_programs = _programs(with_jit=True)
 
 
 def norm(text: str) -> str:
-    return _ADDRESS.sub("0x?", text)
+    return _SENTINEL.sub("_Invalid", _ADDRESS.sub("0x?", text))
 
 
 def summarize(x: Any) -> Any:
@@ -199,7 +201,7 @@ class HookWorld:
 
     def snapshot(self) -> tuple:
         # raw slots only: reading ``.value`` would fire hooks
-        states = tuple((summarize(s._value), bool(s._been_writen), repr(s._signature))
+        states = tuple((summarize(s._value), bool(s._been_writen), norm(repr(s._signature)))
                        for s in self.states)
         hooks = tuple((name, h.is_enabled(), h.is_removed(), h._hook.error_count)
                       for h, name in self.handles)
