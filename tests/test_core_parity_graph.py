@@ -2,17 +2,17 @@
 
 Hypothesis draws a graph (graph nodes of five kinds: plain ``Node``, ``nn.Module``, a node with
 an invisible attribute, a node with its own ``__setattr__``, a container registered with
-``register_graph_node_type``; lists, tuples, dicts, named tuples; states of six classes, one
-of them hosted (``brainstate/_hosted.py``), with names, tags, extra metadata and hooks; static
-values and plain array attributes; nodes and
-states shared between slots, and cycles) and a program of graph operations: ``states()`` with
-filters (classes, tags, ``...``, callables, lists, bad filters) and depth bounds, split and
-merge (``treefy_split``/``treefy_merge``, ``flatten``/``unflatten`` with and without
-``TreefyState`` snapshots, ``split_context``/``merge_context``), merges of altered mappings
-(values shifted, a path missing or extra, a value of another signature, a non-state at a state
-path, a non-dict at a sub-mapping path) and of corrupted GraphDefs (unknown indices, node types
-and codes), and changes between them (a state re-bound to another signature, written or
-poisoned, a child removed). An outcome is the result, described without live objects (states and nodes as
+``register_graph_node_type``; lists, tuples, dicts, named tuples; states of six classes, one of
+them hosted (``brainstate/_hosted.py``), with names, tags, extra metadata and hooks; static
+values and plain array attributes; nodes and states shared between slots, and cycles) and a
+program of graph operations: ``states()`` with filters (classes, tags, ``...``, callables,
+lists, bad filters) and depth bounds, split and merge (``treefy_split``/``treefy_merge``,
+``flatten``/``unflatten`` with and without ``TreefyState`` snapshots,
+``split_context``/``merge_context``), merges of altered mappings (values shifted, a path
+missing or extra, a value of another signature, a non-state at a state path, a non-dict at a
+sub-mapping path) and of corrupted GraphDefs (unknown indices, node types and codes), and
+changes between them (a state re-bound to another signature, written or poisoned, a child
+removed). An outcome is the result, described without live objects (states and nodes as
 labels: an original's index, or the order in which a rebuilt one was first met, so sharing,
 cycles and identity show), or the error's type and exact message.
 
@@ -67,6 +67,8 @@ from pure_core_worker import PureCoreWorker
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 # each core has its own poison sentinel class (``INVALID``), named in some signatures' reprs
 _SENTINEL = re.compile(r"brainstate\._core(?:_py)?\._Invalid")
+# a set of strings (a state's tags in its repr) prints in an order that varies between processes
+_STRING_SET = re.compile(r"\{('[^']*'(?:, '[^']*')+)\}")
 
 # --- the objects graphs are made of ---------------------------------------------------------------
 
@@ -283,7 +285,8 @@ def build(spec: tuple, arrays: dict | None = None) -> tuple:
 
 
 def norm(text: str) -> str:
-    return _SENTINEL.sub("_Invalid", _ADDRESS.sub("0x?", text))
+    text = _SENTINEL.sub("_Invalid", _ADDRESS.sub("0x?", text))
+    return _STRING_SET.sub(lambda m: "{" + ", ".join(sorted(m.group(1).split(", "))) + "}", text)
 
 
 def attempt(fn: Callable[[], Any]) -> tuple:

@@ -3,21 +3,22 @@
 The compiled core dispatches hooks itself (``csrc/_core_hooks.pxi``: contexts built slot by
 slot and reused, masks read once per round); the pure core calls ``brainstate._hooks``'
 ``dispatch_*``. Hypothesis draws a program: one or two states, then steps that register hooks
-(global or on a state, all five types, priorities, enabled or not, under an error policy) whose
-callbacks observe, rewrite the value of a write (plainly, chained on an earlier rewrite, or to
-a value of another signature), cancel it, raise, keep their context, disable themselves or the
-other hooks of their chain, remove themselves, attach another hook to the state, or read or
-write another state; every hook also signs the context's ``metadata`` (the observers of one
-manager share one context). Other steps set error policies (``HookConfig(on_error=...,
-disable_on_error=...)``), enable, disable and remove hooks, write, restore and read, write
-without ``write_before``, write a wrong value, write unchecked (``check_state_value_tree(False)``)
-and create states (``init`` hooks); the same inside a trace frame, and, on the whole stack,
-inside ``jit``, called twice (hooks run while tracing, once, and ``write_after`` hooks again when
-each call writes its results back). Every step's
-outcome must be equal: the result or the error (type, message, cause), the warnings, every hook
-call in order (hook, kind, state, the value, old value and rewritten value it saw, the notes),
-and a snapshot of the states (value, written flag, signature), the hooks (enabled, removed,
-error count), the contexts hooks kept, and the count of managers with enabled hooks.
+(global or on a state, all five types, priorities, enabled or not, under an error policy)
+whose callbacks observe, rewrite the value of a write (plainly, chained on an earlier rewrite,
+or to a value of another signature), cancel it, raise (an ``Exception``, also after rewriting
+and cancelling, or a ``BaseException`` that no policy catches), change the shared context,
+keep their context, disable themselves or the other hooks of their chain, remove themselves,
+attach another hook to the state, or read or write another state; every hook also signs the
+context's ``metadata`` (the observers of one manager share one context). Other steps set error
+policies (``HookConfig(on_error=..., disable_on_error=...)``), enable, disable and remove
+hooks, write, restore and read, write without ``write_before``, write a wrong value, write
+unchecked (``check_state_value_tree(False)``) and create states (``init`` hooks); the same
+inside a trace frame, and, on the whole stack, inside ``jit``, called twice (hooks run while
+tracing, once, and ``write_after`` hooks again when each call writes its results back). Every
+step's outcome must be equal: the result or the error (type, message, cause), the warnings,
+every hook call in order (hook, kind, state, the value, old value and rewritten value it saw,
+the notes), and a snapshot of the states (value, written flag, signature), the hooks (enabled,
+removed, error count), the contexts hooks kept, and the count of managers with enabled hooks.
 
 Two comparisons, both in the ``[c]`` leg (marked ``c_extension``):
 
@@ -25,9 +26,9 @@ Two comparisons, both in the ``[c]`` leg (marked ``c_extension``):
   (with a hook manager, as ``State`` gives one) run the same program; trace frames are the
   core's ``TraceFrame``. ``brainstate._hooks`` (managers, the global registry, error policies)
   is shared by both cores, so the two runs take turns, each from a clean registry.
-- Across processes, on the whole stack (``brainstate.State``, ``StateTraceStack``, ``jit``):
-  the program runs here and in a subprocess running the pure core
-  (``tests/pure_core_worker.py``).
+- Across processes, on the whole stack (``State``, ``ParamState`` and a hosted state class,
+  ``StateTraceStack``, ``jit``): the program runs here and in a subprocess running the pure
+  core (``tests/pure_core_worker.py``).
 
 Both legs run ``test_programs_are_reproducible``: one program twice on the active core gives
 equal outcomes, so a disagreement above is the cores', not the harness's.
@@ -57,8 +58,9 @@ _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 # each core has its own poison sentinel class (``INVALID``), named in some signatures' reprs
 _SENTINEL = re.compile(r"brainstate\._core(?:_py)?\._Invalid")
 HOOK_TYPES = ("read", "write_before", "write_after", "restore", "init")
-BEHAVIORS = ("observe", "rewrite", "chain", "rewrite_bad", "cancel", "raise", "keep",
-             "disable_self", "disable_peers", "remove_self", "attach", "read_other", "write_other")
+BEHAVIORS = ("observe", "rewrite", "chain", "rewrite_bad", "cancel", "raise", "rewrite_raise",
+             "abort", "tamper", "keep", "disable_self", "disable_peers", "remove_self", "attach",
+             "read_other", "write_other")
 SHAPES = ((2,), (), (2, 2))
 DTYPES = ("float32", "int32")
 
@@ -134,6 +136,10 @@ def summarize(x: Any) -> Any:
         kind = "jax" if isinstance(x, jax.Array) else "numpy"
         return (kind, str(x.dtype), tuple(x.shape), np.asarray(x).tolist())
     return ("other", norm(repr(x)))
+
+
+class Abort(BaseException):
+    """What an ``abort`` hook raises: no ``Exception``, so no error policy catches it."""
 
 
 def _error(exc: BaseException) -> tuple:
@@ -214,7 +220,7 @@ class HookWorld:
             warnings.simplefilter("always")
             try:
                 outcome = ("ok", getattr(self, "op_" + step[0])(*step[1:]))
-            except Exception as exc:  # the outcome *is* the error
+            except (Exception, Abort) as exc:  # the outcome *is* the error
                 outcome = _error(exc)
         warned = tuple((w.category.__name__, norm(str(w.message))) for w in caught)
         return outcome, warned, self.snapshot()
@@ -244,6 +250,16 @@ class HookWorld:
                 ctx.cancel_reason = f"{name} vetoed it"
             elif behavior == "raise":
                 raise ValueError(f"{name} failed on purpose")
+            elif behavior == "rewrite_raise":  # a failed hook's rewrite and veto do not count
+                if hasattr(ctx, "cancel"):
+                    ctx.transformed_value = jax.tree.map(lambda x: x * 3, ctx.value)
+                    ctx.cancel = True
+                raise ValueError(f"{name} failed after acting")
+            elif behavior == "abort":
+                raise Abort(f"{name} aborts")
+            elif behavior == "tamper":  # later hooks sharing the context see it changed
+                ctx.operation = "tampered"
+                ctx.value = jnp.zeros((1,), jnp.int32)
             elif behavior == "keep":
                 world.kept.append(ctx)
             elif behavior == "disable_self":
@@ -350,7 +366,7 @@ class HookWorld:
             for step in steps:
                 try:
                     inner.append(("ok", getattr(self, "op_" + step[0])(*step[1:])))
-                except Exception as exc:
+                except (Exception, Abort) as exc:
                     inner.append(_error(exc))
         return (tuple(inner), tuple(self.label(s) for s in frame.states),
                 tuple(frame.been_writen))
@@ -426,13 +442,23 @@ def without_jit(program: tuple) -> tuple:
 # --- the whole stack: brainstate.State, StateTraceStack and jit -------------------------------
 
 
+class Boxed:
+    """A slotted base, as brainpy's ``Array``: a state class that has it is hosted."""
+
+    __slots__ = ("_value",)
+
+
+class Hosted(brainstate.State, Boxed):
+    """A state class built on the hosted core (``brainstate/_hosted.py``)."""
+
+
 class StackWorld(HookWorld):
     def __init__(self) -> None:
         self.core = brainstate._impl.core
         super().__init__()
 
     def new_state(self, shape: tuple, dtype: str, name: str) -> Any:
-        cls = brainstate.ParamState if len(self.states) % 2 else brainstate.State
+        cls = (brainstate.State, brainstate.ParamState, Hosted)[len(self.states) % 3]
         return cls(jnp.zeros(shape, dtype), name=name)
 
     def manager(self, s: Any) -> Any:
@@ -465,7 +491,7 @@ class StackWorld(HookWorld):
             try:
                 f(jnp.asarray(x, jnp.int32))
                 calls.append(("ok",))
-            except Exception as exc:
+            except (Exception, Abort) as exc:
                 calls.append(_error(exc))
             events, self.log = tuple(self.log), []
             states = tuple(summarize(s._value) for s in self.states)
