@@ -527,6 +527,7 @@ def test_cores_dispatch_hooks_alike(cores, program):
 
 
 @pytest.mark.slow
+@pytest.mark.stress  # the long version: pytest -m stress
 @settings(max_examples=3000, **_SETTINGS)
 @given(program=core_programs)
 def test_cores_dispatch_hooks_alike_long(cores, program):
@@ -550,6 +551,7 @@ def test_stacks_dispatch_hooks_alike(pure_worker, program):
 
 
 @pytest.mark.slow
+@pytest.mark.stress  # the long version: pytest -m stress
 @settings(max_examples=500, **_SETTINGS)
 @given(program=stack_programs)
 def test_stacks_dispatch_hooks_alike_long(pure_worker, program):
