@@ -13,7 +13,8 @@ context's ``metadata`` (the observers of one manager share one context). Other s
 policies (``HookConfig(on_error=..., disable_on_error=...)``), enable, disable and remove
 hooks, write, restore and read, write without ``write_before``, write a wrong value, write
 unchecked (``check_state_value_tree(False)``) and create states (``init`` hooks); the same
-inside a trace frame, and, on the whole stack, inside ``jit``, called twice (hooks run while
+inside a trace frame (plain, with a transform's view of each state, or restoring the states
+after it), and, on the whole stack, inside ``jit``, called twice (hooks run while
 tracing, once, and ``write_after`` hooks again when each call writes its results back). Every
 step's outcome must be equal: the result or the error (type, message, cause), the warnings,
 every hook call in order (hook, kind, state, the value, old value and rewritten value it saw,
@@ -89,7 +90,10 @@ admin_steps = st.one_of(
               st.booleans()),
 )
 creates = st.tuples(st.just("create"), st.sampled_from(SHAPES), st.sampled_from(DTYPES))
-frame_steps = st.lists(value_steps, min_size=1, max_size=3).map(lambda xs: ("frame", tuple(xs)))
+# frames: plain, with a transform's view of each state met (``new_arg``), or ending with the
+# states restored to their values from before the frame
+frame_steps = st.tuples(st.just("frame"), st.sampled_from(["plain", "view", "recover"]),
+                        st.lists(value_steps, min_size=1, max_size=3).map(tuple))
 jit_steps = st.tuples(
     st.just("jit"),
     st.lists(st.one_of(
@@ -185,7 +189,7 @@ class HookWorld:
     def manager(self, s: Any) -> Any:
         raise NotImplementedError
 
-    def trace_frame(self) -> Any:
+    def trace_frame(self, new_arg: Callable | None) -> Any:
         """A context manager entering a trace frame; yields the frame."""
         raise NotImplementedError
 
@@ -360,16 +364,36 @@ class HookWorld:
         finally:
             self.core.pop_tree_check()
 
-    def op_frame(self, steps: tuple) -> tuple:
+    def op_frame(self, kind: str, steps: tuple) -> tuple:
         inner = []
-        with self.trace_frame() as frame:
+        view = _shifted_view if kind == "view" else None
+        with self.trace_frame(view) as frame:
             for step in steps:
                 try:
                     inner.append(("ok", getattr(self, "op_" + step[0])(*step[1:])))
                 except (Exception, Abort) as exc:
                     inner.append(_error(exc))
-        return (tuple(inner), tuple(self.label(s) for s in frame.states),
-                tuple(frame.been_writen))
+        recorded = (tuple(self.label(s) for s in frame.states), tuple(frame.been_writen))
+        originals = frame._original_state_values
+        if kind == "view":  # as a transform ends: views give way to the values kept
+            for st_, written, before in zip(frame.states, frame.been_writen, originals):
+                st_._restore_silent(st_._value if written else before)
+        elif kind == "recover":  # as StateTraceStack.recovery_original_values: restore hooks
+            for st_, before in zip(frame.states, originals):
+                inner.append(("recover", _attempt(lambda: st_.restore_value(before))))
+        return tuple(inner), recorded
+
+
+def _shifted_view(st_: Any) -> Any:
+    """A ``new_arg`` view: the state's value plus 100 (concrete, of the same signature)."""
+    return jax.tree.map(lambda x: x + 100, st_._value)
+
+
+def _attempt(fn: Callable[[], Any]) -> tuple:
+    try:
+        return ("ok", fn())
+    except (Exception, Abort) as exc:
+        return _error(exc)
 
 
 def run_program(world: HookWorld, program: tuple) -> list:
@@ -420,8 +444,8 @@ class CoreWorld(HookWorld):
         return s.manager()
 
     @contextlib.contextmanager
-    def trace_frame(self):
-        frame = self.core.TraceFrame()
+    def trace_frame(self, new_arg: Callable | None):
+        frame = self.core.TraceFrame(new_arg)
         self.core.push_frame(frame)
         try:
             yield frame
@@ -464,8 +488,8 @@ class StackWorld(HookWorld):
     def manager(self, s: Any) -> Any:
         return s.hooks
 
-    def trace_frame(self) -> Any:
-        return brainstate.StateTraceStack()
+    def trace_frame(self, new_arg: Callable | None) -> Any:
+        return brainstate.StateTraceStack(new_arg)
 
     def op_jit(self, steps: tuple) -> tuple:
         """The steps inside ``jit``, called twice: hooks fire while tracing only."""
