@@ -116,7 +116,7 @@ def gather(states: Iterable[Any]) -> list: ...
 def scatter(states: Sequence[Any], values: Sequence[Any],
             written: Sequence[bool] | None = ...) -> None: ...
 
-# --- graph walks (brainstate.graph hands over its registry; see _core_py's "graph walks") ---
+# --- graph walks (brainstate.graph hands over its registry; see brainstate/_core_py/_refs.py) ---
 
 def configure_graph(
     *,

@@ -15,9 +15,11 @@ hooks. Higher ``priority`` runs first; equal priorities run in registration orde
 
 Contract with the state core
 ----------------------------
-The core calls the ``dispatch_*`` functions of this module, and only while
-:func:`active_count` is non-zero (it learns the count through the listener installed
-with :func:`set_activity_listener`). Each manager keeps ``mask``, the OR of the bits
+The cores dispatch (``csrc/_core_hooks.pxi``, and its pure twin ``brainstate/_core_py/_hooks.py``
+for the pure core and for hosted states), only while :func:`active_count` is non-zero (they
+learn the count through the listener installed with :func:`set_activity_listener`), with the
+classes of this module and its error policy (``_handle_error``, ``_cancel_error``), handed over
+by ``configure_hooks``. Each manager keeps ``mask``, the OR of the bits
 (:data:`READ`, :data:`WRITE_BEFORE`, ...) of the hook types that have at least one enabled hook,
 and one priority-sorted tuple of enabled hooks per type. Both are rebuilt when hooks are
 registered, removed, enabled, disabled or cleared, never while dispatching, so a dispatch with
@@ -32,6 +34,15 @@ import warnings
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Optional
+
+from brainstate._core_constants import (
+    HOOK_INIT,
+    HOOK_READ,
+    HOOK_RESTORE,
+    HOOK_WRITE_AFTER,
+    HOOK_WRITE_BEFORE,
+)
+from brainstate._impl import hook_dispatch as _dispatch
 
 __all__ = [
     # exceptions
@@ -66,12 +77,12 @@ HookType = Literal["read", "write_before", "write_after", "restore", "init"]
 #: The valid hook type strings, in dispatch-bit order.
 HOOK_TYPES: tuple[str, ...] = ("read", "write_before", "write_after", "restore", "init")
 
-#: Bits of :attr:`HookManager.mask`, one per hook type.
-READ = 1
-WRITE_BEFORE = 2
-WRITE_AFTER = 4
-RESTORE = 8
-INIT = 16
+#: Bits of :attr:`HookManager.mask`, one per hook type (``brainstate/_core_constants.py``).
+READ = HOOK_READ
+WRITE_BEFORE = HOOK_WRITE_BEFORE
+WRITE_AFTER = HOOK_WRITE_AFTER
+RESTORE = HOOK_RESTORE
+INIT = HOOK_INIT
 
 _BITS = (READ, WRITE_BEFORE, WRITE_AFTER, RESTORE, INIT)
 _INDEX = {t: i for i, t in enumerate(HOOK_TYPES)}
@@ -84,8 +95,6 @@ _CHAIN_ATTRS = (
 )
 _EXPECTED_TYPES = "expected one of " + ", ".join(repr(t) for t in HOOK_TYPES)
 
-_new = object.__new__
-_time = time.time
 _ref = weakref.ref
 
 
@@ -838,11 +847,11 @@ class HookManager:
             return any(self._lists)
         return bool(self.mask & _BITS[self._index(hook_type, ValueError)])
 
-    # -- execution --
+    # -- execution (the chain runners of the pure dispatch, brainstate/_core_py/_hooks.py) --
 
     def execute_read_hooks(self, value: Any, state_ref: weakref.ref) -> None:
         """Run the ``read`` hooks with one shared :class:`ReadHookContext`."""
-        _run_read(self, value, state_ref)
+        _dispatch._run_read(self, value, state_ref)
 
     def execute_write_before_hooks(self, new_value: Any, old_value: Any, state_ref: weakref.ref) -> Any:
         """Run the ``write_before`` chain and return the (possibly transformed) value.
@@ -852,33 +861,30 @@ class HookManager:
         HookCancellationError
             If a hook set ``ctx.cancel``.
         """
-        return _run_write_before(self, new_value, old_value, state_ref)
+        return _dispatch._run_write_before(self, new_value, old_value, state_ref)
 
     def execute_write_after_hooks(self, new_value: Any, old_value: Any, state_ref: weakref.ref) -> None:
         """Run the ``write_after`` hooks with one shared :class:`WriteHookContext`."""
-        _run_write_after(self, new_value, old_value, state_ref)
+        _dispatch._run_write_after(self, new_value, old_value, state_ref)
 
     def execute_restore_hooks(self, new_value: Any, old_value: Any, state_ref: weakref.ref) -> None:
         """Run the ``restore`` hooks with one shared :class:`RestoreHookContext`."""
-        _run_restore(self, new_value, old_value, state_ref)
+        _dispatch._run_restore(self, new_value, old_value, state_ref)
 
     def execute_init_hooks(
         self, value: Any, state_ref: weakref.ref, init_metadata: Optional[dict] = None
     ) -> None:
         """Run the ``init`` hooks with one shared :class:`InitHookContext`."""
-        _run_init(self, value, state_ref, init_metadata)
+        _dispatch._run_init(self, value, state_ref, init_metadata)
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{t}={len(h)}" for t, h in zip(HOOK_TYPES, self._lists) if h)
         return f"{type(self).__name__}({counts})"
 
 
-# --- execution ----------------------------------------------------------------------------
-# Measured on the dev box (bench in tests/test_hooks_api.py::test_dispatch_overhead):
-# - lock.acquire()/try/finally/release() costs 100 ns against 175 ns for ``with lock:``;
-# - a context built with object.__new__ and slot stores costs 1.5-2x less than calling the
-#   dataclass (type.__call__ plus default factories); ``metadata`` is created on first access
-#   (HookContext.__getattr__), since most hooks never touch it.
+# --- what the cores' dispatch uses ---------------------------------------------------------
+# The dispatch itself is the cores': csrc/_core_hooks.pxi and its pure twin
+# brainstate/_core_py/_hooks.py, which learn this module's classes from ``configure_hooks``.
 
 
 def _new_lock() -> Any:
@@ -929,87 +935,6 @@ def _handle_error(mgr: HookManager, hook: Hook, exc: Exception, ctx: HookContext
             HookWarning,
             stacklevel=4,
         )
-
-
-def _run_shared(mgr: HookManager, chain: tuple, ctx: HookContext) -> None:
-    """Run ``chain`` with one shared context; the caller holds ``mgr._lock``."""
-    for hook in chain:
-        if hook._enabled:  # may have been disabled by an earlier hook of this chain
-            try:
-                hook.callback(ctx)
-            except Exception as exc:
-                _handle_error(mgr, hook, exc, ctx)
-
-
-def _run_observers(mgr: HookManager, chain_attr: str, cls: type, op: str,
-                   state_ref: weakref.ref, **fields: Any) -> None:
-    """Run an observing chain (read, write_after, restore, init) with one shared context."""
-    lock = mgr._lock
-    lock.acquire()
-    try:
-        chain = getattr(mgr, chain_attr)
-        if chain:
-            ctx = _new(cls)
-            ctx.operation = op
-            ctx.state_ref = state_ref
-            ctx.timestamp = _time()
-            for name, value in fields.items():
-                setattr(ctx, name, value)
-            _run_shared(mgr, chain, ctx)
-    finally:
-        lock.release()
-
-
-def _run_read(mgr: HookManager, value: Any, state_ref: weakref.ref) -> None:
-    _run_observers(mgr, "_read_chain", ReadHookContext, "read", state_ref, value=value)
-
-
-def _run_write_before(mgr: HookManager, new: Any, old: Any, state_ref: weakref.ref) -> Any:
-    lock = mgr._lock
-    lock.acquire()
-    try:
-        result = new
-        transformed = None
-        for hook in mgr._write_before_chain:
-            if not hook._enabled:
-                continue
-            ctx = _new(MutableWriteHookContext)
-            ctx.operation = "write_before"
-            ctx.state_ref = state_ref
-            ctx.timestamp = _time()
-            ctx.value = new
-            ctx.old_value = old
-            ctx.transformed_value = transformed
-            ctx.cancel = False
-            ctx.cancel_reason = None
-            try:
-                hook.callback(ctx)
-            except Exception as exc:
-                _handle_error(mgr, hook, exc, ctx)
-                continue
-            if ctx.cancel:
-                raise _cancel_error(hook, ctx)
-            if ctx.transformed_value is not None:
-                result = transformed = ctx.transformed_value
-        return result
-    finally:
-        lock.release()
-
-
-def _run_write_after(mgr: HookManager, new: Any, old: Any, state_ref: weakref.ref) -> None:
-    _run_observers(mgr, "_write_after_chain", WriteHookContext, "write_after", state_ref,
-                   value=new, old_value=old)
-
-
-def _run_restore(mgr: HookManager, new: Any, old: Any, state_ref: weakref.ref) -> None:
-    _run_observers(mgr, "_restore_chain", RestoreHookContext, "restore", state_ref,
-                   value=new, old_value=old)
-
-
-def _run_init(mgr: HookManager, value: Any, state_ref: weakref.ref,
-              init_metadata: Optional[dict]) -> None:
-    _run_observers(mgr, "_init_chain", InitHookContext, "init", state_ref, value=value,
-                   init_metadata={} if init_metadata is None else init_metadata)
 
 
 # --- global registry ----------------------------------------------------------------------
@@ -1136,82 +1061,3 @@ def list_state_hooks(hook_type: Optional[HookType] = None) -> list[Hook]:
 for _fn in (register_state_hook, unregister_state_hook, clear_state_hooks, has_state_hooks, list_state_hooks):
     _fn.__module__ = "brainstate"
 del _fn
-
-
-# --- dispatch (called by the state core while active_count() > 0) ------------------
-# Each reads the state's manager after the global chain ran, so a global hook that registers
-# per-state hooks (say, an ``init`` hook attaching a logger) sees them fire at once.
-
-
-def _manager_of(state: Any) -> Optional[HookManager]:
-    m = state._hooks_mgr_or_none
-    if m is not None and not isinstance(m, HookManager):
-        raise TypeError(f"a state's hook manager must be a HookManager, got {type(m).__name__}")
-    return m
-
-
-def dispatch_read(state: Any, value: Any) -> None:
-    """Fire the global, then the per-state ``read`` hooks of ``state``."""
-    ref = None
-    g = _global
-    if g is not None and g.mask & READ:
-        ref = _ref(state)
-        _run_read(g, value, ref)
-    m = _manager_of(state)
-    if m is not None and m.mask & READ:
-        _run_read(m, value, _ref(state) if ref is None else ref)
-
-
-def dispatch_write_before(state: Any, new: Any, old: Any) -> Any:
-    """Run the global, then the per-state ``write_before`` chain; return the value to store.
-
-    Raises
-    ------
-    HookCancellationError
-        If a hook vetoed the write.
-    """
-    ref = None
-    g = _global
-    if g is not None and g.mask & WRITE_BEFORE:
-        ref = _ref(state)
-        new = _run_write_before(g, new, old, ref)
-    m = _manager_of(state)
-    if m is not None and m.mask & WRITE_BEFORE:
-        new = _run_write_before(m, new, old, _ref(state) if ref is None else ref)
-    return new
-
-
-def dispatch_write_after(state: Any, new: Any, old: Any) -> None:
-    """Fire the global, then the per-state ``write_after`` hooks of ``state``."""
-    ref = None
-    g = _global
-    if g is not None and g.mask & WRITE_AFTER:
-        ref = _ref(state)
-        _run_write_after(g, new, old, ref)
-    m = _manager_of(state)
-    if m is not None and m.mask & WRITE_AFTER:
-        _run_write_after(m, new, old, _ref(state) if ref is None else ref)
-
-
-def dispatch_restore(state: Any, new: Any, old: Any) -> None:
-    """Fire the global, then the per-state ``restore`` hooks of ``state``."""
-    ref = None
-    g = _global
-    if g is not None and g.mask & RESTORE:
-        ref = _ref(state)
-        _run_restore(g, new, old, ref)
-    m = _manager_of(state)
-    if m is not None and m.mask & RESTORE:
-        _run_restore(m, new, old, _ref(state) if ref is None else ref)
-
-
-def dispatch_init(state: Any, value: Any, init_metadata: Optional[dict]) -> None:
-    """Fire the global, then the per-state ``init`` hooks of ``state``."""
-    ref = None
-    g = _global
-    if g is not None and g.mask & INIT:
-        ref = _ref(state)
-        _run_init(g, value, ref, init_metadata)
-    m = _manager_of(state)
-    if m is not None and m.mask & INIT:
-        _run_init(m, value, _ref(state) if ref is None else ref, init_metadata)

@@ -31,16 +31,17 @@ from typing import Any
 
 import jax
 
-from brainstate import _hooks
+from brainstate._core_constants import FLAG_TRACER, FLAG_VIEW
 from brainstate._impl import core as _core
+from brainstate._impl import hook_dispatch as _dispatch
 from brainstate._messages import make_error
 
 __all__ = ["HostedStateCore", "StateMeta", "is_hosted"]
 
 _log = logging.getLogger("brainstate")
 
-_VIEW = 1  # the value is a transform's per-lane view (the cores' flag of the same name)
-_TRACER = 2  # the value holds a JAX tracer
+_VIEW = FLAG_VIEW  # the value is a transform's per-lane view (the cores' flag of the same name)
+_TRACER = FLAG_TRACER  # the value holds a JAX tracer
 _OPS = ("write", "restore")
 
 # The core's fields: what ``vars(state)`` holds besides user metadata on a hosted state.
@@ -90,7 +91,7 @@ _set = object.__setattr__
 class HostedStateCore:
     """The state core in plain Python, with no instance layout of its own.
 
-    The contract of ``StateCore`` (``brainstate/_core_py.py`` is its reference): the same
+    The contract of ``StateCore`` (``brainstate/_core_py/`` is its reference): the same
     fields, the same order of checks, recording and hooks on a write, the same transform
     entry points. It talks to the active core through its public functions, so trace frames,
     hooks and rebind epochs are shared with the compiled states.
@@ -132,7 +133,7 @@ class HostedStateCore:
         if _core.hooks_active():
             init_md = {"_name": name, "tag": tag}
             init_md.update(metadata)
-            _hooks.dispatch_init(self, value, init_md)
+            _dispatch.dispatch_init(self, value, init_md)
 
     __hash__ = object.__hash__  # identity (a base's value-based __eq__ must not change it)
 
@@ -153,7 +154,7 @@ class HostedStateCore:
         record_access(self, False)  # (first sight under a transform installs its view: read after)
         v = self._value
         if _core.hooks_active():
-            _hooks.dispatch_read(self, v)
+            _dispatch.dispatch_read(self, v)
         return v
 
     @value.setter
@@ -161,7 +162,7 @@ class HostedStateCore:
         self._write(v, True)
 
     def _write(self, v: Any, fire_before: bool) -> None:
-        # the order of _core_py.StateCore._write: State value, tracer guard, signature, strict
+        # the order of _core_py's StateCore._write: State value, tracer guard, signature, strict
         # attribute guard; all before any hook, recording or mutation
         if is_state(v):
             raise make_error("set_state", self, v)
@@ -175,7 +176,7 @@ class HostedStateCore:
         old = self._value
         hooked = _core.hooks_active()
         if hooked and fire_before:
-            nv = _hooks.dispatch_write_before(self, v, old)
+            nv = _dispatch.dispatch_write_before(self, v, old)
             if nv is not v:
                 code, has_tracer = self._check(0, nv)
                 if code < 0:
@@ -185,7 +186,7 @@ class HostedStateCore:
         self._store(v, has_tracer, code)
         _set(self, "_been_writen", True)
         if hooked:
-            _hooks.dispatch_write_after(self, v, old)
+            _dispatch.dispatch_write_after(self, v, old)
 
     def _check(self, op: int, v: Any) -> tuple[int, bool]:
         """``(code, has tracer)``: 1 matches, 0 re-bind (``check_state_value_tree(False)``),
@@ -227,7 +228,7 @@ class HostedStateCore:
         self._store(v, has_tracer, code)
         _set(self, "_flags", self._flags & ~_VIEW)
         if _core.hooks_active():
-            _hooks.dispatch_restore(self, v, old)
+            _dispatch.dispatch_restore(self, v, old)
 
     # -- what transforms call --
     def _write_no_before(self, v: Any) -> None:
@@ -244,7 +245,7 @@ class HostedStateCore:
         _set(self, "_sig", _core.make_signature(v))
         _set(self, "_flags", _TRACER if _has_tracer(v) else 0)
         if _core.hooks_active():
-            _hooks.dispatch_restore(self, v, old)
+            _dispatch.dispatch_restore(self, v, old)
 
     def _restore_silent(self, v: Any) -> None:
         _set(self, "_value", v)

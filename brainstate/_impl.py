@@ -1,7 +1,10 @@
 """The one switch between the compiled core (``brainstate._core``) and its pure twin.
 
 ``BRAINSTATE_NO_EXTENSIONS=1`` forces the pure-Python core at run time. Every other module
-imports core names from here, never from ``_core`` or ``_core_py`` directly.
+imports core names from here, never from ``_core`` or ``_core_py`` directly. ``hook_dispatch``
+is the pure twin's hook dispatch under either core: states of the hosted core
+(``brainstate/_hosted.py``) are plain Python objects, whose hooks the compiled dispatch cannot
+fire.
 """
 
 from __future__ import annotations
@@ -9,7 +12,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-__all__ = ["IMPLEMENTATION", "EXTENSION_ERROR", "NO_EXTENSIONS", "core", "EXPECTED_ABI"]
+# (loads the pure twin under the compiled core too: about 2 ms of `import brainstate`)
+from brainstate._core_py import _hooks as hook_dispatch
+
+__all__ = ["IMPLEMENTATION", "EXTENSION_ERROR", "NO_EXTENSIONS", "core", "EXPECTED_ABI",
+           "hook_dispatch"]
 
 #: ABI number of the compiled core this Python layer was written against. Bump it together with
 #: ``CORE_ABI`` in ``csrc/_core.pyx`` whenever the contract in ``_core.pyi`` changes, so a stale
@@ -56,6 +63,7 @@ def configure_core(mod=None, *, metadata_type: type) -> None:
     if mod in _CONFIGURED:
         return
     pkg = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    hook_dispatch.configure_hooks(_hooks)
     mod.configure(
         tree_flatten=jax.tree_util.tree_flatten,
         leaf_spec=_signature.leaf_spec,
@@ -64,7 +72,7 @@ def configure_core(mod=None, *, metadata_type: type) -> None:
         tracer_type=jax.core.Tracer,
         trace_ctx=jax_core.trace_ctx,
         make_error=_messages.make_error,
-        hooks=_hooks,
+        hooks=hook_dispatch,
         metadata_type=metadata_type,
         pkg_prefix=pkg,
         source_site=_messages.SourceSite,

@@ -1,10 +1,10 @@
-# Hook dispatch in C (included by _core.pyx).
+# Hook dispatch in C (included by _core.pyx). Twin: brainstate/_core_py/_hooks.py (the pure
+# reference, which also fires the hooks of hosted states under this core).
 #
-# Mirrors brainstate._hooks.dispatch_* (the pure reference, used by the pure core). The public
-# hook classes stay the Python ones of brainstate/_hooks.py (slotted dataclasses and slotted
-# classes); this file reads and writes their slots through the member offsets CPython gives
-# each __slots__ entry, so a context costs one allocation and a few pointer stores instead of
-# a Python-level construction (measured: ~230 ns per context in Python).
+# The public hook classes stay the Python ones of brainstate/_hooks.py (slotted dataclasses
+# and slotted classes); this file reads and writes their slots through the member offsets
+# CPython gives each __slots__ entry, so a context costs one allocation and a few pointer
+# stores instead of a Python-level construction (measured: ~230 ns per context in Python).
 #
 # Where a hooked write's time goes (one write_before + one write_after hook, bench_hooks.py's
 # loop, 2-core VM, ~172 ns against a ~62 ns limit): two CLOCK_REALTIME reads (~16 ns each
@@ -283,6 +283,18 @@ cdef inline long _mask(object mgr) except -1:
     return 0 if m == NULL else bs_small_long(m)
 
 
+# The bits of a manager's mask, one per hook type: the numbers of brainstate/_core_constants.py
+# (tests/test_core_constants.py compares them).
+cdef enum:
+    _H_READ = 1
+    _H_WRITE_BEFORE = 2
+    _H_WRITE_AFTER = 4
+    _H_RESTORE = 8
+    _H_INIT = 16
+
+_HOOK_BITS = (_H_READ, _H_WRITE_BEFORE, _H_WRITE_AFTER, _H_RESTORE, _H_INIT)
+
+
 # Hook bits of one state: the global manager's mask in the low byte, the state's own
 # manager's mask in the next (_STATE_SHIFT). Read once per dispatch round and passed down, so a
 # hooked write reads each mask twice (before and after its write_before hooks) instead of
@@ -425,7 +437,7 @@ cdef inline int _call_hook(object mgr, object hook, object ctx) except -1:
 
 cdef int _run_observe(object mgr, Py_ssize_t idx, int k, type cls, str op, object ref,
                       object new, object old, object init_md) except -1:
-    # mirrors brainstate._hooks._run_read / _run_write_after / _run_restore / _run_init
+    # mirrors _core_py._hooks._run_read / _run_write_after / _run_restore / _run_init
     cdef FastRLock lock = _lock_of(mgr)
     cdef tuple chain
     lock._acquire()
@@ -437,7 +449,7 @@ cdef int _run_observe(object mgr, Py_ssize_t idx, int k, type cls, str op, objec
                 _set_slot(ctx, _O_CTX_INITMD, {} if init_md is None else init_md)
             elif k != _K_READ:
                 _set_slot_if_new(ctx, _O_CTX_OLD, old)
-            for hook in chain:  # mirrors brainstate._hooks._run_shared
+            for hook in chain:  # mirrors _core_py._hooks._run_shared
                 if _slot(hook, _O_HOOK_ENABLED) == _PY_TRUE:
                     _call_hook(mgr, hook, ctx)
     finally:
@@ -446,7 +458,7 @@ cdef int _run_observe(object mgr, Py_ssize_t idx, int k, type cls, str op, objec
 
 
 cdef object _run_write_before(object mgr, object new, object old, object ref):
-    # mirrors brainstate._hooks._run_write_before
+    # mirrors _core_py._hooks._run_write_before
     cdef FastRLock lock = _lock_of(mgr)
     cdef object result = new
     cdef object transformed = None
@@ -487,7 +499,7 @@ cdef inline object _ref_of(StateCore state):
 cdef int _dispatch_observe(StateCore state, long bits, long bit, Py_ssize_t idx, int k,
                            type cls, str op, object new, object old, object init_md) except -1:
     # ``bits``: _hook_bits(state), read by the caller; global hooks run before the state's
-    # (mirrors brainstate._hooks.dispatch_read and its siblings)
+    # (mirrors _core_py._hooks.dispatch_read and its siblings)
     cdef object ref = None
     if bits & bit:
         ref = _ref_of(state)
@@ -505,19 +517,19 @@ cdef inline int _dispatch_read(StateCore state, object value) except -1:
     # the bits are tested here, inline: a read while hooks exist only on other states or
     # for other hook points must not pay a call
     cdef long bits = _hook_bits(state)
-    if _any_bit(bits, 1):
-        _dispatch_observe(state, bits, 1, 0, _K_READ, _ReadCtx, "read", value, None, None)
+    if _any_bit(bits, _H_READ):
+        _dispatch_observe(state, bits, _H_READ, 0, _K_READ, _ReadCtx, "read", value, None, None)
     return 0
 
 
 cdef object _dispatch_write_before(StateCore state, long bits, object new, object old):
-    # mirrors brainstate._hooks.dispatch_write_before
+    # mirrors _core_py._hooks.dispatch_write_before
     cdef object ref = None
-    if bits & 2:
+    if bits & _H_WRITE_BEFORE:
         ref = _ref_of(state)
         new = _run_write_before(_global_mgr, new, old, ref)
         bits = _hook_bits(state)  # the global hooks may have changed this state's hooks
-    if bits & (2 << _STATE_SHIFT):
+    if bits & (_H_WRITE_BEFORE << _STATE_SHIFT):
         m = state._hooks_mgr_or_none
         if m is not None:
             new = _run_write_before(m, new, old, _ref_of(state) if ref is None else ref)
@@ -526,18 +538,18 @@ cdef object _dispatch_write_before(StateCore state, long bits, object new, objec
 
 cdef inline int _dispatch_write_after(StateCore state, long bits, object new,
                                       object old) except -1:
-    return _dispatch_observe(state, bits, 4, 2, _K_WRITE, _WriteCtx, "write_after", new, old,
-                             None)
+    return _dispatch_observe(state, bits, _H_WRITE_AFTER, 2, _K_WRITE, _WriteCtx, "write_after",
+                             new, old, None)
 
 
 cdef inline int _dispatch_restore(StateCore state, object new, object old) except -1:
-    return _dispatch_observe(state, _hook_bits(state), 8, 3, _K_RESTORE, _RestoreCtx,
+    return _dispatch_observe(state, _hook_bits(state), _H_RESTORE, 3, _K_RESTORE, _RestoreCtx,
                              "restore", new, old, None)
 
 
 cdef inline int _dispatch_init(StateCore state, object value, object init_md) except -1:
-    return _dispatch_observe(state, _hook_bits(state), 16, 4, _K_INIT, _InitCtx, "init", value,
-                             None, init_md)
+    return _dispatch_observe(state, _hook_bits(state), _H_INIT, 4, _K_INIT, _InitCtx, "init",
+                             value, None, init_md)
 
 
 def _hook_layout_debug(mgr):

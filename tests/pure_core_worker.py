@@ -9,7 +9,8 @@ process (so class names and the creation sites quoted in messages match) and cal
 module's functions on request. ``PureCoreWorker(__name__).call("run", program)`` returns what
 ``run(program)`` returns on the pure core; arguments and results travel as pickles.
 
-``tests/test_core_parity_machine.py`` has its own, stateful, variant of this protocol.
+``tests/test_core_parity_machine.py`` keeps a World in the worker between calls (its ``reset``
+and ``op`` functions).
 """
 
 from __future__ import annotations

@@ -472,6 +472,7 @@ def configure_calls(c, brainstate, values):
     wiring is not restored)."""
     import brainstate.graph as g
     from brainstate import TreefyState
+    from brainstate._core_constants import GRAPH_CONSTANTS
 
     graph_params = [p for p in stub_params()["configure_graph"][0]
                     if p not in ("constants", "ref_type")]
@@ -486,7 +487,7 @@ def configure_calls(c, brainstate, values):
         for vname, mv in values:
             def call(p=p, mv=mv):
                 flat = importlib.import_module("brainstate.graph._flatten")
-                kw = dict(constants=c._GRAPH_CONSTANTS, kinds=flat.R._KIND,
+                kw = dict(constants=GRAPH_CONSTANTS, kinds=flat.R._KIND,
                           classify=flat.R.classify, node_impls=flat.R._NODE_IMPLS,
                           plain_nodes=flat.R._PLAIN_NODES, flatten_pytree=flat.R.flatten_pytree,
                           node_children=flat.R.node_children, seq_treedef=flat.R.seq_treedef,

@@ -682,6 +682,7 @@ def test_cores_walk_split_and_rebuild_alike(cores, program):
 
 
 @pytest.mark.slow
+@pytest.mark.stress  # the long version: pytest -m stress
 @settings(max_examples=2000, **_SETTINGS)
 @given(program=programs)
 def test_cores_walk_split_and_rebuild_alike_long(cores, program):
@@ -707,6 +708,7 @@ def test_stacks_split_and_rebuild_alike(pure_worker, program):
 
 
 @pytest.mark.slow
+@pytest.mark.stress  # the long version: pytest -m stress
 @settings(max_examples=1000, **_SETTINGS)
 @given(program=programs)
 def test_stacks_split_and_rebuild_alike_long(pure_worker, program):

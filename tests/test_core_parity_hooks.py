@@ -168,7 +168,6 @@ class HookWorld:
         self.kept: list = []  # contexts that "keep" hooks held on to
         self.log: list = []
         self.busy: list = []  # re-entrancy guard of hooks that touch another state
-        self.active0 = _hooks.active_count()
         brainstate.clear_state_hooks()
         brainstate.GlobalHookRegistry.instance().config = brainstate.HookConfig()
 
@@ -217,7 +216,18 @@ class HookWorld:
                       for h, name in self.handles)
         kept = tuple(self.describe_ctx(c) for c in self.kept)
         events, self.log = tuple(self.log), []
-        return states, hooks, kept, events, _hooks.active_count() - self.active0
+        return states, hooks, kept, events, self.active_managers()
+
+    def active_managers(self) -> int:
+        """This side's managers with an enabled hook (the global registry's included).
+
+        What this side adds to ``brainstate._hooks.active_count()``, counted directly: the
+        process-wide count also drops whenever a manager left by an earlier test is collected.
+        """
+        managers = {id(m): m for m in (s._hooks_mgr_or_none for s in self.states)
+                    if m is not None}
+        registry = brainstate.GlobalHookRegistry.instance()
+        return sum(bool(m.mask) for m in managers.values()) + bool(registry.mask)
 
     def apply(self, step: tuple) -> tuple:
         with warnings.catch_warnings(record=True) as caught:
@@ -551,6 +561,7 @@ def test_cores_dispatch_hooks_alike(cores, program):
 
 
 @pytest.mark.slow
+@pytest.mark.stress  # the long version: pytest -m stress
 @settings(max_examples=3000, **_SETTINGS)
 @given(program=core_programs)
 def test_cores_dispatch_hooks_alike_long(cores, program):
@@ -574,6 +585,7 @@ def test_stacks_dispatch_hooks_alike(pure_worker, program):
 
 
 @pytest.mark.slow
+@pytest.mark.stress  # the long version: pytest -m stress
 @settings(max_examples=500, **_SETTINGS)
 @given(program=stack_programs)
 def test_stacks_dispatch_hooks_alike_long(pure_worker, program):

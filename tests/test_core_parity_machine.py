@@ -7,8 +7,9 @@ managers, graph walks (``flatten``/``unflatten`` run in the core's ``DecoderCore
 checkpoint layer are all built on that one ``State`` class. A second, pure stack cannot be
 imported next to the compiled one.
 
-So the reference side runs in a subprocess started with ``BRAINSTATE_NO_EXTENSIONS=1``: it
-imports this very module and serves requests over a pipe. A hypothesis
+So the reference side runs in a subprocess started with ``BRAINSTATE_NO_EXTENSIONS=1``
+(``tests/pure_core_worker.py``): it imports this very module and calls its ``reset`` and
+``op`` functions on request. A hypothesis
 ``RuleBasedStateMachine`` draws operations as plain tuples; each one is applied to a
 :class:`World` here (compiled core) and sent to the World of the subprocess (pure core), and
 the two outcomes must be equal after every step. An outcome is the result or the error (type,
@@ -39,15 +40,10 @@ harness's (an address, a temporary path or a hook id leaking into an outcome).
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
-import pickle
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
-import traceback
 import warnings
 from typing import Any
 
@@ -68,6 +64,7 @@ from hypothesis.stateful import (
 import brainstate
 from brainstate.checkpoint import load, save
 from brainstate.util import FlattedDict
+from pure_core_worker import PureCoreWorker
 
 STATE_CLASSES = {
     "State": brainstate.State,
@@ -489,73 +486,24 @@ class World:
 
 
 # --- the reference side: a subprocess with the pure core ----------------------------------------
+# (tests/pure_core_worker.py runs this module there and calls the two functions below)
+
+_world: World | None = None
 
 
-def _serve() -> None:
-    """Answer requests from the test process on stdin/stdout (pickles) until EOF."""
-    jax.config.update("jax_numpy_dtype_promotion", "strict")  # as tests/conftest.py does
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # stray prints must not corrupt the channel
-    sys.stdout = sys.stderr
-    inp = sys.stdin.buffer
-    world = None
-    while True:
-        try:
-            cmd, arg = pickle.load(inp)
-        except EOFError:
-            return
-        try:
-            if cmd == "reset":
-                if world is not None:
-                    world.close()
-                world = World()
-                reply = brainstate._impl.IMPLEMENTATION
-            else:
-                reply = world.apply(arg)
-            pickle.dump(("ok", reply), out)
-        except BaseException:  # a bug of the harness itself, reported to the test
-            pickle.dump(("crash", traceback.format_exc()), out)
-        out.flush()
+def reset() -> str:
+    """A fresh World in the worker; returns the core it runs."""
+    global _world
+    if _world is not None:
+        _world.close()
+    _world = World()
+    return brainstate._impl.IMPLEMENTATION
 
 
-class PureWorker:
-    """The subprocess holding the pure-core World."""
-
-    def __init__(self) -> None:
-        depth = __name__.count(".")
-        root = os.path.dirname(os.path.abspath(__file__))
-        for _ in range(depth):
-            root = os.path.dirname(root)
-        env = dict(os.environ, BRAINSTATE_NO_EXTENSIONS="1")
-        self.stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--serve", __name__, root],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=env)
-
-    def call(self, cmd: str, arg: Any = None) -> Any:
-        try:
-            pickle.dump((cmd, arg), self.proc.stdin)
-            self.proc.stdin.flush()
-            status, reply = pickle.load(self.proc.stdout)
-        except (EOFError, BrokenPipeError, pickle.UnpicklingError):
-            pytest.fail(f"the pure-core subprocess died:\n{self.stderr_tail()}")
-        if status == "crash":
-            pytest.fail(f"the pure-core subprocess failed:\n{reply}")
-        return reply
-
-    def stderr_tail(self) -> str:
-        self.stderr.seek(0)
-        return self.stderr.read()[-4000:].decode(errors="replace")
-
-    def close(self) -> None:
-        self.proc.stdin.close()  # EOF: the subprocess returns
-        self.proc.stdout.close()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a hung worker
-            self.proc.kill()
-            self.proc.wait()
-        self.stderr.close()
+def op(step: tuple) -> Any:
+    """Apply one operation to the worker's World."""
+    assert _world is not None, "reset() first"
+    return _world.apply(step)
 
 
 # --- the state machine --------------------------------------------------------------------------
@@ -584,7 +532,7 @@ def _has(attr: str) -> Any:
 class ParityMachine(RuleBasedStateMachine):
     """Every rule is one operation, applied to both Worlds; the outcomes must be equal."""
 
-    worker: PureWorker | None = None
+    worker: PureCoreWorker | None = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -706,12 +654,12 @@ def pure_worker(request):
     """The pure-core subprocess; this process must run the compiled core."""
     if brainstate._impl.IMPLEMENTATION != "c":  # no skip: a missing extension fails
         pytest.fail(f"the compiled core is not active: {brainstate._impl.EXTENSION_ERROR!r}")
-    worker = PureWorker()
+    worker = PureCoreWorker(__name__)
     yield worker
     worker.close()
 
 
-def _run(worker: PureWorker, max_examples: int, steps: int) -> None:
+def _run(worker: PureCoreWorker, max_examples: int, steps: int) -> None:
     ParityMachine.worker = worker
     try:
         run_state_machine_as_test(ParityMachine, settings=settings(
@@ -800,10 +748,3 @@ def test_world_outcomes_are_reproducible():
     assert outcomes[27][2][0][0][2][1][0][3] == [7.0, 7.0]  # the load undid the write of 5
     assert len(outcomes[25][0][1]) == 64  # the digest of the saved file
     assert any(event[0] == "g" for event in outcomes[10][2][2])  # global observer fired
-
-
-if __name__ == "__main__" and sys.argv[1:2] == ["--serve"]:
-    # Import this file under the test process's module name, so class names and creation
-    # sites quoted in messages match those of the test process.
-    sys.path.insert(0, sys.argv[3])
-    importlib.import_module(sys.argv[2])._serve()

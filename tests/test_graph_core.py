@@ -1,4 +1,5 @@
-"""The core's graph loops and ``TreefyState`` storage (csrc/_core_graph.pxi and its pure twin).
+"""The core's graph loops and ``TreefyState`` storage (csrc/_core_refs.pxi to _core_decoder.pxi,
+and their pure twins in brainstate/_core_py/).
 
 ``TreefyState`` must behave as a plain object whose ``__dict__`` holds ``type``, ``value`` and
 the metadata in insertion order, whatever layout the compiled core keeps internally; the graph

@@ -1,7 +1,8 @@
 """Hook machinery at manager level, with a stand-in for a State.
 
-The state core calls ``brainstate._hooks.dispatch_*``; these tests drive the same entry points
-with ``DummyState``, which has exactly what the contract promises: ``_hooks_mgr_or_none``
+The pure core and the hosted core call the pure twin's ``dispatch_*``
+(``brainstate/_core_py/_hooks.py``, ``brainstate._impl.hook_dispatch``); these tests drive the
+same entry points with ``DummyState``, which has exactly what the contract promises: ``_hooks_mgr_or_none``
 (``None`` until a manager exists), weak-referencability and a ``name``.
 """
 
@@ -41,15 +42,18 @@ from brainstate._hooks import (
     RestoreHookContext,
     WriteHookContext,
     clear_state_hooks,
+    has_state_hooks,
+    list_state_hooks,
+    register_state_hook,
+    unregister_state_hook,
+)
+from brainstate._core_py import _hooks as hook_dispatch
+from brainstate._core_py._hooks import (
     dispatch_init,
     dispatch_read,
     dispatch_restore,
     dispatch_write_after,
     dispatch_write_before,
-    has_state_hooks,
-    list_state_hooks,
-    register_state_hook,
-    unregister_state_hook,
 )
 
 
@@ -693,7 +697,7 @@ def test_dispatch_builds_no_context_without_matching_hooks(monkeypatch):
     def no_context(cls):
         raise AssertionError(f"built a {cls.__name__} with no hook to run")
 
-    monkeypatch.setattr(_hooks, "_new", no_context)
+    monkeypatch.setattr(hook_dispatch, "_new", no_context)
     bare, other_types = DummyState(), make_state()
     other_types._hooks_mgr_or_none.register_hook("init", lambda ctx: None)
     register_state_hook("init", lambda ctx: None)

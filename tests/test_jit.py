@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
+from jax.sharding import Mesh, NamedSharding, PartitionSpec, SingleDeviceSharding
 
 import brainstate
 from brainstate.transform import StatefulFunction, jit, make_jaxpr
@@ -473,3 +477,69 @@ class TestAsMethod:
             assert callable(deco) and not hasattr(deco, "stateful_fun")
         f = jit(Missing())(lambda x: x + 1)
         assert float(f(1.0)) == 2.0
+
+
+class TestPerLeafOptions:
+    """Donation and input shardings map to flat leaves with the spans of the call compiled."""
+
+    @staticmethod
+    def _shardings():
+        dev = jax.devices()[0]
+        mesh = Mesh(np.array([dev]), ("i",))
+        return NamedSharding(mesh, PartitionSpec("i")), SingleDeviceSharding(dev)
+
+    @staticmethod
+    def _leaf_shardings(jf, args):
+        # input 0 of the compiled program is the (here empty) list of state values
+        return [type(s) for s in jf.lower(*args).compile().input_shardings[0][1:]]
+
+    def test_threads_compiling_different_argument_structures_get_their_own_spans(self):
+        # Each thread's trace waits for the other's, so both calls are in flight when either
+        # compiles: with the spans kept on the instance, the last call's would reach both.
+        named, single = self._shardings()
+        x = jnp.ones(2)
+        calls = {"a": ((x, x), x), "b": (x, (x, x))}
+        want = {"a": [NamedSharding, NamedSharding, SingleDeviceSharding],
+                "b": [NamedSharding, SingleDeviceSharding, SingleDeviceSharding]}
+        for _ in range(3):
+            barrier = threading.Barrier(2, timeout=60)
+
+            def f(a, b):
+                barrier.wait()
+                return sum(jax.tree_util.tree_leaves((a, b)))  # every leaf an input
+
+            jf = jit(f, in_shardings=(named, single))
+            errors: list = []
+
+            def run(name, jf=jf, errors=errors):
+                try:
+                    jax.block_until_ready(jf(*calls[name]))
+                except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=run, args=(n,)) for n in calls]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+            assert not errors, errors
+            for name, args in calls.items():
+                assert self._leaf_shardings(jf, args) == want[name], name
+
+    def test_lower_before_any_call_maps_donation(self):
+        f = jit(lambda x, y: x * 2 + y, donate_argnums=0)
+        info = f.lower(jnp.ones(3), jnp.ones(3)).args_info
+        assert [a.donated for a in jax.tree_util.tree_leaves(info)] == [True, False]
+
+    def test_lower_uses_its_own_call_structure(self):
+        f = jit(lambda *a: jax.tree_util.tree_leaves(a)[0], donate_argnums=1)
+        x = jnp.ones(3)
+        f(x, x, x)  # compiled with argument 1 at leaf 1
+        info = f.lower(x, (x, x)).args_info  # argument 1 now spans leaves 1 and 2
+        assert [a.donated for a in jax.tree_util.tree_leaves(info)] == [False, True, True]
+
+    def test_donation_by_name_follows_the_keyword(self):
+        f = jit(lambda x, *, y: x + y[0], donate_argnames="y")
+        x = jnp.ones(3)
+        info = f.lower(x, y=(x, x)).args_info
+        assert [a.donated for a in jax.tree_util.tree_leaves(info)] == [False, True, True]

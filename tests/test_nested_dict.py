@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import brainstate
 from brainstate.util import FlattedDict, NestedDict, flat_mapping, nest_mapping
-from brainstate.util._pretty_pytree import empty_node
+from brainstate.util._nested_dict import empty_node
 from brainstate.util.filter import OfType, PathContains, WithTag
 
 NON_EXHAUSTIVE = "Non-exhaustive filters, got a non-empty remainder"

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from brainstate.nn._transforms import (
+from brainstate.nn._constraints import (
     AffineT,
     ChainT,
     ClipT,

@@ -11,13 +11,14 @@ before the record defining it (a parent holding a child's state under a later at
 makes ``flatten`` mark the GraphDef for a pre-pass that materialises every state first.
 
 Performance notes (see ``bench/bench_graph.py``): the per-node and per-state loops live in the
-core (``encode``, ``DecoderCore``; compiled in ``csrc/_core_graph.pxi``, the pure twin in
-``_core_py``): this module hands them the registry (``configure_graph`` at the end) and keeps the
-rare paths and every message. The state mapping is nested while walking; ``TreefyState`` objects and
-rebuilt states are built with the exact attribute layout of ``State.to_state_ref()`` /
-``TreefyState.to_state()`` without their generic per-attribute loops (``tests/test_graph.py``
-pins the equivalence); a split ref carries its state's signature, so merging it does not read
-shapes and dtypes again; nothing here creates reference cycles.
+core (``encode``, ``DecoderCore``; compiled in ``csrc/_core_encoder.pxi`` and
+``csrc/_core_decoder.pxi``, the pure twins in ``brainstate/_core_py/``): this module hands them
+the registry (``configure_graph`` at the end) and keeps the rare paths and every message. The
+state mapping is nested while walking; ``TreefyState`` objects and rebuilt states are built with
+the exact attribute layout of ``State.to_state_ref()`` / ``TreefyState.to_state()`` without
+their generic per-attribute loops (``tests/test_graph.py`` pins the equivalence); a split ref
+carries its state's signature, so merging it does not read shapes and dtypes again; nothing here
+creates reference cycles.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from brainstate import _impl
+from brainstate._core_constants import GRAPH_CONSTANTS
 from brainstate._error import StateSignatureError
 from brainstate._hosted import is_hosted
 from brainstate._state import State, TreefyState
@@ -38,8 +40,6 @@ from ._graphdef import (
     PYTREE,
     STATE_AT,
     STATE_DEF,
-    STATE_REF,
-    STATIC,
     GraphDef,
     _node_paths,
 )
@@ -676,11 +676,7 @@ def _mapping_paths(mapping: dict, expected: set) -> list:
 
 
 _core.configure_graph(
-    constants={
-        "kinds": (R.GRAPH_NODE, R.PYTREE, R.STATE, R.STATE_LEAF, R.STATIC, R.NONE),
-        "codes": (NODE_DEF, NODE_REF, STATE_DEF, STATE_REF, STATIC, PYTREE, LEAF, STATE_AT),
-        "treedef_kinds": (R.LIST_KIND, R.TUPLE_KIND, R.DICT_KIND),
-    },
+    constants=GRAPH_CONSTANTS,
     kinds=R._KIND,
     classify=R.classify,
     node_impls=R._NODE_IMPLS,

@@ -31,6 +31,8 @@ from typing import Any
 
 import jax
 
+from brainstate._core_constants import GRAPH_CONSTANTS
+
 __all__ = [
     "PytreeType",
     "NodeEdge",
@@ -42,8 +44,8 @@ __all__ = [
     "GraphDef",
 ]
 
-# Code tags (first element of every internal code tuple).
-NODE_DEF, NODE_REF, STATE_DEF, STATE_REF, STATIC, PYTREE, LEAF, STATE_AT = range(8)
+# Code tags (first element of every internal code tuple; brainstate/_core_constants.py).
+NODE_DEF, NODE_REF, STATE_DEF, STATE_REF, STATIC, PYTREE, LEAF, STATE_AT = GRAPH_CONSTANTS["codes"]
 
 # How many node specs a GraphDef repr lists before summarising the rest.
 _REPR_MAX_SPECS = 12

@@ -15,8 +15,9 @@ import jax
 import numpy as np
 from jax import tree_util as jtu
 
+from brainstate._core_constants import GRAPH_CONSTANTS
 from brainstate._state import State, TreefyState
-from brainstate.util._pretty_pytree import link_path
+from brainstate.util._nested_dict import link_path
 
 __all__ = ["register_graph_node_type", "Static", "MAX_INT"]
 
@@ -25,8 +26,8 @@ MAX_INT = int(np.iinfo(np.int32).max)
 
 A = TypeVar("A")
 
-# Kinds. Small ints compared with ``is``/``==`` in the hot loops.
-GRAPH_NODE, PYTREE, STATE, STATE_LEAF, STATIC, NONE = range(6)
+# Kinds (brainstate/_core_constants.py). Small ints compared with ``is``/``==`` in the hot loops.
+GRAPH_NODE, PYTREE, STATE, STATE_LEAF, STATIC, NONE = GRAPH_CONSTANTS["kinds"]
 
 _KIND: dict = {type(None): NONE, list: PYTREE, tuple: PYTREE, dict: PYTREE}
 
@@ -235,7 +236,7 @@ _SEQ_TREEDEFS: dict = {}
 _DICT_TREEDEFS: dict = {}
 _TREEDEF_KIND: dict = {}
 _MAX_CACHED_DICT_TREEDEFS = 4096
-LIST_KIND, TUPLE_KIND, DICT_KIND = 1, 2, 3
+LIST_KIND, TUPLE_KIND, DICT_KIND = GRAPH_CONSTANTS["treedef_kinds"]
 
 
 _N_RANGES = 64
@@ -348,7 +349,8 @@ def unflatten_pytree(treedef: Any, keys: tuple, children: list) -> Any:
 # walks like a wide graph) and carry a container's path as a link ``(up, key)`` (``None``: the
 # root's ``()``), built into a tuple only where one is needed: a chain n deep would otherwise
 # hold n path tuples of up to n keys each. Pytree nesting (a list in a list in a list...)
-# stays bounded by ``sys.getrecursionlimit()``, as in the core's walks (see _core_py).
+# stays bounded by ``sys.getrecursionlimit()``, as in the core's walks
+# (brainstate/_core_py/_walk_common.py).
 # ``link_path`` (from brainstate.util) builds the tuple.
 
 

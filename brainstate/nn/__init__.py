@@ -70,7 +70,7 @@ from brainstate.nn._linear import *  # noqa: F401,F403
 from brainstate.nn._monitor import *  # noqa: F401,F403
 from brainstate.nn._rnns import *  # noqa: F401,F403
 from brainstate.nn._utils import *  # noqa: F401,F403
-from brainstate.nn._transforms import (
+from brainstate.nn._constraints import (
     AffineT,
     ChainT,
     ClipT,

@@ -30,7 +30,7 @@ from brainstate._jax_internals import jax_core as _jax_core
 from brainstate._state import ParamState, State
 from brainstate.nn._module import Module
 from brainstate.nn._regularization import Regularization
-from brainstate.nn._transforms import IdentityT, Transform
+from brainstate.nn._constraints import IdentityT, Transform
 
 __all__ = ["Param", "Const"]
 

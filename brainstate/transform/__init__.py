@@ -53,7 +53,7 @@ from brainstate.transform._vmap import (
     vmap_new_states,
 )
 
-# name -> private module defining it, imported on first access (see the module docstring)
+# name -> private module that provides it, imported on first access (see the module docstring)
 _LAZY: dict[str, str] = {
     "all_checks": "_checkify",
     "automatic_checks": "_checkify",

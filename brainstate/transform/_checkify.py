@@ -172,8 +172,8 @@ def checkify(fun: Callable, errors: Any = user_checks) -> Callable:
     checked_of = PerEntry(lambda pure: _cfy.checkify(pure, errors=errors))
 
     def checked(*args: Any, **kwargs: Any) -> tuple:
-        key_leaves = sf._key_and_leaves(args, kwargs)
-        entry = sf._entry(args, kwargs, key_leaves)
+        key_leaves = sf.key_and_leaves(args, kwargs)
+        entry = sf.entry(args, kwargs, key_leaves)
         err, (out, written) = checked_of(entry)(_core.gather(entry.states),
                                                 list(key_leaves[1]))
         _core.scatter(entry.write_states, written)

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from brainstate.transform._error_if import jit_error_if
-from brainstate.transform._loop import _Union, check_same_types, trace_fn
+from brainstate.transform._tracing import check_same_types, trace_fn, union_of
 
 __all__ = ["cond", "switch", "ifelse"]
 
@@ -37,7 +37,7 @@ def _run_branches(select: Callable, funs: Sequence[Callable], operands: tuple,
         check_same_types(f"{where}: {name} returns a different type than {names[0]}", first,
                          entry.out_shapes[0],
                          "Every branch must return the same structure, shapes and dtypes.")
-    u = _Union(entries)
+    u = union_of(entries)
     vals, w_init = u.gather()
     # the traced jaxprs take the operands flattened as StatefulFunction flattens them
     leaves = _tree_leaves((tuple(operands), {}))

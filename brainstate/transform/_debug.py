@@ -145,8 +145,8 @@ class DebugNan:
 
     def _run(self) -> tuple:
         """``(entry, error, out, written values, flag)``; flag: whether an output is bad."""
-        key_leaves = self._sf._key_and_leaves(self._args, {})
-        entry = self._sf._entry(self._args, {}, key_leaves)
+        key_leaves = self._sf.key_and_leaves(self._args, {})
+        entry = self._sf.entry(self._args, {}, key_leaves)
         leaves = key_leaves[1]
         checked = _FLOAT_CHECKED(entry)
         err, (out, written) = checked(_core.gather(entry.states), list(leaves))

@@ -93,7 +93,7 @@ def eval_shape(f: Callable, *args: Any, return_state_shapes: bool = False,
     dyn = [leaves[i] for i in dyn_idx]
     with catch_new_states() as catcher:
         try:
-            entry = sf._entry(tuple(dyn), {})
+            entry = sf.entry(tuple(dyn), {})
         finally:
             _settle_new_states(catcher, holder.get("new", ()), base_level)
     out_leaves, out_tree, keep = holder["out"]

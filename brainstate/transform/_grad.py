@@ -120,7 +120,7 @@ def _pure_function(sf: StatefulFunction, args: tuple, kwargs: dict, states: list
     of ``(out, aux)`` with ``has_aux``) and, as auxiliary output, ``(primary, aux, written
     state values)``.
     """
-    entry = sf._entry(args, kwargs)
+    entry = sf.entry(args, kwargs)
     if has_aux:
         out = entry.out_shapes[0]
         if not isinstance(out, (tuple, list)) or len(out) != 2:
@@ -139,7 +139,7 @@ def _pure_function(sf: StatefulFunction, args: tuple, kwargs: dict, states: list
         call_args = list(args)
         for n, a in zip(argnums, primals[n_s:]):
             call_args[n] = a
-        leaves = sf._key_and_leaves(tuple(call_args), kwargs)[1]
+        leaves = sf.key_and_leaves(tuple(call_args), kwargs)[1]
         svals = list(current)
         if n_s:
             for slot, v in zip(slots, states_tree.flatten_up_to(primals[0])):

@@ -6,10 +6,9 @@ import functools
 import types
 from typing import Any, Callable, Concatenate, Generic, ParamSpec, TypeVar, overload
 
-import jax
-
 from brainstate.typing import Missing
-from brainstate.transform._make_jaxpr import _DISABLE_JIT, StatefulFunction, outer_frames_untouched
+from brainstate.transform._make_jaxpr import (_DISABLE_JIT, LeafSpans, StatefulFunction,
+                                              outer_frames_untouched)
 
 __all__ = ["jit"]
 
@@ -53,8 +52,6 @@ class JittedFunction(Generic[P, R]):
         self._donate = _normalize_nums(donate_argnums, "donate_argnums")
         self._donate_names = (donate_argnames,) if isinstance(donate_argnames, str) \
             else tuple(donate_argnames or ())
-        self.stateful_fun = StatefulFunction(fun, static_argnums, static_argnames or (),
-                                             name=name or "jit")
         kw = dict(keep_unused=keep_unused, inline=inline, **jax_kwargs)
         if device is not None:
             kw["device"] = device
@@ -62,35 +59,38 @@ class JittedFunction(Generic[P, R]):
             kw["backend"] = backend
         if out_shardings is not None:
             kw["out_shardings"] = (out_shardings, None)
-        self.stateful_fun._jit_kwargs = kw
         if in_shardings is not None and not isinstance(in_shardings, (tuple, list)):
             raise NotImplementedError(
                 "jit(in_shardings=...) takes a tuple or list with one entry per positional "
                 f"argument, got {type(in_shardings).__name__}."
             )
         self._in_shardings = in_shardings
-        if self._donate or self._donate_names or in_shardings is not None:
-            self.stateful_fun._jit_argmap = self._argmap
+        per_leaf = self._donate or self._donate_names or in_shardings is not None
+        self.stateful_fun = StatefulFunction(fun, static_argnums, static_argnames or (),
+                                             name=name or "jit", jit_kwargs=kw,
+                                             jit_argmap=self._argmap if per_leaf else None)
         self.jitted_fun = self
         functools.update_wrapper(self, fun, updated=())
 
-    def _argmap(self, entry: Any) -> dict:
-        """Per-leaf donation and input shardings for the compiled ``pure(states, *leaves)``."""
-        del entry  # the spans come from the call that is being compiled
+    def _argmap(self, spans: LeafSpans) -> dict:
+        """Per-leaf donation and input shardings for the compiled ``pure(states, *leaves)``.
+
+        ``spans`` are those of the call being compiled (argument 0 of ``pure`` is the list of
+        state values, hence the ``+ 1``).
+        """
         out: dict = {}
-        spans = self.stateful_fun._last_spans
         if self._donate or self._donate_names:
             donate = []
-            for i, (lo, hi) in spans["args"].items():
+            for i, (lo, hi) in spans.args.items():
                 if i in self._donate:
                     donate.extend(range(lo + 1, hi + 1))
-            for k, (lo, hi) in spans["kwargs"].items():
+            for k, (lo, hi) in spans.kwargs.items():
                 if k in self._donate_names:
                     donate.extend(range(lo + 1, hi + 1))
             out["donate_argnums"] = tuple(donate)
         if self._in_shardings is not None:
-            shardings = [None] * (spans["n"] + 1)
-            for i, (lo, hi) in spans["args"].items():
+            shardings = [None] * (spans.n + 1)
+            for i, (lo, hi) in spans.args.items():
                 if i < len(self._in_shardings):
                     for j in range(lo, hi):
                         shardings[j + 1] = self._in_shardings[i]
@@ -100,9 +100,7 @@ class JittedFunction(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         if _DISABLE_JIT.value:
             return self.origin_fun(*args, **kwargs)
-        if self.stateful_fun._jit_argmap is not None:
-            self.stateful_fun._last_spans = _leaf_spans(self.stateful_fun, args, kwargs)
-        return self.stateful_fun._call(args, kwargs)
+        return self.stateful_fun.call(args, kwargs)
 
     @overload
     def __get__(self, obj: None, owner: Any = None) -> JittedFunction[P, R]: ...
@@ -122,17 +120,18 @@ class JittedFunction(Generic[P, R]):
 
     def _aot_args(self, args: tuple, kwargs: dict):
         sf = self.stateful_fun
-        key, leaves, treedef = sf._key_and_leaves(args, kwargs)
+        keyed = sf.key_and_leaves(args, kwargs)
         with outer_frames_untouched():
-            entry = sf._entry(args, kwargs, (key, leaves, treedef))
+            entry = sf.entry(args, kwargs, keyed)
         vals = [st._value for st in entry.states]
-        fn = sf._compiled(entry)
+        fn = sf.compiled(entry, sf.leaf_spans(args, kwargs))
+        leaves = keyed[1]
         return fn, vals, [*leaves, *entry.hoisted]
 
     def eval_shape(self, *args: Any, **kwargs: Any) -> Any:
         """The output's shapes and dtypes (``jax.ShapeDtypeStruct`` objects); states untouched."""
         with outer_frames_untouched():
-            entry = self.stateful_fun._entry(args, kwargs)
+            entry = self.stateful_fun.entry(args, kwargs)
         return entry.out_shapes[0]
 
     def lower(self, *args: Any, **kwargs: Any) -> Any:
@@ -148,24 +147,6 @@ class JittedFunction(Generic[P, R]):
     def compile(self, *args: Any, **kwargs: Any) -> Any:
         """``jax.stages.Compiled`` of the computation; states untouched."""
         return self.lower(*args, **kwargs).compile()
-
-
-def _leaf_spans(sf: StatefulFunction, args: tuple, kwargs: dict) -> dict:
-    """Which flat dynamic leaves each user argument occupies (for donation and shardings)."""
-    pos, spans, kspans = 0, {}, {}
-    for i, a in enumerate(args):
-        if i in sf.static_argnums:
-            continue
-        n = len(jax.tree_util.tree_leaves(a))
-        spans[i] = (pos, pos + n)
-        pos += n
-    for k in sorted(kwargs):
-        if k in sf.static_argnames:
-            continue
-        n = len(jax.tree_util.tree_leaves(kwargs[k]))
-        kspans[k] = (pos, pos + n)
-        pos += n
-    return {"args": spans, "kwargs": kspans, "n": pos}
 
 
 @overload

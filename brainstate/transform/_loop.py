@@ -14,19 +14,18 @@ write-back stores outer tracers, which the outer transform records as writes.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, TypeVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.extend.core import jaxpr_as_fun
 
-from brainstate._impl import core as _core
-from brainstate._messages import describe_state, make_error
+from brainstate._messages import describe_state
 from brainstate._trace import StateTraceStack
 from brainstate.transform._error_if import unvmap_any
-from brainstate.transform._make_jaxpr import StatefulFunction, _rollback
+from brainstate.transform._make_jaxpr import _rollback
 from brainstate.transform._progress import as_runner, counter_init, describe_callable
+from brainstate.transform._tracing import StateUnion, check_same_types, trace_fn, union_of
 
 __all__ = [
     "scan",
@@ -39,108 +38,6 @@ __all__ = [
 
 _tree_leaves = jax.tree_util.tree_leaves
 _tree_unflatten = jax.tree_util.tree_unflatten
-
-
-# --- shared machinery (also used by _cond.py) ------------------------------------------------
-
-
-class _Traced:
-    """One traced function of a control-flow construct and where its states sit in the union."""
-
-    __slots__ = ("entry", "fn", "slots")
-
-    def __init__(self, entry: Any, index: dict) -> None:
-        self.entry = entry
-        self.fn = jaxpr_as_fun(entry.jaxpr)
-        self.slots = tuple(index[id(st)] for st in entry.states)
-
-    def __call__(self, dyn_leaves: Sequence, union_vals: Sequence) -> tuple:
-        """Evaluate on the union's state values; returns ``(out, {union slot: new value})``."""
-        entry = self.entry
-        svals = [union_vals[j] for j in self.slots]
-        flat = self.fn(*dyn_leaves, *_tree_leaves(svals))
-        out, new = _tree_unflatten(entry.out_treedef, flat)
-        return out, {self.slots[i]: new[i] for i in entry.write_idx}
-
-
-class _Union:
-    """The states of several traced functions: first-seen order, written flags OR-ed."""
-
-    def __init__(self, entries: Sequence) -> None:
-        states: list = []
-        written: list = []
-        index: dict = {}
-        for entry in entries:
-            for st, w in zip(entry.states, entry.written):
-                j = index.get(id(st))
-                if j is None:
-                    index[id(st)] = len(states)
-                    states.append(st)
-                    written.append(bool(w))
-                elif w:
-                    written[j] = True
-        self.states = tuple(states)
-        self.write_idx = tuple(j for j, w in enumerate(written) if w)
-        self.write_states = tuple(states[j] for j in self.write_idx)
-        self.parts = [_Traced(e, index) for e in entries]
-
-    def gather(self) -> tuple[list, list]:
-        """(all current values, the written states' values): reads recorded in outer traces."""
-        vals = _core.gather(self.states)
-        return vals, [vals[j] for j in self.write_idx]
-
-    def compose(self, vals: Sequence, wvals: Sequence) -> list:
-        """All values, with the written states' slots taken from ``wvals``."""
-        out = list(vals)
-        for j, v in zip(self.write_idx, wvals):
-            out[j] = v
-        return out
-
-    def updated(self, wvals: Sequence, new: dict) -> list:
-        """``wvals`` with the slots a traced function wrote replaced by their new values."""
-        return [new.get(j, v) for j, v in zip(self.write_idx, wvals)]
-
-    def write_back(self, wvals: Sequence) -> None:
-        """Store the final values (``write_after`` hooks only; recorded in outer traces)."""
-        if wvals and not _core.stack_level():
-            # No brainstate trace is active, so tracers here come from a raw JAX transform
-            # around the loop: refuse to leak them, as `.value =` would (the tracer guard of
-            # docs/concepts/trace-contexts.md, "Each state records its trace").
-            for st, v in zip(self.write_states, wvals):
-                if not st._trace_is_valid() and any(map(_is_tracer, _tree_leaves(v))):
-                    raise make_error("tracer_write", st)
-        _core.scatter(self.write_states, list(wvals))
-
-
-def trace_fn(fun: Callable, args: tuple, name: str) -> Any:
-    """Trace ``fun(*args)`` (leaves may be arrays, tracers or ShapeDtypeStructs); its entry."""
-    return StatefulFunction(fun, name=name)._entry(args, {})
-
-
-def _avals(tree: Any) -> tuple[list, Any]:
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    return [jax.typeof(x) for x in leaves], treedef
-
-
-def _same_type(a: Any, b: Any) -> bool:
-    # weak types are ignored: lax's loops and branches promote weakly typed carries themselves
-    return tuple(a.shape) == tuple(b.shape) and a.dtype == b.dtype
-
-
-def _describe(avals: list, treedef: Any) -> str:
-    return str(_tree_unflatten(treedef, [f"{a.dtype}{list(a.shape)}" for a in avals]))
-
-
-def check_same_types(what: str, expected: Any, got: Any, fix: str) -> None:
-    """TypeError unless two pytrees of values/ShapeDtypeStructs match in structure and avals."""
-    ea, et = _avals(expected)
-    ga, gt = _avals(got)
-    if et != gt or not all(map(_same_type, ea, ga)):
-        raise TypeError(f"{what}: expected {_describe(ea, et)}, got {_describe(ga, gt)}. {fix}")
-
-
-def _is_tracer(x: Any) -> bool:
-    return isinstance(x, jax.core.Tracer)
 
 
 # --- argument checks ---------------------------------------------------------------------------
@@ -238,7 +135,7 @@ def _scan(f: Callable, init: Any, xs: Any, length: Any, reverse: bool, unroll: A
     _check_pair(where, out, TypeError)
     check_same_types(f"{where}: the carry returned by the function differs from init",
                      init, out[0], "The carry must keep its structure, shapes and dtypes.")
-    u = _Union([entry])
+    u = union_of([entry])
     part = u.parts[0]
     vals, w_init = u.gather()
     describe = describe_callable(runner)
@@ -374,7 +271,7 @@ def for_loop(f: Callable[..., Y], *xs: Any, length: int | None = None, reverse: 
 # --- while loops -------------------------------------------------------------------------------
 
 
-def _trace_while(cond_fun: Callable, body_fun: Callable, init_val: Any, where: str) -> _Union:
+def _trace_while(cond_fun: Callable, body_fun: Callable, init_val: Any, where: str) -> StateUnion:
     cond_entry = trace_fn(cond_fun, (init_val,), f"{where}:cond")
     if cond_entry.write_states:
         names = ", ".join(describe_state(st) for st in cond_entry.write_states)
@@ -384,7 +281,7 @@ def _trace_while(cond_fun: Callable, body_fun: Callable, init_val: Any, where: s
     check_same_types(f"{where}: body_fun's output differs from init_val", init_val,
                      body_entry.out_shapes[0],
                      "The loop value must keep its structure, shapes and dtypes.")
-    return _Union([cond_entry, body_entry])
+    return union_of([cond_entry, body_entry])
 
 
 def while_loop(cond_fun: Callable[[C], Any], body_fun: Callable[[C], C], init_val: C) -> C:
@@ -574,7 +471,7 @@ def _checkpointed_scan(f: Callable, init: Any, xs: Any, length: Any, base: Any, 
     _check_pair(where, out, ValueError)
     check_same_types(f"{where}: the carry returned by the function differs from init",
                      init, out[0], "The carry must keep its structure, shapes and dtypes.")
-    u = _Union([entry])
+    u = union_of([entry])
     part = u.parts[0]
     vals, w_init = u.gather()
     describe = describe_callable(runner)

@@ -196,6 +196,20 @@ def _abstract(x: Any) -> Any:
     return x
 
 
+class LeafSpans(NamedTuple):
+    """Which flat dynamic leaves each argument of one call occupies, as ``(lo, hi)`` ranges.
+
+    ``args`` maps positional indices (static ones left out), ``kwargs`` keyword names; ``n``
+    counts the leaves. The cache key's treedef fixes every argument's leaf count, so all calls
+    that share an entry share its spans: ``jit`` maps them to per-leaf donation and input
+    shardings when the entry is compiled (``StatefulFunction.compiled``).
+    """
+
+    args: dict[int, tuple[int, int]]
+    kwargs: dict[str, tuple[int, int]]
+    n: int
+
+
 class _Stale(Exception):
     """Raised while JAX retraces a compiled entry for arguments it was not traced for."""
 
@@ -231,7 +245,7 @@ class _Entry:
         self.in_avals = None  # avals of the dynamic leaves when all are jax arrays
         self.in_treedef = None
         self.n_bare = -1  # len(args) when in_treedef is a flat tuple of that many leaves
-        self.hoisted = ()  # captured arrays passed as trailing arguments (set by _compiled)
+        self.hoisted = ()  # captured arrays passed as trailing arguments (set by compiled)
 
 
 class StatefulFunction:
@@ -253,6 +267,33 @@ class StatefulFunction:
         Jaxpr passes run on each traced jaxpr (``'all'``, a pass name such as
         ``'constant_fold'``, or a sequence of names; see :func:`optimize_jaxpr`). Unknown
         names raise at construction.
+    jit_kwargs : dict, optional
+        Keywords for the ``jax.jit`` that compiles each traced entry (``jit`` passes
+        ``out_shardings``, ``device``, ``compiler_options``, ...).
+    jit_argmap : callable, optional
+        ``jit_argmap(spans) -> dict``: more ``jax.jit`` keywords that depend on where each
+        argument's leaves sit (``donate_argnums``, ``in_shardings``), given the ``LeafSpans``
+        of the call being compiled.
+
+    Notes
+    -----
+    The protocol transforms use (package-internal; ``docs/ARCHITECTURE.md``, "Transforms"):
+
+    - ``key_and_leaves(args, kwargs)``: ``(cache key, flat dynamic leaves, their treedef)``.
+    - ``entry(args, kwargs, keyed=None)``: the cached traced entry of a call (traced on a
+      miss); ``keyed`` is ``key_and_leaves``' result when the caller already has it.
+    - ``trace(args, kwargs, leaves, treedef)``: a fresh, uncached trace.
+    - ``leaf_spans(args, kwargs)``: the call's ``LeafSpans``.
+    - ``compiled(entry, spans=None)``: the entry's ``jax.jit`` callable
+      ``(state values, *leaves, *entry.hoisted) -> (out, written values)``; ``spans`` (the
+      call's ``leaf_spans``) is needed when ``jit_argmap`` is set and the entry is not compiled
+      yet.
+    - ``call(args, kwargs)``: compile if needed, run, write the states back (what ``jit``
+      calls).
+
+    An entry (``entry``/``trace``) holds the closed ``jaxpr``, ``states``, ``written`` flags,
+    ``write_idx``/``write_states``, ``out_shapes`` and ``out_treedef``; ``pure_of(entry)`` is
+    its pure function.
 
     Examples
     --------
@@ -270,7 +311,8 @@ class StatefulFunction:
 
     def __init__(self, fun: Callable, static_argnums: Any = (), static_argnames: Any = (),
                  axis_env: Any = None, name: str | None = None, return_only_write: bool = True,
-                 ir_optimizations: Any = None) -> None:
+                 ir_optimizations: Any = None, jit_kwargs: dict | None = None,
+                 jit_argmap: Callable[[LeafSpans], dict] | None = None) -> None:
         if not callable(fun):
             raise TypeError(f"StatefulFunction needs a callable, got {type(fun).__name__}.")
         self.fun = fun
@@ -292,11 +334,10 @@ class StatefulFunction:
         self._lock = threading.RLock()
         self._hits = 0
         self._misses = 0
-        self._jit_kwargs: dict = {}
-        self._jit_argmap: Callable | None = None
-        self._last_spans: dict | None = None
-        self._last: _Entry | None = None  # the fast path's entry (see _call)
-        self._check_avals = False  # set once the fast path met another signature (_call)
+        self._jit_kwargs: dict = dict(jit_kwargs or {})
+        self._jit_argmap: Callable[[LeafSpans], dict] | None = jit_argmap
+        self._last: _Entry | None = None  # the fast path's entry (see call)
+        self._check_avals = False  # set once the fast path met another signature (call)
 
     def __repr__(self) -> str:
         return f"StatefulFunction({getattr(self.fun, '__name__', self.fun)!r})"
@@ -311,11 +352,11 @@ class StatefulFunction:
         dyn_kwargs = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
         return static_args, dyn_args, static_kwargs, dyn_kwargs
 
-    def _key_and_leaves(self, args: tuple, kwargs: dict):
+    def key_and_leaves(self, args: tuple, kwargs: dict) -> tuple[tuple, list, Any]:
         """(hashable key, flat dynamic leaves, their treedef) of one call: the per-call path.
 
         Without static arguments or keywords only ``args`` is flattened (the treedef then
-        describes ``args`` alone; ``_trace`` mirrors this). A jax array's key is its aval,
+        describes ``args`` alone; ``trace`` mirrors this). A jax array's key is its aval,
         which JAX interns: one attribute load, a cached hash (~3x cheaper per leaf than a
         (shape, dtype, weak_type) tuple, bench_transforms.py).
         """
@@ -332,9 +373,9 @@ class StatefulFunction:
 
     def get_arg_cache_key(self, *args: Any, compile_if_miss: bool = False, **kwargs: Any):
         """The cache key of a call with ``args`` (traced first when ``compile_if_miss``)."""
-        key = self._key_and_leaves(args, kwargs)[0]
+        key = self.key_and_leaves(args, kwargs)[0]
         if compile_if_miss:
-            self._entry(args, kwargs)
+            self.entry(args, kwargs)
         return _public_key(key)
 
     # --- tracing ---
@@ -347,7 +388,32 @@ class StatefulFunction:
                     "arguments were provided."
                 )
 
-    def _trace(self, args: tuple, kwargs: dict, leaves: list, treedef: Any) -> _Entry:
+    def leaf_spans(self, args: tuple, kwargs: dict) -> LeafSpans:
+        """Which flat dynamic leaves each argument of a call occupies (see ``LeafSpans``).
+
+        The order is ``key_and_leaves``': dynamic positional arguments, then keywords sorted
+        by name (as a dict flattens).
+        """
+        pos, spans, kspans = 0, {}, {}
+        for i, a in enumerate(args):
+            if i in self.static_argnums:
+                continue
+            n = len(jax.tree_util.tree_leaves(a))
+            spans[i] = (pos, pos + n)
+            pos += n
+        for k in sorted(kwargs):
+            if k in self.static_argnames:
+                continue
+            n = len(jax.tree_util.tree_leaves(kwargs[k]))
+            kspans[k] = (pos, pos + n)
+            pos += n
+        return LeafSpans(spans, kspans, pos)
+
+    def trace(self, args: tuple, kwargs: dict, leaves: list, treedef: Any) -> _Entry:
+        """Trace one call afresh: no cache lookup, nothing stored.
+
+        ``leaves`` and ``treedef`` are those ``key_and_leaves(args, kwargs)`` returns.
+        """
         self._check_static_argnums(args)
         sa, _, sk, _ = self._split_args(args, kwargs)
         static_pos = self.static_argnums
@@ -360,7 +426,7 @@ class StatefulFunction:
         args_only = not (self.static_argnums or self.static_argnames or kwargs)
 
         def traced(*flat):
-            if args_only:  # see _key_and_leaves
+            if args_only:  # see key_and_leaves
                 da, dk = jax.tree_util.tree_unflatten(treedef, flat), {}
             else:
                 da, dk = jax.tree_util.tree_unflatten(treedef, flat)
@@ -409,8 +475,12 @@ class StatefulFunction:
             entry.in_avals = tuple(x.aval for x in leaves)
         return entry
 
-    def _entry(self, args: tuple, kwargs: dict, key_leaves: Any = None) -> _Entry:
-        key, leaves, treedef = key_leaves or self._key_and_leaves(args, kwargs)
+    def entry(self, args: tuple, kwargs: dict, keyed: tuple | None = None) -> _Entry:
+        """The traced entry of a call, from the cache or traced now.
+
+        ``keyed`` is ``key_and_leaves(args, kwargs)`` when the caller already computed it.
+        """
+        key, leaves, treedef = keyed or self.key_and_leaves(args, kwargs)
         entry = self._cache.get(key)  # lock-free hit: dict reads are atomic under the GIL
         if entry is not None and entry.epoch == _core.rebind_epoch():
             self._hits += 1
@@ -424,7 +494,7 @@ class StatefulFunction:
                 self._cache.move_to_end(key)
                 return entry
             self._misses += 1
-        entry = self._trace(args, kwargs, leaves, treedef)
+        entry = self.trace(args, kwargs, leaves, treedef)
         with self._lock:
             self._cache[key] = entry
             if len(self._cache) > _MAX_CACHE:
@@ -442,18 +512,21 @@ class StatefulFunction:
     def make_jaxpr(self, *args: Any, **kwargs: Any) -> "StatefulFunction":
         """Trace for ``args`` (if not cached yet) and return self."""
         self._check_static_argnums(args)
-        self._entry(args, kwargs)
+        self.entry(args, kwargs)
         return self
 
     # --- calling ---
 
-    def _compiled(self, entry: _Entry) -> Callable:
+    def compiled(self, entry: _Entry, spans: LeafSpans | None = None) -> Callable:
         """``jax.jit`` of ``pure(state_vals, *dyn_leaves, *hoisted) -> (out, written values)``.
 
         State values go in as one list so JAX's C++ dispatch flattens them, as it does for the
         raw-``jax.jit`` baseline; dynamic leaves go positionally so donation maps per leaf.
         Captured arrays above the const threshold go last (``entry.hoisted``), so the indices
-        of the other arguments do not move.
+        of the other arguments do not move. ``spans`` are the ``leaf_spans`` of a call of this
+        entry: ``jit_argmap`` needs them the first time the entry is compiled. They travel with
+        the call rather than through the instance, so threads compiling entries of different
+        argument structures at once each get their own.
         """
         if entry.jitted is None:
             jaxpr, consts = entry.jaxpr.jaxpr, list(entry.jaxpr.consts)
@@ -465,7 +538,7 @@ class StatefulFunction:
             def pure(state_vals, *rest):
                 dyn_leaves = rest[:len(rest) - n_h] if n_h else rest
                 # Runs only when JAX (re)traces: refuse arguments this jaxpr was not traced
-                # for, so the lookup-free fast path of _call falls back to a real lookup.
+                # for, so the lookup-free fast path of call falls back to a real lookup.
                 if expected is not None and \
                         tuple(getattr(x, "aval", None) for x in dyn_leaves) != expected:
                     raise _Stale()
@@ -481,14 +554,23 @@ class StatefulFunction:
 
             kw = dict(self._jit_kwargs)
             if self._jit_argmap is not None:
-                kw.update(self._jit_argmap(entry))
+                if spans is None:
+                    raise TypeError(
+                        f"{self!r} has per-leaf jit options: compiled() needs the call's "
+                        "leaf_spans(args, kwargs)."
+                    )
+                kw.update(self._jit_argmap(spans))
             if n_h and "in_shardings" in kw:
                 kw["in_shardings"] = tuple(kw["in_shardings"]) + (None,) * n_h
             entry.hoisted = hoisted
             entry.jitted = jax.jit(pure, **kw)
         return entry.jitted
 
-    def _call(self, args: tuple, kwargs: dict) -> Any:
+    def call(self, args: tuple, kwargs: dict) -> Any:
+        """Run one call and return its output; the written states get their new values.
+
+        A miss traces and compiles; the spans ``compiled`` needs are this call's.
+        """
         last = self._last
         if last is not None and not kwargs and last.epoch == _core.rebind_epoch():
             # Fast path: same argument structure as the last call; JAX's C++ dispatch checks
@@ -518,10 +600,13 @@ class StatefulFunction:
                     _core.scatter(last.write_states, written)
                     self._hits += 1
                     return out
-        kl = self._key_and_leaves(args, kwargs)
+        kl = self.key_and_leaves(args, kwargs)
         with gc_paused():  # a miss traces and compiles: see brainstate/_gc.py
-            entry = self._entry(args, kwargs, kl)
-            fn = self._compiled(entry)
+            entry = self.entry(args, kwargs, kl)
+            fn = entry.jitted
+            if fn is None:  # spans only matter (and are only computed) when compiling
+                spans = self.leaf_spans(args, kwargs) if self._jit_argmap is not None else None
+                fn = self.compiled(entry, spans)
             out, written = fn(_core.gather(entry.states), *kl[1], *entry.hoisted)
         _core.scatter(entry.write_states, written)
         if entry.in_avals is not None and not (kwargs or self.static_argnums
@@ -541,11 +626,11 @@ class StatefulFunction:
         """Compile if needed, feed the tracked states' values, write back, return the output."""
         if _DISABLE_JIT.value:
             return self.fun(*args, **kwargs)
-        return self._call(args, kwargs)
+        return self.call(args, kwargs)
 
     def jaxpr_call(self, state_vals: Sequence, *args: Any, **kwargs: Any):
         """Evaluate the traced jaxpr on explicit state values; returns ``(new_state_vals, out)``."""
-        entry = self._entry(args, kwargs)
+        entry = self.entry(args, kwargs)
         if len(state_vals) != len(entry.states):
             raise ValueError(
                 f"State length mismatch: expected {len(entry.states)} states, "
@@ -555,7 +640,7 @@ class StatefulFunction:
         if missing:
             raise ValueError(f"State values at indices {missing} are None; every tracked "
                              "state needs a value.")
-        _, leaves, _ = self._key_and_leaves(args, kwargs)
+        _, leaves, _ = self.key_and_leaves(args, kwargs)
         out, written = pure_of(entry)(state_vals, leaves)
         new_vals = list(state_vals)
         for i, v in zip(entry.write_idx, written):
@@ -593,7 +678,7 @@ class StatefulFunction:
         >>> float(new[0]), float(out), float(acc.value)
         (3.0, 6.0, 0.0)
         """
-        states = self._entry(args, kwargs).states
+        states = self.entry(args, kwargs).states
         if len(state_vals) != len(states):
             raise ValueError(
                 f"State length mismatch: expected {len(states)} states, got {len(state_vals)}"
@@ -672,8 +757,8 @@ class StatefulFunction:
 
     def _get(self, args, kwargs, compile_if_miss: bool) -> _Entry:
         if compile_if_miss:
-            return self._entry(args, kwargs)
-        return self._by_cache(_public_key(self._key_and_leaves(args, kwargs)[0]))
+            return self.entry(args, kwargs)
+        return self._by_cache(_public_key(self.key_and_leaves(args, kwargs)[0]))
 
     def validate_states(self, key: CacheKey) -> bool:
         """Whether the tracked states of ``key``'s entry still have their traced signatures."""
@@ -783,7 +868,7 @@ class outer_frames_untouched:
 def _public_key(key: tuple) -> CacheKey:
     treedef, leaf_keys, static = key
     static_args, static_kwargs = static if static is not None else ((), ())
-    # dyn_kwargs records whether args and kwargs were flattened together (see _key_and_leaves)
+    # dyn_kwargs records whether args and kwargs were flattened together (see key_and_leaves)
     return CacheKey(static_args, (treedef, leaf_keys), static_kwargs, (static is not None,))
 
 
@@ -822,7 +907,7 @@ def make_jaxpr(fun: Callable, static_argnums: Any = (), static_argnames: Any = (
                           return_only_write=return_only_write)
 
     def wrapper(*args: Any, **kwargs: Any):
-        entry = sf._entry(args, kwargs)
+        entry = sf.entry(args, kwargs)
         if return_shape:
             return entry.jaxpr, entry.states, entry.out_shapes[0]
         return entry.jaxpr, entry.states

@@ -121,8 +121,8 @@ def checkpoint(fun: Any = _Missing, *, prevent_cse: bool = True,
                                                     policy=policy))
 
     def checkpointed(*args: Any, **kwargs: Any) -> Any:
-        key_leaves = sf._key_and_leaves(args, kwargs)
-        entry = sf._entry(args, kwargs, key_leaves)
+        key_leaves = sf.key_and_leaves(args, kwargs)
+        entry = sf.entry(args, kwargs, key_leaves)
         out, written = remat_of(entry)(_core.gather(entry.states), list(key_leaves[1]))
         _core.scatter(entry.write_states, written)
         return out

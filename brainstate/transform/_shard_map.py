@@ -169,7 +169,7 @@ def _arg_specs(in_specs: Any, args: tuple) -> list:
 
 def _discover(fun: Callable, args: tuple, axis_env: list) -> Any:
     """The states ``fun`` touches, from a trace at the arguments' global shapes."""
-    return StatefulFunction(fun, name="shard_map", axis_env=axis_env)._entry(args, {})
+    return StatefulFunction(fun, name="shard_map", axis_env=axis_env).entry(args, {})
 
 
 def _check_state_shapes(pairs: list, mesh: Any) -> None:
@@ -225,7 +225,7 @@ def _trace_shards(fun: Callable, mesh: Any, args: tuple, leaves: list, treedef: 
             st._set_view(jax.tree.map(
                 lambda x, st=st, spec=spec: _local_aval(x, spec, mesh, lambda: describe_state(st)),
                 val))
-        return StatefulFunction(fun, name="shard_map", axis_env=axis_env)._entry(local_args, {})
+        return StatefulFunction(fun, name="shard_map", axis_env=axis_env).entry(local_args, {})
     finally:
         for st, val in zip(states, vals):
             st._restore_silent(val)
@@ -423,7 +423,7 @@ def _shard_body(f: Callable, treedef: Any, states: tuple, write_idx: tuple,
         for st, v in zip(states, svals):
             st._set_view(v)
         try:
-            entry = StatefulFunction(f, name="shard_map")._entry(
+            entry = StatefulFunction(f, name="shard_map").entry(
                 jax.tree_util.tree_unflatten(treedef, dyn), {})
         finally:
             for st, v in zip(states, vals):

@@ -593,7 +593,7 @@ class VmappedFunction(_Engine):
         for st, view in self._fresh.values():
             st._set_view(view)
         try:
-            return sf._entry(mapping.lane_args, {})
+            return sf.entry(mapping.lane_args, {})
         except StateSignatureError as exc:
             if out_only:
                 exc.add_note(
@@ -791,9 +791,9 @@ class VmapNewStatesFunction(_Engine):
         # A fresh trace every call: the states it creates are new each time, never cached.
         sf = StatefulFunction(per_lane, name="vmap_new_states",
                               axis_env=self._axis_env(mapping.n))
-        _, lane_leaves, lane_tree = sf._key_and_leaves(mapping.lane_args, {})
+        _, lane_leaves, lane_tree = sf.key_and_leaves(mapping.lane_args, {})
         try:
-            entry = sf._trace(mapping.lane_args, {}, lane_leaves, lane_tree)
+            entry = sf.trace(mapping.lane_args, {}, lane_leaves, lane_tree)
         except BaseException:
             for st in box.get("new", ()):
                 st._recapture_trace()

@@ -20,7 +20,7 @@ from ._others import (
     unflatten_dict,
 )
 from ._pretty_containers import PrettyDict, PrettyList, PrettyObject
-from ._pretty_pytree import FlattedDict, NestedDict, flat_mapping, nest_mapping
+from ._nested_dict import FlattedDict, NestedDict, flat_mapping, nest_mapping
 from ._pretty_repr import (
     MappingReprMixin,
     PrettyAttr,
