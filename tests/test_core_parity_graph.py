@@ -566,9 +566,16 @@ def graph_core(mod: Any, decoder: type):
         _flatten._core, _walk._core, _operations._core, _flatten._Decoder = saved
 
 
-def _configure_pure_graph(py: Any) -> None:
-    """The graph package's registry, as ``brainstate/graph/_flatten.py`` hands it over, but with
-    refs and rebuilt states built the generic way (see the module docstring)."""
+def _configure_pure_graph(py: Any, shortcuts: bool) -> None:
+    """The graph package's registry, as ``brainstate/graph/_flatten.py`` hands it over; without
+    ``shortcuts``, refs and rebuilt states are built the generic way (see the module docstring)."""
+    fast = {
+        "fast_ref": _flatten._FAST_REF, "fast_ref_ok": _flatten._fast_ref_ok,
+        "fast_state": _flatten._FAST_STATE, "fast_state_ok": _flatten._fast_state_ok,
+    } if shortcuts else {
+        "fast_ref": {}, "fast_ref_ok": lambda t: False,
+        "fast_state": {}, "fast_state_ok": lambda t: False,
+    }
     py.configure_graph(
         constants={
             "kinds": (R.GRAPH_NODE, R.PYTREE, R.STATE, R.STATE_LEAF, R.STATIC, R.NONE),
@@ -579,9 +586,8 @@ def _configure_pure_graph(py: Any) -> None:
         plain_nodes=R._PLAIN_NODES, flatten_pytree=R.flatten_pytree,
         node_children=R.node_children, seq_treedef=R.seq_treedef,
         dict_treedef=R.dict_treedef, treedef_kinds=R._TREEDEF_KIND,
-        hashable_by_value=R.hashable_by_value, fast_ref={}, fast_ref_ok=lambda t: False,
-        fast_state={}, fast_state_ok=lambda t: False, ref_type=brainstate.TreefyState,
-        rebuild_error=_flatten._RebuildError, missing=_flatten._MISSING,
+        hashable_by_value=R.hashable_by_value, ref_type=brainstate.TreefyState,
+        rebuild_error=_flatten._RebuildError, missing=_flatten._MISSING, **fast,
     )
 
 
@@ -589,21 +595,20 @@ def _configure_pure_graph(py: Any) -> None:
 def cores(request):
     """``(pure core, its decoder class, compiled core, its decoder class)``, configured.
 
-    The pure core's graph configuration is put back afterwards: other tests configure it
-    their own way.
+    Afterwards the pure core keeps the configuration brainstate would give it (shortcuts
+    included): other tests that use it here configure it their own way.
     """
     py = importlib.import_module("brainstate._core_py")
     c = importlib.import_module("brainstate._core")  # no skip: a missing extension fails
     if brainstate._impl.core is not c:
         pytest.fail(f"the compiled core is not active: {brainstate._impl.EXTENSION_ERROR!r}")
     brainstate._impl.configure_core(py, metadata_type=brainstate.StateMetadata)
-    saved = {k: v for k, v in vars(py).items() if k.startswith("_g_") or k == "_MISSING"}
-    _configure_pure_graph(py)
+    _configure_pure_graph(py, shortcuts=False)
     body = {k: v for k, v in vars(_flatten._Decoder).items()
             if k not in ("__dict__", "__weakref__", "__slots__")}
     py_decoder = type("_Decoder", (py.DecoderCore,), dict(body, __slots__=()))
     yield py, py_decoder, c, _flatten._Decoder
-    vars(py).update(saved)
+    _configure_pure_graph(py, shortcuts=True)
 
 
 def _walk_checks(py: Any, c: Any, root: Any, nodes: list) -> None:

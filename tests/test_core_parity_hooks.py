@@ -1,34 +1,36 @@
 """Parity of hook dispatch: the compiled core and its pure twin fire the same hooks alike.
 
-The compiled core dispatches hooks itself (``csrc/_core_hooks.pxi``: contexts built slot by
-slot and reused, masks read once per round); the pure core calls ``brainstate._hooks``'
-``dispatch_*``. Hypothesis draws a program: one or two states, then steps that register hooks
-(global or on a state, all five types, priorities, enabled or not, under an error policy)
-whose callbacks observe, rewrite the value of a write (plainly, chained on an earlier rewrite,
-or to a value of another signature), cancel it, raise (an ``Exception``, also after rewriting
-and cancelling, or a ``BaseException`` that no policy catches), change the shared context,
-keep their context, disable themselves or the other hooks of their chain, remove themselves,
-attach another hook to the state, or read or write another state; every hook also signs the
-context's ``metadata`` (the observers of one manager share one context). Other steps set error
-policies (``HookConfig(on_error=..., disable_on_error=...)``), enable, disable and remove
-hooks, write, restore and read, write without ``write_before``, write a wrong value, write
-unchecked (``check_state_value_tree(False)``) and create states (``init`` hooks); the same
-inside a trace frame, and, on the whole stack, inside ``jit``, called twice (hooks run while
-tracing, once, and ``write_after`` hooks again when each call writes its results back). Every
-step's outcome must be equal: the result or the error (type, message, cause), the warnings,
-every hook call in order (hook, kind, state, the value, old value and rewritten value it saw,
-the notes), and a snapshot of the states (value, written flag, signature), the hooks (enabled,
-removed, error count), the contexts hooks kept, and the count of managers with enabled hooks.
+The compiled core dispatches hooks in ``csrc/_core_hooks.pxi`` (contexts built slot by slot
+and reused, masks read once per round), the pure core in ``brainstate/_core_py/_hooks.py``;
+both run the hooks of the hook API (``brainstate/_hooks.py``). Hypothesis draws a program: one
+or two states, then steps that register hooks (global or on a state, all five types,
+priorities, enabled or not, under an error policy) whose callbacks observe, rewrite the value
+of a write (plainly, chained on an earlier rewrite, or to a value of another signature), cancel
+it, raise (an ``Exception``, also after rewriting and cancelling, or a ``BaseException`` that no
+policy catches), change the shared context, keep their context, disable themselves or the
+other hooks of their chain, remove themselves, attach another hook to the state, or read or
+write another state; every hook also signs the context's ``metadata`` (the observers of one
+manager share one context). Other steps set error policies (``HookConfig(on_error=...,
+disable_on_error=...)``), enable, disable and remove hooks, write, restore and read, write
+without ``write_before``, write a wrong value, write unchecked
+(``check_state_value_tree(False)``) and create states (``init`` hooks); the same inside a trace
+frame (plain, with a transform's view of each state, or restoring the states after it), and,
+on the whole stack, inside ``jit``, called twice (hooks run while tracing, once, and
+``write_after`` hooks again when each call writes its results back). Every step's outcome must
+be equal: the result or the error (type, message, cause), the warnings, every hook call in
+order (hook, kind, state, the value, old value and rewritten value it saw, the notes), and a
+snapshot of the states (value, written flag, signature), the hooks (enabled, removed, error
+count), the contexts hooks kept, and the count of managers with enabled hooks.
 
 Two comparisons, both in the ``[c]`` leg (marked ``c_extension``):
 
 - In this process, at the level of the core: states of a ``StateCore`` subclass of each core
   (with a hook manager, as ``State`` gives one) run the same program; trace frames are the
-  core's ``TraceFrame``. ``brainstate._hooks`` (managers, the global registry, error policies)
-  is shared by both cores, so the two runs take turns, each from a clean registry.
+  core's ``TraceFrame``. The hook API (managers, the global registry, error policies) is
+  shared by both cores, so the two runs take turns, each from a clean registry.
 - Across processes, on the whole stack (``State``, ``ParamState`` and a hosted state class,
-  ``StateTraceStack``, ``jit``): the program runs here and in a subprocess running the pure
-  core (``tests/pure_core_worker.py``).
+  whose hooks the pure dispatch runs under either core; ``StateTraceStack``, ``jit``): the
+  program runs here and in a subprocess running the pure core (``tests/pure_core_worker.py``).
 
 Both legs run ``test_programs_are_reproducible``: one program twice on the active core gives
 equal outcomes, so a disagreement above is the cores', not the harness's.
@@ -89,7 +91,10 @@ admin_steps = st.one_of(
               st.booleans()),
 )
 creates = st.tuples(st.just("create"), st.sampled_from(SHAPES), st.sampled_from(DTYPES))
-frame_steps = st.lists(value_steps, min_size=1, max_size=3).map(lambda xs: ("frame", tuple(xs)))
+# frames: plain, with a transform's view of each state met (``new_arg``), or ending with the
+# states restored to their values from before the frame
+frame_steps = st.tuples(st.just("frame"), st.sampled_from(["plain", "view", "recover"]),
+                        st.lists(value_steps, min_size=1, max_size=3).map(tuple))
 jit_steps = st.tuples(
     st.just("jit"),
     st.lists(st.one_of(
@@ -105,13 +110,17 @@ state_descs = st.lists(st.tuples(st.sampled_from(SHAPES), st.sampled_from(DTYPES
 
 @st.composite
 def _programs(draw: Any, with_jit: bool) -> tuple:
-    # The hooks of a program are of one or two types and do one to three things besides
-    # observing, so that a chain often holds several hooks that act on each other; hooks come
-    # first (one or more), then a mix in which value operations come most.
-    types = draw(st.lists(st.sampled_from(HOOK_TYPES), min_size=1, max_size=2, unique=True))
-    behaviors = draw(st.lists(st.sampled_from(BEHAVIORS[1:]), min_size=1, max_size=3,
-                              unique=True))
-    hooks = hook_steps(types, ["observe", *behaviors])
+    # Half the programs focus: their hooks are of one or two types and do one to three things
+    # besides observing, so that a chain often holds several hooks that act on each other; the
+    # others draw from everything. Hooks come first (one or more), then a mix in which value
+    # operations come most.
+    if draw(st.booleans()):
+        types = draw(st.lists(st.sampled_from(HOOK_TYPES), min_size=1, max_size=2, unique=True))
+        behaviors = ["observe", *draw(st.lists(st.sampled_from(BEHAVIORS[1:]), min_size=1,
+                                               max_size=3, unique=True))]
+    else:
+        types, behaviors = [*HOOK_TYPES, "write_before"], list(BEHAVIORS)
+    hooks = hook_steps(types, behaviors)
     step = st.one_of(value_steps, value_steps, value_steps, hooks, admin_steps, creates,
                      frame_steps, *([jit_steps, jit_steps] if with_jit else []))
     first = draw(st.lists(hooks, min_size=1, max_size=5))
@@ -184,7 +193,7 @@ class HookWorld:
     def manager(self, s: Any) -> Any:
         raise NotImplementedError
 
-    def trace_frame(self) -> Any:
+    def trace_frame(self, new_arg: Callable | None) -> Any:
         """A context manager entering a trace frame; yields the frame."""
         raise NotImplementedError
 
@@ -370,16 +379,36 @@ class HookWorld:
         finally:
             self.core.pop_tree_check()
 
-    def op_frame(self, steps: tuple) -> tuple:
+    def op_frame(self, kind: str, steps: tuple) -> tuple:
         inner = []
-        with self.trace_frame() as frame:
+        view = _shifted_view if kind == "view" else None
+        with self.trace_frame(view) as frame:
             for step in steps:
                 try:
                     inner.append(("ok", getattr(self, "op_" + step[0])(*step[1:])))
                 except (Exception, Abort) as exc:
                     inner.append(_error(exc))
-        return (tuple(inner), tuple(self.label(s) for s in frame.states),
-                tuple(frame.been_writen))
+        recorded = (tuple(self.label(s) for s in frame.states), tuple(frame.been_writen))
+        originals = frame._original_state_values
+        if kind == "view":  # as a transform ends: views give way to the values kept
+            for st_, written, before in zip(frame.states, frame.been_writen, originals):
+                st_._restore_silent(st_._value if written else before)
+        elif kind == "recover":  # as StateTraceStack.recovery_original_values: restore hooks
+            for st_, before in zip(frame.states, originals):
+                inner.append(("recover", _attempt(lambda: st_.restore_value(before))))
+        return tuple(inner), recorded
+
+
+def _shifted_view(st_: Any) -> Any:
+    """A ``new_arg`` view: the state's value plus 100 (concrete, of the same signature)."""
+    return jax.tree.map(lambda x: x + 100, st_._value)
+
+
+def _attempt(fn: Callable[[], Any]) -> tuple:
+    try:
+        return ("ok", fn())
+    except (Exception, Abort) as exc:
+        return _error(exc)
 
 
 def run_program(world: HookWorld, program: tuple) -> list:
@@ -430,8 +459,8 @@ class CoreWorld(HookWorld):
         return s.manager()
 
     @contextlib.contextmanager
-    def trace_frame(self):
-        frame = self.core.TraceFrame()
+    def trace_frame(self, new_arg: Callable | None):
+        frame = self.core.TraceFrame(new_arg)
         self.core.push_frame(frame)
         try:
             yield frame
@@ -474,8 +503,8 @@ class StackWorld(HookWorld):
     def manager(self, s: Any) -> Any:
         return s.hooks
 
-    def trace_frame(self) -> Any:
-        return brainstate.StateTraceStack()
+    def trace_frame(self, new_arg: Callable | None) -> Any:
+        return brainstate.StateTraceStack(new_arg)
 
     def op_jit(self, steps: tuple) -> tuple:
         """The steps inside ``jit``, called twice: hooks fire while tracing only."""
@@ -529,7 +558,7 @@ def cores(request):
     return py, c
 
 
-@settings(max_examples=300, **_SETTINGS)
+@settings(max_examples=500, **_SETTINGS)
 @given(program=core_programs)
 def test_cores_dispatch_hooks_alike(cores, program):
     py, c = cores
