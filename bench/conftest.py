@@ -15,12 +15,11 @@ import pytest
 @pytest.fixture(scope="session", params=["py", "c"])
 def core(request):
     """The core module under test, configured."""
-    import brainstate
-    from brainstate import _impl
+    from brainstate import _wiring
 
     mod = importlib.import_module("brainstate._core_py" if request.param == "py"
                                   else "brainstate._core")
-    _impl.configure_core(mod, metadata_type=brainstate.StateMetadata)
+    _wiring.configure_core(mod)
     return mod
 
 

@@ -59,6 +59,12 @@ from brainstate._state import (
 from brainstate._trace import StateTraceStack
 from brainstate.util._dict_manager import DictManager, StateDictManager
 
+from brainstate import _wiring  # noqa: E402
+
+# Wire the core before any subpackage loads: some create states at import (random's default
+# stream), and every state operation runs through the core's configuration.
+_wiring.wire()
+
 from brainstate import (  # noqa: E402  (subpackages)
     checkpoint, environ, graph, mixin, nn, random, transform, typing, util,
 )

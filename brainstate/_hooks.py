@@ -42,7 +42,7 @@ from brainstate._core_constants import (
     HOOK_WRITE_AFTER,
     HOOK_WRITE_BEFORE,
 )
-from brainstate._impl import hook_dispatch as _dispatch
+from brainstate._core_py import _hooks as _dispatch  # the pure dispatch (hosted states, run_*)
 
 __all__ = [
     # exceptions
@@ -902,14 +902,6 @@ def _cancel_error(hook: Hook, ctx: MutableWriteHookContext) -> HookCancellationE
     return HookCancellationError(f"{hook.name}: {reason}")
 
 
-def _publish_global(registry: Optional[GlobalHookRegistry]) -> None:
-    """Tell every configured core which registry holds the global hooks."""
-    from brainstate import _impl
-
-    for mod in _impl._CONFIGURED:
-        mod.set_global_hook_registry(registry)
-
-
 def _handle_error(mgr: HookManager, hook: Hook, exc: Exception, ctx: HookContext) -> None:
     """Apply ``mgr.config`` to ``exc`` raised by ``hook``; the caller holds ``mgr._lock``."""
     error = _wrap_error(hook, exc)
@@ -942,6 +934,30 @@ def _handle_error(mgr: HookManager, hook: Hook, exc: Exception, ctx: HookContext
 #: The current global registry, or None before the first ``instance()``; read by dispatch.
 _global: Optional[GlobalHookRegistry] = None
 _global_lock = threading.Lock()
+
+
+def _no_registry_listener(registry: Optional[GlobalHookRegistry]) -> None:
+    pass
+
+
+_publish_global: Callable[[Optional[GlobalHookRegistry]], None] = _no_registry_listener
+
+
+def set_registry_listener(
+    fn: Optional[Callable[[Optional[GlobalHookRegistry]], None]],
+) -> Callable[[Optional[GlobalHookRegistry]], None]:
+    """Install the callable told which registry holds the global hooks (``None``: none yet).
+
+    Like :func:`set_activity_listener`: called at once with the current registry, then at each
+    :meth:`GlobalHookRegistry.instance` that creates one and each :meth:`~GlobalHookRegistry.reset`,
+    under the registry lock. ``None`` restores the no-op listener; returns the previous one.
+    """
+    global _publish_global
+    with _global_lock:
+        previous = _publish_global
+        _publish_global = _no_registry_listener if fn is None else fn
+        _publish_global(_global)
+    return previous
 
 
 class GlobalHookRegistry(HookManager):

@@ -33,7 +33,7 @@ import jax
 
 from brainstate._core_constants import FLAG_TRACER, FLAG_VIEW
 from brainstate._impl import core as _core
-from brainstate._impl import hook_dispatch as _dispatch
+from brainstate._core_py import _hooks as _dispatch  # the pure dispatch, under either core
 from brainstate._messages import make_error
 
 __all__ = ["HostedStateCore", "StateMeta", "is_hosted"]
@@ -331,7 +331,8 @@ _metadata_type: type = type(None)  # brainstate.StateMetadata, set by configure(
 
 
 def configure(metadata_type: type) -> None:
-    """Name the ``StateMetadata`` type (called with the cores' configuration, by ``_impl``)."""
+    """Name the ``StateMetadata`` type (called by ``brainstate._wiring`` with the cores'
+    configuration)."""
     global _metadata_type
     _metadata_type = metadata_type
 

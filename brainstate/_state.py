@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, Iterator, Self, TypeVa
 import jax
 import numpy as np
 
-from brainstate import _impl
 from brainstate._hosted import CORE_FIELDS as _HOSTED_FIELDS
 from brainstate._hosted import HostedStateCore, StateMeta, record_access, same_structure
 from brainstate._impl import core as _core
@@ -62,9 +61,6 @@ class StateMetadata(Generic[T]):
 
     raw_value: T
     metadata: dict = dataclasses.field(default_factory=dict)
-
-
-_impl.configure_core(metadata_type=StateMetadata)
 
 
 class _Unchanged:

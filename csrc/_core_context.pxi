@@ -1,7 +1,7 @@
 # Configuration, process-wide activity counters, the thread-local trace context and
 # creation sites (included by _core.pyx). Twin: brainstate/_core_py/_context.py.
 
-# --- configuration (set once by brainstate._impl.configure_core) ----------------------------
+# --- configuration (set once by brainstate._wiring) ------------------------------------------
 
 cdef object _tree_flatten = None
 cdef object _leaf_spec = None
@@ -30,7 +30,7 @@ cdef inline object _aval_of(object array):
 
 def configure(*, tree_flatten, leaf_spec, array_type, key_array_type, tracer_type, trace_ctx,
               make_error, hooks, metadata_type, pkg_prefix, source_site, hosted_type):
-    """Install the Python callables the core needs; called once by ``brainstate._impl``."""
+    """Install the Python callables the core needs; called once by ``brainstate._wiring``."""
     global _tree_flatten, _leaf_spec, _array_type, _key_array_type, _tracer_type, _trace_ctx
     global _make_error, _hooks, _metadata_type, _pkg_prefix, _source_site, _aval_get
     global _np_ndarray, _hosted_type

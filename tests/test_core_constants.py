@@ -62,7 +62,7 @@ def test_the_python_layers_take_the_shared_numbers():
 
 @pytest.fixture
 def configured(core):
-    brainstate._impl.configure_core(core, metadata_type=brainstate.StateMetadata)
+    brainstate._wiring.configure_core(core)
     return core
 
 

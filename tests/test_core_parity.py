@@ -31,7 +31,7 @@ def cores(request):
     py = importlib.import_module("brainstate._core_py")
     c = importlib.import_module("brainstate._core")  # no skip: a missing extension fails
     for mod in (py, c):
-        brainstate._impl.configure_core(mod, metadata_type=brainstate.StateMetadata)
+        brainstate._wiring.configure_core(mod)
     return py, c
 
 

@@ -57,7 +57,7 @@ from brainstate import graph
 from brainstate.graph import Node, _flatten, _operations, _walk
 from brainstate.graph import _registry as R
 from brainstate.graph._graphdef import (
-    LEAF, NODE_DEF, NODE_REF, PYTREE, STATE_AT, STATE_DEF, STATE_REF, STATIC, GraphDef,
+    NODE_DEF, NODE_REF, PYTREE, STATE_DEF, STATE_REF, GraphDef,
 )
 from brainstate.util import FlattedDict, NestedDict
 from brainstate.util.filter import Not, OfType
@@ -566,31 +566,6 @@ def graph_core(mod: Any, decoder: type):
         _flatten._core, _walk._core, _operations._core, _flatten._Decoder = saved
 
 
-def _configure_pure_graph(py: Any, shortcuts: bool) -> None:
-    """The graph package's registry, as ``brainstate/graph/_flatten.py`` hands it over; without
-    ``shortcuts``, refs and rebuilt states are built the generic way (see the module docstring)."""
-    fast = {
-        "fast_ref": _flatten._FAST_REF, "fast_ref_ok": _flatten._fast_ref_ok,
-        "fast_state": _flatten._FAST_STATE, "fast_state_ok": _flatten._fast_state_ok,
-    } if shortcuts else {
-        "fast_ref": {}, "fast_ref_ok": lambda t: False,
-        "fast_state": {}, "fast_state_ok": lambda t: False,
-    }
-    py.configure_graph(
-        constants={
-            "kinds": (R.GRAPH_NODE, R.PYTREE, R.STATE, R.STATE_LEAF, R.STATIC, R.NONE),
-            "codes": (NODE_DEF, NODE_REF, STATE_DEF, STATE_REF, STATIC, PYTREE, LEAF, STATE_AT),
-            "treedef_kinds": (R.LIST_KIND, R.TUPLE_KIND, R.DICT_KIND),
-        },
-        kinds=R._KIND, classify=R.classify, node_impls=R._NODE_IMPLS,
-        plain_nodes=R._PLAIN_NODES, flatten_pytree=R.flatten_pytree,
-        node_children=R.node_children, seq_treedef=R.seq_treedef,
-        dict_treedef=R.dict_treedef, treedef_kinds=R._TREEDEF_KIND,
-        hashable_by_value=R.hashable_by_value, ref_type=brainstate.TreefyState,
-        rebuild_error=_flatten._RebuildError, missing=_flatten._MISSING, **fast,
-    )
-
-
 @pytest.fixture(scope="module", params=[pytest.param("c", marks=pytest.mark.c_extension)])
 def cores(request):
     """``(pure core, its decoder class, compiled core, its decoder class)``, configured.
@@ -602,13 +577,13 @@ def cores(request):
     c = importlib.import_module("brainstate._core")  # no skip: a missing extension fails
     if brainstate._impl.core is not c:
         pytest.fail(f"the compiled core is not active: {brainstate._impl.EXTENSION_ERROR!r}")
-    brainstate._impl.configure_core(py, metadata_type=brainstate.StateMetadata)
-    _configure_pure_graph(py, shortcuts=False)
+    brainstate._wiring.configure_core(py)
+    brainstate._wiring.configure_graph(py, shortcuts=False)
     body = {k: v for k, v in vars(_flatten._Decoder).items()
             if k not in ("__dict__", "__weakref__", "__slots__")}
     py_decoder = type("_Decoder", (py.DecoderCore,), dict(body, __slots__=()))
     yield py, py_decoder, c, _flatten._Decoder
-    _configure_pure_graph(py, shortcuts=True)
+    brainstate._wiring.configure_graph(py)
 
 
 def _walk_checks(py: Any, c: Any, root: Any, nodes: list) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import pickle
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -383,29 +382,6 @@ def test_split_merge_of_a_large_graph_shares_and_rebuilds_everything():
 # --- the two cores agree ------------------------------------------------------------------------
 
 
-def _configure_other(other):
-    from brainstate.graph import _flatten, _registry as R
-    from brainstate.graph._graphdef import (
-        LEAF, NODE_DEF, NODE_REF, PYTREE, STATE_AT, STATE_DEF, STATE_REF, STATIC,
-    )
-
-    other.configure_graph(
-        constants={
-            "kinds": (R.GRAPH_NODE, R.PYTREE, R.STATE, R.STATE_LEAF, R.STATIC, R.NONE),
-            "codes": (NODE_DEF, NODE_REF, STATE_DEF, STATE_REF, STATIC, PYTREE, LEAF, STATE_AT),
-            "treedef_kinds": (R.LIST_KIND, R.TUPLE_KIND, R.DICT_KIND),
-        },
-        kinds=R._KIND, classify=R.classify, node_impls=R._NODE_IMPLS,
-        plain_nodes=R._PLAIN_NODES, flatten_pytree=R.flatten_pytree,
-        node_children=R.node_children, seq_treedef=R.seq_treedef,
-        dict_treedef=R.dict_treedef, treedef_kinds=R._TREEDEF_KIND,
-        hashable_by_value=R.hashable_by_value, fast_ref=_flatten._FAST_REF,
-        fast_ref_ok=_flatten._fast_ref_ok, fast_state=_flatten._FAST_STATE,
-        fast_state_ok=_flatten._fast_state_ok, ref_type=TreefyState,
-        rebuild_error=_flatten._RebuildError, missing=_flatten._MISSING,
-    )
-
-
 def _random_graph(seed):
     rng = np.random.default_rng(seed)
     states = [ParamState(jnp.ones(int(rng.integers(1, 3)))) for _ in range(5)]
@@ -442,7 +418,7 @@ def test_cores_walk_alike(seed):
     c = importlib.import_module("brainstate._core")
     if active_core is not c:
         pytest.skip("the comparison runs where the compiled core is active")
-    _configure_other(py)
+    brainstate._wiring.configure_core(py)
     root = _random_graph(seed)
     kind = graph._registry.classify(root)
     a = c.encode(root, kind, None, False)

@@ -1,8 +1,7 @@
 """Hook machinery at manager level, with a stand-in for a State.
 
 The pure core and the hosted core call the pure twin's ``dispatch_*``
-(``brainstate/_core_py/_hooks.py``, ``brainstate._impl.hook_dispatch``); these tests drive the
-same entry points with ``DummyState``, which has exactly what the contract promises: ``_hooks_mgr_or_none``
+(``brainstate/_core_py/_hooks.py``); these tests drive the same entry points with ``DummyState``, which has exactly what the contract promises: ``_hooks_mgr_or_none``
 (``None`` until a manager exists), weak-referencability and a ``name``.
 """
 

@@ -379,7 +379,7 @@ def test_hosted_core_is_the_root_of_the_hosted_bases():
 
 
 def test_both_cores_record_gather_and_scatter_a_hosted_state(core):
-    brainstate._impl.configure_core(core, metadata_type=brainstate.StateMetadata)
+    brainstate._wiring.configure_core(core)
     v = Variable(jnp.zeros(2))
     frame = core.TraceFrame()
     core.push_frame(frame)

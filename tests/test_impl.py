@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import pytest
 
 import brainstate
-from brainstate import _impl, _jax_internals
+from brainstate import _impl, _jax_internals, _wiring
 
 
 def _run(code: str, **env: str) -> str:
@@ -86,15 +86,15 @@ def test_only_one_module_imports_jax_internals():
 def test_arrays_have_the_type_the_core_checks_fast():
     # the core is handed JAX's array class without making an array at import (that would start
     # the backend and compile a kernel); a JAX that moves the class must fail here
-    assert type(jnp.zeros(())) is _impl._array_type()
-    assert type(jax.device_put(1.0)) is _impl._array_type()
+    assert type(jnp.zeros(())) is _wiring.array_type()
+    assert type(jax.device_put(1.0)) is _wiring.array_type()
 
 
 def test_typed_key_arrays_have_the_type_the_core_checks_fast():
     # the compiled core's aval cache covers typed PRNG keys by their concrete type (a
     # RandomState's value, written at every draw); a JAX that moves it must fail here
     key = jax.random.key(0)
-    assert type(key) is _impl._key_array_type()
+    assert type(key) is _wiring.key_array_type()
     assert key.aval.shape == key.shape and key.aval.dtype == key.dtype
 
 

@@ -21,7 +21,7 @@ ROOT = pathlib.Path(brainstate.__file__).parent
 # docs/ARCHITECTURE.md, "Layers" (listed from the bottom up): a layer may import lower numbers
 LAYERS = {
     "_core": 0, "_core_py": 0, "_core_constants": 0, "_impl": 0, "_jax_internals": 0,
-    "graph": 2, "transform": 3, "random": 4, "checkpoint": 4, "nn": 5, "_deprecated": 6,
+    "graph": 2, "_wiring": 2, "transform": 3, "random": 4, "checkpoint": 4, "nn": 5, "_deprecated": 6,
 }
 STATE_LAYER = 1  # everything else: the State family, hooks, signatures, environ, util, ...
 

@@ -403,7 +403,7 @@ class TestTracerGuard:
 
 @pytest.fixture(scope="session")
 def cfg_core(core):
-    brainstate._impl.configure_core(core, metadata_type=brainstate.StateMetadata)
+    brainstate._wiring.configure_core(core)
     return core
 
 

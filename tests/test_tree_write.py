@@ -222,13 +222,13 @@ def cores(request):
     py = importlib.import_module("brainstate._core_py")
     c = importlib.import_module("brainstate._core")
     for mod in (py, c):
-        brainstate._impl.configure_core(mod, metadata_type=brainstate.StateMetadata)
+        brainstate._wiring.configure_core(mod)
     return py, c
 
 
 @pytest.fixture
 def configured(core):
-    brainstate._impl.configure_core(core, metadata_type=brainstate.StateMetadata)
+    brainstate._wiring.configure_core(core)
     return core
 
 
@@ -399,7 +399,7 @@ def test_tracer_leaf_of_the_same_trace_is_accepted_and_flagged(cores):
 @pytest.fixture
 def counted_flatten(monkeypatch):
     """The compiled core, configured with a ``tree_flatten`` that counts its calls."""
-    from brainstate import _impl
+    from brainstate import _wiring
 
     c = importlib.import_module("brainstate._core")
     calls: list = []
@@ -410,9 +410,7 @@ def counted_flatten(monkeypatch):
         return real(*args, **kwargs)
 
     def reconfigure():
-        if c in _impl._CONFIGURED:
-            _impl._CONFIGURED.remove(c)
-        _impl.configure_core(c, metadata_type=brainstate.StateMetadata)
+        _wiring.configure_core(c, refresh=True)
 
     monkeypatch.setattr(jax.tree_util, "tree_flatten", counting)
     reconfigure()

@@ -213,7 +213,7 @@ class TestLeafUnits:
 
 @pytest.fixture(scope="session")
 def cfg_core(core):
-    brainstate._impl.configure_core(core, metadata_type=brainstate.StateMetadata)
+    brainstate._wiring.configure_core(core)
     return core
 
 
@@ -242,7 +242,7 @@ class TestBothCores:
         import brainstate._core_py as py_core
 
         for mod in (c_core, py_core):
-            brainstate._impl.configure_core(mod, metadata_type=brainstate.StateMetadata)
+            brainstate._wiring.configure_core(mod)
         first, bad, _ = MISMATCHES[kind]
         assert _core_message(c_core, first, bad) == _core_message(py_core, first, bad)
 

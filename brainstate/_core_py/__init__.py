@@ -5,7 +5,7 @@ Mirrors csrc/_core.pyx: same names, same behaviour, same messages as the compile
 that ``csrc/_core.pyx`` includes (its first line names it), and this module holds what
 ``_core.pyx`` holds itself (``CORE_ABI``) and the contract's names.
 
-The package imports nothing of brainstate and nothing of jax: ``_impl.configure_core`` hands it
+The package imports nothing of brainstate and nothing of jax: ``brainstate._wiring`` hands it
 the few callables it needs (tree flattening, the tracer type, JAX's current trace, the error
 factory, the hook classes). What lives here is the work done on every state access: the order
 of the checks, recording and hooks of a ``value`` read or write, the signature compare, the

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 if TYPE_CHECKING:
     from brainstate._core_py._state import TraceFrame
 
-# --- configuration (set once by brainstate._impl.configure_core) ----------------------------
+# --- configuration (set once by brainstate._wiring) ------------------------------------------
 
 _tree_flatten: Callable[[Any], tuple[list, Any]] = None  # type: ignore[assignment]
 _leaf_spec: Callable[[Any], Any] = None  # type: ignore[assignment]
@@ -48,7 +48,7 @@ def configure(
     source_site: Callable,
     hosted_type: type,
 ) -> None:
-    """Install the Python callables the core needs; called once by ``brainstate._impl``.
+    """Install the Python callables the core needs; called once by ``brainstate._wiring``.
 
     ``key_array_type`` feeds the compiled core's aval cache only (typed PRNG keys); the pure
     core compares every signature through ``leaf_spec`` and ignores it. ``hosted_type`` is the

@@ -5,7 +5,7 @@ hands them over, as it hands the compiled twin their slot layout. For every oper
 global hooks run before the state's own; a dispatch is called only while the core's hook
 counter is non-zero. The pure core dispatches its states here; so does the hosted core
 (``brainstate/_hosted.py``) under either core, and the compiled core's ``scatter`` calls
-``dispatch_write_after`` for hosted states (``brainstate._impl`` hands it this module).
+``dispatch_write_after`` for hosted states (``brainstate._wiring`` hands it this module).
 
 Measured on the dev box (bench in tests/test_hooks_api.py::test_dispatch_overhead):
 - lock.acquire()/try/finally/release() costs 100 ns against 175 ns for ``with lock:``;

@@ -12,8 +12,9 @@ makes ``flatten`` mark the GraphDef for a pre-pass that materialises every state
 
 Performance notes (see ``bench/bench_graph.py``): the per-node and per-state loops live in the
 core (``encode``, ``DecoderCore``; compiled in ``csrc/_core_encoder.pxi`` and
-``csrc/_core_decoder.pxi``, the pure twins in ``brainstate/_core_py/``): this module hands them
-the registry (``configure_graph`` at the end) and keeps the rare paths and every message. The
+``csrc/_core_decoder.pxi``, the pure twins in ``brainstate/_core_py/``): ``brainstate/_wiring.py``
+hands them the registry and this module's shortcut tables; this module keeps the rare paths and
+every message. The
 state mapping is nested while walking; ``TreefyState`` objects and rebuilt states are built with
 the exact attribute layout of ``State.to_state_ref()`` / ``TreefyState.to_state()`` without
 their generic per-attribute loops (``tests/test_graph.py`` pins the equivalence); a split ref
@@ -26,7 +27,6 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from brainstate import _impl
-from brainstate._core_constants import GRAPH_CONSTANTS
 from brainstate._error import StateSignatureError
 from brainstate._hosted import is_hosted
 from brainstate._state import State, TreefyState
@@ -674,24 +674,3 @@ def _mapping_paths(mapping: dict, expected: set) -> list:
             stack.pop()
     return out
 
-
-_core.configure_graph(
-    constants=GRAPH_CONSTANTS,
-    kinds=R._KIND,
-    classify=R.classify,
-    node_impls=R._NODE_IMPLS,
-    plain_nodes=R._PLAIN_NODES,
-    flatten_pytree=R.flatten_pytree,
-    node_children=R.node_children,
-    seq_treedef=R.seq_treedef,
-    dict_treedef=R.dict_treedef,
-    treedef_kinds=R._TREEDEF_KIND,
-    hashable_by_value=R.hashable_by_value,
-    fast_ref=_FAST_REF,
-    fast_ref_ok=_fast_ref_ok,
-    fast_state=_FAST_STATE,
-    fast_state_ok=_fast_state_ok,
-    ref_type=TreefyState,
-    rebuild_error=_RebuildError,
-    missing=_MISSING,
-)

@@ -15,7 +15,6 @@ from typing import Any, Iterator
 
 from brainstate import _impl
 
-from . import _flatten  # noqa: F401  (configures the core's graph loops)
 from . import _registry as R
 
 _core = _impl.core

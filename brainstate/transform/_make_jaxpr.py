@@ -36,7 +36,8 @@ from brainstate._gc import gc_paused
 from brainstate._jax_internals import jax_config as _jax_config
 from brainstate._jax_internals import jax_core as _jax_core
 from brainstate._jax_internals import source_info_util as _source_info_util
-from brainstate._impl import _array_type, core as _core
+from brainstate._impl import core as _core
+from brainstate._wiring import array_type as _array_type
 from brainstate._state import State, catch_new_states
 from brainstate._trace import StateTraceStack
 from brainstate.transform._ir_optim import _pipeline, apply_ir_optimizations
