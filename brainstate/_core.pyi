@@ -84,11 +84,11 @@ class StateCore:
     _level: int
     _been_writen: bool
     _flags: int
-    _hooks_mgr_or_none: Any
+    _hooks_manager: Any
     _name: Any
     tag: Any
     _signature: Signature
-    _site: Any
+    _source_info: Any
     def __init__(self, value: Any, name: Any = ..., **metadata: Any) -> None: ...
     @property
     def value(self) -> Any: ...

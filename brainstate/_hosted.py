@@ -46,7 +46,7 @@ _OPS = ("write", "restore")
 
 # The core's fields: what ``vars(state)`` holds besides user metadata on a hosted state.
 CORE_FIELDS = frozenset(("_value", "_sig", "_trace_ref", "_level", "_been_writen", "_flags",
-                         "_hooks_mgr_or_none", "_site", "_name", "tag"))
+                         "_hooks_manager", "_source_info", "_name", "tag"))
 
 
 def _has_tracer(value: Any) -> bool:
@@ -104,8 +104,8 @@ class HostedStateCore:
     _level: int = 0
     _been_writen: bool = False
     _flags: int = 0
-    _hooks_mgr_or_none: Any = None
-    _site: Any = None
+    _hooks_manager: Any = None
+    _source_info: Any = None
     _name: Any = None
     tag: Any = None
 
@@ -123,7 +123,7 @@ class HostedStateCore:
             value = value.value
         self._init_from(value, _core.capture_site())
         _set(self, "_been_writen", False)
-        _set(self, "_hooks_mgr_or_none", None)
+        _set(self, "_hooks_manager", None)
         _set(self, "_name", name)
         _set(self, "tag", tag)
         for k, v in metadata.items():
@@ -317,7 +317,7 @@ class HostedStateCore:
         _set(self, "_flags", _TRACER if _has_tracer(value) else 0)
         _set(self, "_trace_ref", _core.current_trace_ref())
         _set(self, "_level", _core.stack_level())
-        _set(self, "_site", site if site is not None else _core.capture_site())
+        _set(self, "_source_info", site if site is not None else _core.capture_site())
 
     def _trace_is_valid(self) -> bool:
         return self._trace_ref is _core.current_trace_ref()

@@ -53,7 +53,7 @@ def describe_state(state: Any) -> str:
     text = type(state).__name__
     if name is not None:
         text += f" {name!r}"
-    site = getattr(state, "_site", None)
+    site = getattr(state, "_source_info", None)
     if site is not None:
         text += f" (created at {site})"
     return text
@@ -64,7 +64,7 @@ def attach_site(exc: BaseException, state: Any) -> BaseException:
 
     Left out where the message already names it (through :func:`describe_state`).
     """
-    site = getattr(state, "_site", None)
+    site = getattr(state, "_source_info", None)
     if site is not None and f"created at {site}" not in str(exc):
         exc.add_note(f"The state was created at {site}.")
     return exc

@@ -220,15 +220,7 @@ class State(_core.StateCore, Generic[T], metaclass=StateMeta):
     @property
     def source_info(self) -> Any:
         """Where the state was created (a ``SourceSite``, or ``None``)."""
-        return self._site
-
-    @property
-    def _source_info(self) -> Any:
-        return self._site
-
-    @_source_info.setter
-    def _source_info(self, site: Any) -> None:
-        self._setattr_no_check("_site", site)
+        return self._source_info
 
     @property
     def _trace_state(self) -> "StateJaxTracer":
@@ -277,52 +269,48 @@ class State(_core.StateCore, Generic[T], metaclass=StateMeta):
     # --- hooks ---
 
     @property
-    def _hooks_manager(self) -> Any:
-        mgr = self._hooks_mgr_or_none
+    def hooks(self) -> Any:
+        """The state's ``HookManager`` (created on first use; stable identity).
+
+        The core keeps it in ``_hooks_manager``, ``None`` until then: the hot paths read that
+        and skip a state without hooks.
+        """
+        mgr = self._hooks_manager
         if mgr is None:
             from brainstate._hooks import HookManager
 
             # two threads registering a state's first hooks must share one manager: a second
             # one would replace the first and drop the hooks registered on it
             with _HOOKS_MANAGER_LOCK:
-                mgr = self._hooks_mgr_or_none
+                mgr = self._hooks_manager
                 if mgr is None:
                     mgr = HookManager()
-                    self._setattr_no_check("_hooks_mgr_or_none", mgr)
+                    self._setattr_no_check("_hooks_manager", mgr)
         return mgr
-
-    @_hooks_manager.setter
-    def _hooks_manager(self, mgr: Any) -> None:
-        self._setattr_no_check("_hooks_mgr_or_none", mgr)
-
-    @property
-    def hooks(self) -> Any:
-        """The state's ``HookManager`` (created on first use; stable identity)."""
-        return self._hooks_manager
 
     def register_hook(self, hook_type: str, callback: Callable, priority: int = 0,
                       name: str | None = None, enabled: bool = True) -> Any:
         """Register ``callback`` for ``hook_type`` on this state; returns a ``HookHandle``."""
-        return self._hooks_manager.register_hook(hook_type, callback, priority, name, enabled)
+        return self.hooks.register_hook(hook_type, callback, priority, name, enabled)
 
     def unregister_hook(self, handle: Any) -> bool:
         """Remove the hook behind ``handle``; False if it was not registered here."""
-        mgr = self._hooks_mgr_or_none
+        mgr = self._hooks_manager
         return False if mgr is None else mgr.unregister_hook(handle)
 
     def list_hooks(self, hook_type: str | None = None) -> list:
         """The hooks of ``hook_type`` (all five types when ``None``, init included)."""
-        return self._hooks_manager.get_hooks(hook_type)
+        return self.hooks.get_hooks(hook_type)
 
     def clear_hooks(self, hook_type: str | None = None) -> None:
         """Remove the hooks of ``hook_type`` (all when ``None``)."""
-        mgr = self._hooks_mgr_or_none
+        mgr = self._hooks_manager
         if mgr is not None:
             mgr.clear_hooks(hook_type)
 
     def has_hooks(self, hook_type: str | None = None) -> bool:
         """Whether a hook of ``hook_type`` (any when ``None``) is registered."""
-        return self._hooks_manager.has_hooks(hook_type)
+        return self.hooks.has_hooks(hook_type)
 
     @contextlib.contextmanager
     def temporary_hook(self, hook_type: str, callback: Callable, priority: int = 0):
@@ -375,11 +363,11 @@ class State(_core.StateCore, Generic[T], metaclass=StateMeta):
         merged.update(attrs)
         v = merged.pop("_value", self._value if value is _MISSING else value)
         new._adopt(merged)
-        new._init_from(v, self._site)
+        new._init_from(v, self._source_info)
         # upstream: a replaced state shares the original's trace identity and hook manager
         new._setattr_no_check("_trace_ref", self._trace_ref)
         new._setattr_no_check("_level", self._level)
-        new._setattr_no_check("_hooks_mgr_or_none", self._hooks_mgr_or_none)
+        new._setattr_no_check("_hooks_manager", self._hooks_manager)
         return new
 
     def copy_from(self, other: Self) -> None:
@@ -401,7 +389,7 @@ class State(_core.StateCore, Generic[T], metaclass=StateMeta):
 
     def to_state_ref(self) -> TreefyState[T]:
         """A ``TreefyState`` snapshot of this state (value plus metadata)."""
-        attrs = {"_source_info": self._site, "_hooks_manager": self._hooks_mgr_or_none}
+        attrs = {"_source_info": self._source_info, "_hooks_manager": self._hooks_manager}
         attrs.update(self._attr_dict())
         return TreefyState(type(self), self._value, **attrs)
 

@@ -312,7 +312,7 @@ cdef inline long _hook_bits(StateCore state) except -1:
         gm = _slot(g, _O_MGR_MASK)
         if gm != NULL:
             bits = bs_small_long(gm)
-    m = state._hooks_mgr_or_none
+    m = state._hooks_manager
     if m is not None:
         bits |= _mask(m) << _STATE_SHIFT
     return bits
@@ -506,7 +506,7 @@ cdef int _dispatch_observe(StateCore state, long bits, long bit, Py_ssize_t idx,
         _run_observe(_global_mgr, idx, k, cls, op, ref, new, old, init_md)
         bits = _hook_bits(state)  # the global hooks may have changed this state's hooks
     if bits & (bit << _STATE_SHIFT):
-        m = state._hooks_mgr_or_none
+        m = state._hooks_manager
         if m is not None:
             _run_observe(m, idx, k, cls, op, _ref_of(state) if ref is None else ref, new, old,
                          init_md)
@@ -530,7 +530,7 @@ cdef object _dispatch_write_before(StateCore state, long bits, object new, objec
         new = _run_write_before(_global_mgr, new, old, ref)
         bits = _hook_bits(state)  # the global hooks may have changed this state's hooks
     if bits & (_H_WRITE_BEFORE << _STATE_SHIFT):
-        m = state._hooks_mgr_or_none
+        m = state._hooks_manager
         if m is not None:
             new = _run_write_before(m, new, old, _ref_of(state) if ref is None else ref)
     return new

@@ -297,7 +297,7 @@ cdef class TreefyStateCore:
 
     cdef object _type
     cdef object _value
-    cdef object _site
+    cdef object _source_info
     cdef object _hooks
     cdef object _name
     cdef object _written
@@ -320,7 +320,7 @@ cdef class TreefyStateCore:
                 self._std = True
                 self._type = type
                 self._value = value
-                self._site = metadata.pop("_source_info")
+                self._source_info = metadata.pop("_source_info")
                 self._hooks = metadata.pop("_hooks_manager")
                 self._name = metadata.pop("_name")
                 self._written = metadata.pop("_been_writen")
@@ -341,7 +341,7 @@ cdef class TreefyStateCore:
             d = {
                 _K_TYPE: self._type,
                 _K_VALUE: self._value,
-                _K_SITE: self._site,
+                _K_SITE: self._source_info,
                 _K_HOOKS: self._hooks,
                 _K_NAME: self._name,
                 _K_WRITTEN: self._written,
@@ -350,7 +350,7 @@ cdef class TreefyStateCore:
             if self._extra:
                 d.update(self._extra)
             self._std = False
-            self._type = self._value = self._site = self._hooks = None
+            self._type = self._value = self._source_info = self._hooks = None
             self._name = self._written = self._tag = None
             self._extra = None
             self._d = d
@@ -380,7 +380,7 @@ cdef class TreefyStateCore:
             if i == 1:
                 return self._value
             if i == 2:
-                return self._site
+                return self._source_info
             if i == 3:
                 return self._hooks
             if i == 4:
@@ -416,7 +416,7 @@ cdef class TreefyStateCore:
                 self._value = value
                 self._sig = None
             elif i == 2:
-                self._site = value
+                self._source_info = value
             elif i == 3:
                 self._hooks = value
             elif i == 4:
@@ -500,7 +500,7 @@ def treefy_attrs(TreefyStateCore ref not None):
         d = {
             _K_TYPE: ref._type,
             _K_VALUE: ref._value,
-            _K_SITE: ref._site,
+            _K_SITE: ref._source_info,
             _K_HOOKS: ref._hooks,
             _K_NAME: ref._name,
             _K_WRITTEN: ref._written,
@@ -526,7 +526,7 @@ def treefy_from_attrs(cls, dict attrs):
         ref._std = True
         ref._type = d.pop(_K_TYPE)
         ref._value = d.pop(_K_VALUE)
-        ref._site = d.pop(_K_SITE)
+        ref._source_info = d.pop(_K_SITE)
         ref._hooks = d.pop(_K_HOOKS)
         ref._name = d.pop(_K_NAME)
         ref._written = d.pop(_K_WRITTEN)
@@ -569,7 +569,7 @@ def treefy_unflatten(cls, tuple aux, children):
         ref._std = True
         ref._type = aux[0]
         ref._value = value
-        ref._site = None
+        ref._source_info = None
         ref._hooks = None
         ref._name = md[0][1]
         ref._written = md[1][1]
@@ -587,7 +587,7 @@ def treefy_unflatten(cls, tuple aux, children):
 
 # --- refs and rebuilt states ------------------------------------------------------------------
 
-# mirrors the _site attribute of _core_py._state.StateCore (the SourceSite is built on first use)
+# mirrors the _source_info attribute of _core_py._state.StateCore (its SourceSite built on first use)
 cdef inline object _state_site(StateCore st):
     if st._site_obj is None and st._site_code is not None:
         st._site_obj = _source_site(st._site_code, st._site_lasti)
@@ -620,8 +620,8 @@ cdef object _make_ref(object state):
         ref._type = t
         ref._value = _foreign_value(st, "split") if st._holder is not None and _foreign(st) \
             else st._value
-        ref._site = _state_site(st)
-        ref._hooks = st._hooks_mgr_or_none
+        ref._source_info = _state_site(st)
+        ref._hooks = st._hooks_manager
         ref._name = st._name
         ref._written = st._been_writen
         ref._tag = st.tag
@@ -687,7 +687,7 @@ cdef object _rebuild(object ref, _Rebinder rb):
             return None
         cls = r._type
         value = r._value
-        site = r._site
+        site = r._source_info
         name = r._name
         written = r._written
         tag = r._tag

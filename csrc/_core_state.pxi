@@ -270,7 +270,7 @@ cdef class StateCore:
     cdef public Py_ssize_t _level
     cdef public bint _been_writen
     cdef public int _flags
-    cdef public object _hooks_mgr_or_none
+    cdef public object _hooks_manager
     cdef object _site_code
     cdef int _site_lasti
     cdef object _site_obj
@@ -298,7 +298,7 @@ cdef class StateCore:
             _hold_begin(self, _INVALID, False)
         self._level = _stack_level()
         self._been_writen = False
-        self._hooks_mgr_or_none = None
+        self._hooks_manager = None
         site = _site_of_caller()
         if site is not None:
             self._site_code = site[0]
@@ -403,11 +403,11 @@ cdef class StateCore:
             self._sigobj = sig
 
     @property
-    def _site(self):
+    def _source_info(self):
         return _state_site(self)
 
-    @_site.setter
-    def _site(self, site):
+    @_source_info.setter
+    def _source_info(self, site):
         self._site_obj = site
         self._site_code = None
 

@@ -337,7 +337,7 @@ class Labels:
         # a rebuilt state has its own tag set: sharing the original's would tag both at once
         shared_tag = self(s)[0] == "new" and id(s.tag) in self.tags
         return (self(s), type(s).__name__, s._name, tag, shared_tag, summarize(s._value),
-                norm(repr(s._signature)), s._been_writen, _hooks_of(s._hooks_mgr_or_none),
+                norm(repr(s._signature)), s._been_writen, _hooks_of(s._hooks_manager),
                 extra)
 
     def ref(self, ref: Any) -> tuple:

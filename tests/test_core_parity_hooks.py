@@ -180,7 +180,7 @@ class HookWorld:
         brainstate.clear_state_hooks()
         brainstate.GlobalHookRegistry.instance().config = brainstate.HookConfig()
         for s in self.states:
-            m = s._hooks_mgr_or_none
+            m = s._hooks_manager
             if m is not None:
                 m.clear_hooks()
         self.kept.clear()
@@ -229,7 +229,7 @@ class HookWorld:
         What this side adds to ``brainstate._hooks.active_count()``, counted directly: the
         process-wide count also drops whenever a manager left by an earlier test is collected.
         """
-        managers = {id(m): m for m in (s._hooks_mgr_or_none for s in self.states)
+        managers = {id(m): m for m in (s._hooks_manager for s in self.states)
                     if m is not None}
         registry = brainstate.GlobalHookRegistry.instance()
         return sum(bool(m.mask) for m in managers.values()) + bool(registry.mask)
@@ -436,10 +436,10 @@ def watched_class(mod: Any) -> type:
                 return self._name
 
             def manager(self) -> Any:
-                m = self._hooks_mgr_or_none
+                m = self._hooks_manager
                 if m is None:
                     m = _hooks.HookManager()
-                    self._setattr_no_check("_hooks_mgr_or_none", m)
+                    self._setattr_no_check("_hooks_manager", m)
                 return m
 
         cls = _WATCHED[mod] = Watched

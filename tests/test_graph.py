@@ -585,7 +585,7 @@ class TestIdentity:
         a, b = _flatten.ref_to_state(ref), ref.to_state()
         assert type(a) is type(b)
         assert a._attr_dict() == b._attr_dict()
-        assert a._signature == b._signature and a._site is b._site
+        assert a._signature == b._signature and a._source_info is b._source_info
 
 
 # --- unflatten: bad input -------------------------------------------------------------------------

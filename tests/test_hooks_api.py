@@ -1,7 +1,7 @@
 """Hook machinery at manager level, with a stand-in for a State.
 
 The pure core and the hosted core call the pure twin's ``dispatch_*``
-(``brainstate/_core_py/_hooks.py``); these tests drive the same entry points with ``DummyState``, which has exactly what the contract promises: ``_hooks_mgr_or_none``
+(``brainstate/_core_py/_hooks.py``); these tests drive the same entry points with ``DummyState``, which has exactly what the contract promises: ``_hooks_manager``
 (``None`` until a manager exists), weak-referencability and a ``name``.
 """
 
@@ -59,11 +59,11 @@ from brainstate._core_py._hooks import (
 class DummyState:
     """Stands in for a State: what the dispatch contract relies on, nothing more."""
 
-    __slots__ = ("_hooks_mgr_or_none", "__weakref__", "name")
+    __slots__ = ("_hooks_manager", "__weakref__", "name")
 
     def __init__(self, name=None, manager=None):
         self.name = name
-        self._hooks_mgr_or_none = manager
+        self._hooks_manager = manager
 
 
 def make_state(name="s", config=None):
@@ -264,7 +264,7 @@ def test_public_names_live_in_brainstate():
 
 def test_dispatched_contexts():
     state = make_state("st")
-    mgr, seen = state._hooks_mgr_or_none, []
+    mgr, seen = state._hooks_manager, []
     for t in HOOK_TYPES:
         mgr.register_hook(t, seen.append)
     dispatch_init(state, 0, {"name": "st"})
@@ -319,7 +319,7 @@ def test_shared_context_per_manager_execution():
     # read/write_after/restore/init: one context per manager run (metadata carries data between
     # hooks of one scope); the global scope has its own.
     state = make_state()
-    mgr, seen = state._hooks_mgr_or_none, {}
+    mgr, seen = state._hooks_manager, {}
 
     def writer(tag):
         def hook(ctx):
@@ -343,7 +343,7 @@ def test_shared_context_per_manager_execution():
 
 def test_write_before_chaining_pinned_example():
     state = make_state()
-    mgr = state._hooks_mgr_or_none
+    mgr = state._hooks_manager
     inputs = []
 
     def times2(ctx):
@@ -364,7 +364,7 @@ def test_write_before_chaining_pinned_example():
 
 def test_write_before_fresh_context_per_hook_and_none_means_unchanged():
     state = make_state()
-    mgr, contexts = state._hooks_mgr_or_none, []
+    mgr, contexts = state._hooks_manager, []
     mgr.register_hook("write_before", contexts.append, priority=3)
     mgr.register_hook("write_before", lambda ctx: setattr(ctx, "transformed_value", None), priority=2)
     mgr.register_hook("write_before", contexts.append, priority=1)
@@ -387,7 +387,7 @@ def test_global_write_before_runs_first_and_feeds_per_state_chain():
         order.append(("state", ctx.value))
         ctx.transformed_value = ctx.value * 10
 
-    state._hooks_mgr_or_none.register_hook("write_before", s, priority=100)
+    state._hooks_manager.register_hook("write_before", s, priority=100)
     register_state_hook("write_before", g, priority=-100)
     assert dispatch_write_before(state, 1, 0) == 20
     assert order == [("global", 1), ("state", 2)]
@@ -396,7 +396,7 @@ def test_global_write_before_runs_first_and_feeds_per_state_chain():
 @pytest.mark.parametrize("hook_type", ["read", "write_after", "restore", "init"])
 def test_global_hooks_run_before_per_state_hooks(hook_type):
     state, order = make_state(), []
-    state._hooks_mgr_or_none.register_hook(hook_type, lambda ctx: order.append("state"), priority=99)
+    state._hooks_manager.register_hook(hook_type, lambda ctx: order.append("state"), priority=99)
     register_state_hook(hook_type, lambda ctx: order.append("global"), priority=-99)
     {
         "read": lambda: dispatch_read(state, 1),
@@ -417,7 +417,7 @@ def test_global_hooks_fire_for_states_without_manager():
 
 def test_cancellation_propagates_and_stops_the_chain():
     state = make_state()
-    mgr, later = state._hooks_mgr_or_none, []
+    mgr, later = state._hooks_manager, []
 
     def veto(ctx):
         if ctx.value < 0:
@@ -439,7 +439,7 @@ def test_cancellation_propagates_and_stops_the_chain():
 
 def test_global_cancellation_skips_per_state_chain():
     state, ran = make_state(), []
-    state._hooks_mgr_or_none.register_hook("write_before", ran.append)
+    state._hooks_manager.register_hook("write_before", ran.append)
     register_state_hook("write_before", lambda ctx: setattr(ctx, "cancel", True), name="g")
     with pytest.raises(HookCancellationError, match="^g: "):
         dispatch_write_before(state, 1, 0)
@@ -449,7 +449,7 @@ def test_global_cancellation_skips_per_state_chain():
 def test_raising_in_write_before_does_not_veto_under_log_policy():
     # Upstream behaviour kept on purpose (documented in HookConfig): only ctx.cancel vetoes.
     state = make_state()
-    mgr = state._hooks_mgr_or_none
+    mgr = state._hooks_manager
 
     def refuse(ctx):
         raise HookCancellationError("raised, not set")
@@ -470,7 +470,7 @@ def boom(ctx):
 
 def test_on_error_raise():
     state = make_state(config=HookConfig(on_error="raise"))
-    mgr = state._hooks_mgr_or_none
+    mgr = state._hooks_manager
     handle = mgr.register_hook("write_before", boom, name="bad")
     with pytest.raises(HookExecutionError, match="Hook 'bad' error #1: Hook 'bad' execution failed") as info:
         dispatch_write_before(state, 1, 0)
@@ -494,7 +494,7 @@ def test_on_error_log_warns_and_continues():
 def test_on_error_log_with_error_logger():
     calls = []
     state = make_state(config=HookConfig(error_logger=lambda *args: calls.append(args)))
-    hook_handle = state._hooks_mgr_or_none.register_hook("write_after", boom, name="bad")
+    hook_handle = state._hooks_manager.register_hook("write_after", boom, name="bad")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         dispatch_write_after(state, 1, 0)
@@ -579,7 +579,7 @@ def test_unregister_through_manager_marks_handle_removed():
 
 def test_handle_after_manager_collected():
     state = make_state()
-    handle = state._hooks_mgr_or_none.register_hook("read", lambda ctx: None)
+    handle = state._hooks_manager.register_hook("read", lambda ctx: None)
     del state
     gc.collect()
     assert handle._manager_ref() is None
@@ -698,7 +698,7 @@ def test_dispatch_builds_no_context_without_matching_hooks(monkeypatch):
 
     monkeypatch.setattr(hook_dispatch, "_new", no_context)
     bare, other_types = DummyState(), make_state()
-    other_types._hooks_mgr_or_none.register_hook("init", lambda ctx: None)
+    other_types._hooks_manager.register_hook("init", lambda ctx: None)
     register_state_hook("init", lambda ctx: None)
     for state in (bare, other_types):
         dispatch_read(state, 1)
@@ -722,7 +722,7 @@ def test_manager_construction_is_cheap():
 def test_threads_register_toggle_and_dispatch_without_lost_calls(counts):
     base = _hooks.active_count()
     state = make_state()
-    mgr = state._hooks_mgr_or_none
+    mgr = state._hooks_manager
     counter = [0, 0]
 
     def count_read(ctx):

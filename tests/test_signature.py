@@ -568,6 +568,6 @@ class TestCoreSignature:
 
     def test_capture_site(self, S, cfg_core):
         st = S(0.0); line = __import__("inspect").currentframe().f_lineno  # noqa: E702
-        assert (st._site.filename, st._site.lineno) == (__file__, line)
+        assert (st._source_info.filename, st._source_info.lineno) == (__file__, line)
         site = cfg_core.capture_site()
         assert site.filename == __file__

@@ -85,7 +85,7 @@ class TestConstruction:
         with pytest.raises(TraceContextError) as info:
             State(src)
         text = "".join(traceback.format_exception(info.value))
-        assert text.count(f"created at {src._site}") == 1, text
+        assert text.count(f"created at {src._source_info}") == 1, text
 
     def test_custom_metadata_kwargs_become_attributes(self):
         st = State(jnp.zeros(2), unit="mV", axis_names=("x",))

@@ -375,7 +375,7 @@ class TestHookDispatchDetails:
         st = State(f32(1))
         other = State(f32(1))
         handle = other.register_hook("read", lambda ctx: None)  # hooks active somewhere
-        st._hooks_mgr_or_none = object()
+        st._hooks_manager = object()
         with pytest.raises(TypeError, match="HookManager"):
             st.value
         handle.remove()

@@ -150,7 +150,7 @@ def _run_init(mgr: Any, value: Any, state_ref: weakref.ref,
 
 
 def _manager_of(state: Any) -> Any:
-    m = state._hooks_mgr_or_none
+    m = state._hooks_manager
     if m is not None and not isinstance(m, _MgrType):
         raise TypeError(f"a state's hook manager must be a HookManager, got {type(m).__name__}")
     return m

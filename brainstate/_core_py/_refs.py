@@ -161,8 +161,8 @@ def make_ref(st: Any) -> Any:
         ref.__dict__ = {
             "type": t,
             "value": st._value if h is None else _foreign_value(st, h, "split"),
-            "_source_info": st._site,
-            "_hooks_manager": st._hooks_mgr_or_none,
+            "_source_info": st._source_info,
+            "_hooks_manager": st._hooks_manager,
             "_name": st._name,
             "_been_writen": st._been_writen,
             "tag": st.tag,

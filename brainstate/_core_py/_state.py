@@ -193,8 +193,8 @@ class StateCore:
         "_level",
         "_been_writen",
         "_flags",
-        "_hooks_mgr_or_none",
-        "_site",
+        "_hooks_manager",
+        "_source_info",
         "_name",
         "tag",
         "_holder",
@@ -208,8 +208,8 @@ class StateCore:
     _level: int
     _been_writen: bool
     _flags: int
-    _hooks_mgr_or_none: Any
-    _site: Any
+    _hooks_manager: Any
+    _source_info: Any
     _name: Any
     tag: Any
     _holder: "_Hold | None"  # while a trace of one thread holds the value
@@ -217,7 +217,7 @@ class StateCore:
     def __new__(cls, *args: Any, **kwargs: Any) -> "StateCore":
         self = object.__new__(cls)
         sa = object.__setattr__
-        for slot in ("_value", "_sig", "_trace_ref", "_hooks_mgr_or_none", "_site", "_name", "tag",
+        for slot in ("_value", "_sig", "_trace_ref", "_hooks_manager", "_source_info", "_name", "tag",
                      "_holder"):
             sa(self, slot, None)
         sa(self, "_level", 0)
@@ -245,8 +245,8 @@ class StateCore:
         sa(self, "_flags", _TRACER if has_tracer else 0)
         if has_tracer:  # created inside a trace: no concrete value for other threads
             _hold_begin(self, INVALID, False)
-        sa(self, "_hooks_mgr_or_none", None)
-        sa(self, "_site", capture_site())
+        sa(self, "_hooks_manager", None)
+        sa(self, "_source_info", capture_site())
         sa(self, "_name", name)
         sa(self, "tag", tag)
         if metadata:
@@ -541,7 +541,7 @@ class StateCore:
             _hold_begin(self, INVALID, False)
         sa(self, "_trace_ref", _current_trace_ref())
         sa(self, "_level", stack_level())
-        sa(self, "_site", site if site is not None else capture_site())
+        sa(self, "_source_info", site if site is not None else capture_site())
 
     def _trace_is_valid(self) -> bool:
         return self._trace_ref is _current_trace_ref()

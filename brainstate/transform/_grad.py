@@ -165,7 +165,7 @@ def _state_slots(entry: Any, states: list, check_states: bool, where: str) -> li
         i = index.get(id(st))
         if i is None and check_states:
             raise ValueError(
-                f"{where}: the grad state {st!r} (created at {st._site}) is not used by the "
+                f"{where}: the grad state {st!r} (created at {st._source_info}) is not used by the "
                 "function being differentiated, so its derivative would be zero. Pass "
                 "check_states=False to get zeros instead."
             )
