@@ -69,6 +69,32 @@ def core(request):
     return importlib.import_module("brainstate._core")
 
 
+@pytest.fixture(scope="module", params=[pytest.param("c", marks=pytest.mark.c_extension)])
+def both_cores(request):
+    """``(pure core, compiled core)``, both wired; for the parity tests, which compare them."""
+    import brainstate
+
+    py = importlib.import_module("brainstate._core_py")
+    c = importlib.import_module("brainstate._core")  # no skip: a missing extension fails
+    for mod in (py, c):
+        brainstate._wiring.configure_core(mod)
+    return py, c
+
+
+@pytest.fixture(scope="module", params=[pytest.param("c", marks=pytest.mark.c_extension)])
+def pure_worker(request):
+    """The requesting test module, loaded on the pure core in a subprocess
+    (``tests/pure_core_worker.py``); this process must run the compiled core."""
+    import brainstate
+    from pure_core_worker import PureCoreWorker
+
+    if brainstate._impl.IMPLEMENTATION != "c":  # no skip: a missing extension fails
+        pytest.fail(f"the compiled core is not active: {brainstate._impl.EXTENSION_ERROR!r}")
+    worker = PureCoreWorker(request.module.__name__)
+    yield worker
+    worker.close()
+
+
 _HLO_INSTR = re.compile(r"\s*(?:ROOT\s+)?%[\w.\-]+ = .*? ([a-z][\w\-]*)\(")
 
 

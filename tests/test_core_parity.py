@@ -10,29 +10,16 @@ test belongs to the ``[c]`` leg only.
 
 from __future__ import annotations
 
-import importlib
 
 import jax
 import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import brainstate
 
 DTYPES = ["float32", "int32", "bool", "bfloat16", "float16"]
-
-
-@pytest.fixture(scope="module", params=[pytest.param("c", marks=pytest.mark.c_extension)])
-def cores(request):
-    """(reference pure core, compiled core), both configured."""
-    py = importlib.import_module("brainstate._core_py")
-    c = importlib.import_module("brainstate._core")  # no skip: a missing extension fails
-    for mod in (py, c):
-        brainstate._wiring.configure_core(mod)
-    return py, c
 
 
 # --- value descriptors ----------------------------------------------------------------------
@@ -200,8 +187,8 @@ def run(mod, first, steps):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(program=programs())
-def test_random_programs_agree(cores, program):
-    py, c = cores
+def test_random_programs_agree(both_cores, program):
+    py, c = both_cores
     first, steps = program
     expected = run(py, first, steps)
     got = run(c, first, steps)
@@ -210,8 +197,8 @@ def test_random_programs_agree(cores, program):
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(a=trees, b=trees)
-def test_signatures_agree(cores, a, b):
-    py, c = cores
+def test_signatures_agree(both_cores, a, b):
+    py, c = both_cores
     va, vb = build(a, 1), build(b, 2)
     sp, sc = (py.make_signature(va), py.make_signature(vb)), (c.make_signature(va), c.make_signature(vb))
     assert repr(sp[0]) == repr(sc[0])
@@ -220,9 +207,9 @@ def test_signatures_agree(cores, a, b):
         assert hash(sp[0]) == hash(sp[1]) and hash(sc[0]) == hash(sc[1])
 
 
-def test_mismatch_messages_agree(cores):
+def test_mismatch_messages_agree(both_cores):
     # the hand-picked cases every reader will try first, compared verbatim
-    py, c = cores
+    py, c = both_cores
     cases = [
         (jnp.zeros(3), jnp.zeros(4)),
         ({"a": jnp.zeros(2)}, jnp.zeros(2)),

@@ -62,7 +62,6 @@ from brainstate.graph._graphdef import (
 from brainstate.util import FlattedDict, NestedDict
 from brainstate.util.filter import Not, OfType
 
-from pure_core_worker import PureCoreWorker
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 # each core has its own poison sentinel class (``INVALID``), named in some signatures' reprs
@@ -670,15 +669,6 @@ def test_cores_walk_split_and_rebuild_alike_long(cores, program):
 
 
 # --- the whole stack on the pure core, in a subprocess ----------------------------------------------
-
-
-@pytest.fixture(scope="module", params=[pytest.param("c", marks=pytest.mark.c_extension)])
-def pure_worker(request):
-    if brainstate._impl.IMPLEMENTATION != "c":  # no skip: a missing extension fails
-        pytest.fail(f"the compiled core is not active: {brainstate._impl.EXTENSION_ERROR!r}")
-    worker = PureCoreWorker(__name__)
-    yield worker
-    worker.close()
 
 
 @settings(max_examples=100, **_SETTINGS)

@@ -27,7 +27,7 @@ Two comparisons, both in the ``[c]`` leg (marked ``c_extension``):
 - In this process, at the level of the core: states of a ``StateCore`` subclass of each core
   (with a hook manager, as ``State`` gives one) run the same program; trace frames are the
   core's ``TraceFrame``. The hook API (managers, the global registry, error policies) is
-  shared by both cores, so the two runs take turns, each from a clean registry.
+  shared by both both_cores, so the two runs take turns, each from a clean registry.
 - Across processes, on the whole stack (``State``, ``ParamState`` and a hosted state class,
   whose hooks the pure dispatch runs under either core; ``StateTraceStack``, ``jit``): the
   program runs here and in a subprocess running the pure core (``tests/pure_core_worker.py``).
@@ -39,7 +39,6 @@ equal outcomes, so a disagreement above is the cores', not the harness's.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import re
 import warnings
 from typing import Any, Callable
@@ -54,7 +53,6 @@ from hypothesis import strategies as st
 import brainstate
 from brainstate import _hooks
 
-from pure_core_worker import PureCoreWorker
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 # each core has its own poison sentinel class (``INVALID``), named in some signatures' reprs
@@ -548,20 +546,10 @@ _SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scop
                                                        HealthCheck.too_slow])
 
 
-@pytest.fixture(scope="module", params=[pytest.param("c", marks=pytest.mark.c_extension)])
-def cores(request):
-    """(pure core, compiled core), both configured."""
-    py = importlib.import_module("brainstate._core_py")
-    c = importlib.import_module("brainstate._core")  # no skip: a missing extension fails
-    for mod in (py, c):
-        brainstate._wiring.configure_core(mod)
-    return py, c
-
-
 @settings(max_examples=500, **_SETTINGS)
 @given(program=core_programs)
-def test_cores_dispatch_hooks_alike(cores, program):
-    py, c = cores
+def test_cores_dispatch_hooks_alike(both_cores, program):
+    py, c = both_cores
     assert run_core_program(c, program) == run_core_program(py, program)
 
 
@@ -569,18 +557,9 @@ def test_cores_dispatch_hooks_alike(cores, program):
 @pytest.mark.stress  # the long version: pytest -m stress
 @settings(max_examples=3000, **_SETTINGS)
 @given(program=core_programs)
-def test_cores_dispatch_hooks_alike_long(cores, program):
-    py, c = cores
+def test_cores_dispatch_hooks_alike_long(both_cores, program):
+    py, c = both_cores
     assert run_core_program(c, program) == run_core_program(py, program)
-
-
-@pytest.fixture(scope="module", params=[pytest.param("c", marks=pytest.mark.c_extension)])
-def pure_worker(request):
-    if brainstate._impl.IMPLEMENTATION != "c":  # no skip: a missing extension fails
-        pytest.fail(f"the compiled core is not active: {brainstate._impl.EXTENSION_ERROR!r}")
-    worker = PureCoreWorker(__name__)
-    yield worker
-    worker.close()
 
 
 @settings(max_examples=50, **_SETTINGS)

@@ -649,16 +649,6 @@ class ParityMachine(RuleBasedStateMachine):
             self.step("load", slot, g, strict)
 
 
-@pytest.fixture(scope="module", params=[pytest.param("c", marks=pytest.mark.c_extension)])
-def pure_worker(request):
-    """The pure-core subprocess; this process must run the compiled core."""
-    if brainstate._impl.IMPLEMENTATION != "c":  # no skip: a missing extension fails
-        pytest.fail(f"the compiled core is not active: {brainstate._impl.EXTENSION_ERROR!r}")
-    worker = PureCoreWorker(__name__)
-    yield worker
-    worker.close()
-
-
 def _run(worker: PureCoreWorker, max_examples: int, steps: int) -> None:
     ParityMachine.worker = worker
     try:
