@@ -182,7 +182,12 @@ cdef Py_ssize_t _offset(type cls, str name) except -1:
     return (<PyMemberDescrObject*><PyObject*>descr).d_member.offset
 
 
-# offsets, filled by configure_hooks()
+# Offsets of the hook API's __slots__ members, filled by configure_hooks(). Reading and writing
+# contexts, hooks and managers by offset (and reusing spare contexts) is what makes a hooked
+# access cheap: the same dispatch by attribute name measured 3.4x slower on a write with a
+# write_before and a write_after hook, 2.7x on a read with a read hook, and 1.3-1.6x on unhooked
+# accesses once a global registry exists (caching each slot's descriptor instead: 2.2x). The
+# check in _offset keeps a layout change from going unnoticed: a non-slot attribute is refused.
 cdef Py_ssize_t _O_CTX_OPERATION, _O_CTX_REF, _O_CTX_TIME, _O_CTX_VALUE, _O_CTX_OLD
 cdef Py_ssize_t _O_CTX_METADATA
 cdef Py_ssize_t _O_CTX_TRANSFORMED, _O_CTX_CANCEL, _O_CTX_REASON, _O_CTX_INITMD
