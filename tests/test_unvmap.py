@@ -126,6 +126,15 @@ class TestGradients:
         _, t = jax.jvp(lambda x: unvmap(x, op="sum"), (X,), (np.ones_like(X),))
         np.testing.assert_allclose(t, X.size)
 
+    def test_any_rule_gives_a_zero_tangent(self):
+        # unvmap itself stops the gradient before 'any'/'all'; the primitive's own JVP rule
+        # (reached by a tangent bound to it directly) answers a symbolic zero tangent.
+        from brainstate.transform._unvmap import _reduce_p
+
+        y, t = jax.jvp(lambda x: _reduce_p.bind(x, op="any"), (X,), (np.ones_like(X),))
+        np.testing.assert_array_equal(y, X)
+        np.testing.assert_array_equal(t, np.zeros_like(X))
+
     def test_none_refuses_differentiation(self):
         with pytest.raises(NotImplementedError, match="op='none'.*stop_gradient"):
             jax.grad(lambda x: unvmap(x, op="none").sum())(X)

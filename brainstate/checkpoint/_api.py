@@ -179,7 +179,7 @@ def _class_name(cls: type) -> str:
 def _collect(target: Any, action: str) -> list:
     """``[(path, state)]`` of ``target``: each state once, at its first graph path."""
     if isinstance(target, State):
-        items = [((), target)]
+        items: list[tuple[tuple, Any]] = [((), target)]
     elif (isinstance(target, Mapping) and target
           and all(isinstance(k, tuple) for k in target)
           and all(isinstance(v, State) for v in target.values())):
@@ -548,11 +548,12 @@ class _FastPut:
     def _probe(self) -> None:
         self.put = False
         try:
-            from brainstate._jax_internals import host_transfer_modules, jax_core as jcore
+            from brainstate._jax_internals import (host_transfer_modules, jax_config,
+                                                   jax_core as jcore)
 
             jdtypes, xc = host_transfer_modules()
 
-            if jax.config.jax_default_device is not None:
+            if jax_config.default_device.value is not None:  # = jax.config.jax_default_device
                 return
             dev = jax.local_devices()[0]
             # JAX 0.12 deprecates the class's constructor for this factory

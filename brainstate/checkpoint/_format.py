@@ -305,6 +305,7 @@ def _plan_entry(index: int, entry, seen: set) -> _Plan:
         )
     info = dict(info)
 
+    source: np.ndarray | jax.Array
     if isinstance(value, np.ndarray):
         source = value
     elif isinstance(value, jax.Array):
@@ -867,7 +868,7 @@ def _read_aligned(path, f, start: int, size: int) -> np.ndarray:
 
 
 def _read_into(path, f, start: int, buf: np.ndarray) -> None:
-    view = memoryview(buf)
+    view = buf.data  # = memoryview(buf) (numpy types __buffer__ only for Python >= 3.12)
     size = len(buf)
     f.seek(start)
     got = 0

@@ -92,7 +92,7 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 def _ocp():
     try:
-        import orbax.checkpoint as ocp
+        import orbax.checkpoint as ocp  # type: ignore[import-not-found]  # optional dependency
     except ImportError as exc:
         raise ImportError(
             "Orbax checkpoints need the optional dependency orbax-checkpoint: "

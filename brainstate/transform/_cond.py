@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from brainstate._jax_internals import jax_config as _jax_config
 from brainstate.transform._error_if import jit_error_if
 from brainstate.transform._tracing import check_same_types, trace_fn, union_of
 
@@ -106,7 +107,7 @@ def cond(pred: Any, true_fun: Callable[..., R], false_fun: Callable[..., R],
         if dtype.kind not in "iuf":
             raise TypeError(f"Pred type must be either boolean or number, got {dtype}.")
         pred = pred != 0
-    if jax.config.jax_disable_jit and not _is_tracer(pred):
+    if _jax_config.disable_jit.value and not _is_tracer(pred):
         return true_fun(*operands) if bool(pred) else false_fun(*operands)
 
     def select(branches, wvals, leaves):
@@ -163,7 +164,7 @@ def switch(index: Any, branches: Sequence[Callable[..., R]], *operands: Any) -> 
         return branches[0](*operands)
     index = jax.lax.clamp(np.int32(0), jax.lax.convert_element_type(index, np.int32),
                           np.int32(len(branches) - 1))
-    if jax.config.jax_disable_jit and not _is_tracer(index):
+    if _jax_config.disable_jit.value and not _is_tracer(index):
         return branches[int(index)](*operands)
 
     def select(fns, wvals, leaves):

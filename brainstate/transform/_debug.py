@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, cast
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +28,8 @@ from brainstate.transform._make_jaxpr import PerEntry, StatefulFunction
 __all__ = ["debug_nan", "debug_nan_if", "breakpoint_if"]
 
 # Frames inside these directories are library code, never the "source" of a NaN.
-_LIBRARY_DIRS = tuple(os.path.dirname(m.__file__) + os.sep for m in (jax, brainstate))
+# (Both are regular packages, so ``__file__`` is set.)
+_LIBRARY_DIRS = tuple(os.path.dirname(cast(str, m.__file__)) + os.sep for m in (jax, brainstate))
 
 
 def _inexact(x: Any) -> bool:

@@ -200,7 +200,7 @@ def _split_state_and_arg_grads(g: Any, single: bool, out_levels: int, in_levels:
             return regroup(x)
         rows = []
         for row, primal in zip(x, primals):
-            td = jax.tree_util.tree_structure(primal)
+            td: Any = jax.tree_util.tree_structure(primal)  # a PyTreeDef (untyped in jaxlib)
             rows.append(td.unflatten([regroup(c) for c in td.flatten_up_to(row)]))
         return regroup(rows)
 
@@ -327,8 +327,8 @@ def _random_tangents(diff: tuple, tangent_size: int | None, key: Any) -> tuple:
 
 # JAX-style transforms whose derivatives nest the input structure under the output structure:
 # (output levels, input levels). Any other transform is taken to be gradient-like: (0, 1).
-_LEVELS: dict = {jax.jacrev: (1, 1), jax.jacfwd: (1, 1), jax.hessian: (1, 2)}
-_MODES: dict = {"grad": jax.grad, "vector_grad": _vector_grad, "fwd_grad": _fwd_grad,
+_LEVELS: dict[Callable, tuple[int, int]] = {jax.jacrev: (1, 1), jax.jacfwd: (1, 1), jax.hessian: (1, 2)}
+_MODES: dict[str, Callable] = {"grad": jax.grad, "vector_grad": _vector_grad, "fwd_grad": _fwd_grad,
                 "jacrev": jax.jacrev, "jacfwd": jax.jacfwd, "hessian": jax.hessian}
 
 
@@ -426,15 +426,16 @@ class GradientTransform:
                 raise ValueError(f"GradientTransform: unknown transform {transform!r}; use one "
                                  f"of {sorted(_MODES)} or a jax.grad-like callable.")
             self._name = transform
-            transform = _MODES[transform]
+            fn = _MODES[transform]
         elif callable(transform):
             self._name = getattr(transform, "__name__", type(transform).__name__)
+            fn = transform
         else:
             raise TypeError(f"GradientTransform: transform must be a jax.grad-like callable or "
                             f"a name, got {type(transform).__name__}.")
         self.target = target
-        self.transform = transform
-        self._levels = _LEVELS.get(transform, (0, 1))
+        self.transform: Callable = fn
+        self._levels = _LEVELS.get(fn, (0, 1))
         self._states, self._states_tree = _flatten_grad_states(grad_states, self._name)
         self._argnums, self._single_arg = _check_argnums(argnums, bool(self._states),
                                                          self._name)
@@ -483,7 +484,7 @@ def _package(grads: Any, value: Any, aux: Any, return_value: bool, has_aux: bool
     return grads
 
 
-def _make(fun: Any, where: str, transform: Callable, grad_states: Any, argnums: Any,
+def _make(fun: Any, where: str, transform: Callable | str, grad_states: Any, argnums: Any,
           return_value: bool, has_aux: Any, params: dict | None, check_states: bool,
           kwargs: dict) -> Any:
     """The transform, or a decorator making it when ``fun`` is not given."""
@@ -577,9 +578,10 @@ def vector_grad(func: Any = _Missing, grad_states: Any = None, argnums: Any = No
             return bu_vector_grad(fun, argnums=argnums, has_aux=has_aux, unit_aware=True)
 
         transform.__name__ = "vector_grad"
+        mode: Callable | str = transform
     else:
-        transform = "vector_grad"
-    return _make(func, "vector_grad", transform, grad_states, argnums, return_value, has_aux,
+        mode = "vector_grad"
+    return _make(func, "vector_grad", mode, grad_states, argnums, return_value, has_aux,
                  None, check_states, kwargs)
 
 

@@ -25,7 +25,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import jax
 import numpy as np
@@ -141,7 +141,8 @@ def _inputs(eqn: JaxprEqn, subst: IdentityMap) -> JaxprEqn:
 def _foldable(eqn: JaxprEqn) -> bool:
     return (bool(eqn.invars) and eqn.primitive.name not in _NO_FOLD and not has_effects(eqn)
             and all(isinstance(v, Literal) for v in eqn.invars)
-            and all(isinstance(v, DropVar) or np.prod(v.aval.shape, dtype=np.int64) <= _FOLD_MAX_SIZE
+            and all(isinstance(v, DropVar)
+                    or np.prod(cast(Any, v.aval).shape, dtype=np.int64) <= _FOLD_MAX_SIZE
                     for v in eqn.outvars)
             and not any(isinstance(p, (Jaxpr, ClosedJaxpr)) for p in eqn.params.values()))
 
@@ -437,7 +438,7 @@ def _simplify(eqn: JaxprEqn) -> Any:
     if len(eqn.invars) != 2 or len(eqn.outvars) != 1:
         return None
     x, y = eqn.invars
-    out = eqn.outvars[0].aval
+    out: Any = eqn.outvars[0].aval  # a ShapedArray (typed as the AbstractValue base)
     name = eqn.primitive.name
 
     def same(a: Any) -> Any:  # only forward an operand of exactly the output's aval
@@ -656,4 +657,6 @@ def apply_ir_optimizations(closed: ClosedJaxpr, ir_optimizations: Any) -> Closed
     """
     if ir_optimizations is None:
         return closed
-    return _optimize(closed, _pipeline(ir_optimizations, "ir_optimizations"), 3, False)
+    # A ClosedJaxpr in gives a ClosedJaxpr out (``_optimize`` closes what it was given closed).
+    return cast(ClosedJaxpr,
+                _optimize(closed, _pipeline(ir_optimizations, "ir_optimizations"), 3, False))

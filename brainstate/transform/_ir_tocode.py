@@ -124,7 +124,7 @@ class SourcerorState:
 # --- values ------------------------------------------------------------------------------------
 
 
-def _float_source(x: float) -> str:
+def _float_source(x: float | np.floating) -> str:
     if math.isfinite(x):
         return repr(float(x))
     return f"float({repr(float(x))!r})"  # float('nan'), float('inf'), float('-inf')
@@ -303,7 +303,8 @@ def _reduce(fn_name: str, with_dtype: bool) -> Callable:
         (x,) = _args(state, eqn)
         kw = f"axis={value_source(tuple(eqn.params['axes']), state)}"
         if with_dtype:
-            kw += f", dtype={_dtype_source(eqn.outvars[0].aval.dtype)}"
+            out_aval: Any = eqn.outvars[0].aval  # a ShapedArray (typed as the AbstractValue base)
+            kw += f", dtype={_dtype_source(out_aval.dtype)}"
         return _assign(state, eqn, f"{fn_name}({x}, {kw})")
     return handler
 

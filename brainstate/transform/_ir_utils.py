@@ -19,7 +19,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, MutableMapping, MutableSet, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from jax.extend.core import (ClosedJaxpr, DebugInfo, DropVar, Jaxpr, JaxprEqn, Literal, Var,
@@ -152,7 +152,8 @@ def close_jaxpr(jaxpr: Jaxpr, consts: Sequence[Any]) -> ClosedJaxpr:
     """``jaxpr`` with ``consts`` as the values of its first ``len(consts)`` constant variables
     (on JAX >= 0.12: of its first inputs, which thereby become its constvars)."""
     if CLOSED_JAXPR_IS_JAXPR:
-        return jaxpr.with_consts(list(consts))
+        # ``Jaxpr.with_consts`` exists from JAX 0.12 on only; the type is that of the installed JAX.
+        return cast(Any, jaxpr).with_consts(list(consts))
     return ClosedJaxpr(jaxpr, list(consts))
 
 
@@ -222,7 +223,8 @@ def make_literal(value: Any, aval: Any) -> Literal:
 def identity_eqn(src: Any, dst: Var, like: Sequence[JaxprEqn]) -> JaxprEqn:
     """``dst = convert_element_type(src)`` to the same dtype: binds an output variable to a
     value computed elsewhere (the passes keep a jaxpr's output variables unchanged)."""
-    params = {"new_dtype": dst.aval.dtype, "weak_type": bool(getattr(dst.aval, "weak_type", False)),
+    aval: Any = dst.aval  # a ShapedArray (``Var.aval`` is typed as the AbstractValue base)
+    params = {"new_dtype": aval.dtype, "weak_type": bool(getattr(aval, "weak_type", False)),
               "sharding": None}
     source_info = like[-1].source_info if like else None
     ctx = like[-1].ctx if like else None
@@ -237,9 +239,9 @@ def _map_param(value: Any, fn: Callable[[Jaxpr], Jaxpr]) -> Any:
     if isinstance(value, Jaxpr):
         return fn(value)
     if isinstance(value, tuple) and any(isinstance(v, (Jaxpr, ClosedJaxpr)) for v in value):
-        new = tuple(_map_param(v, fn) for v in value)
+        new_items = tuple(_map_param(v, fn) for v in value)
         # The same tuple when no member changed: the passes detect "nothing changed" by identity.
-        return value if all(a is b for a, b in zip(new, value)) else new
+        return value if all(a is b for a, b in zip(new_items, value)) else new_items
     return value
 
 
@@ -273,7 +275,8 @@ def _free_and_produced(eqns: Sequence[JaxprEqn]) -> tuple[list, IdentitySet]:
     return free, produced
 
 
-def _resolve(eqns: list, invars: Any, outvars: Any, constvars: Any, who: str):
+def _resolve(eqns: list, invars: Any, outvars: Any, constvars: Any,
+             who: str) -> tuple[list[Var], list[Var], list[Any]]:
     for i, eqn in enumerate(eqns):
         if not isinstance(eqn, JaxprEqn):
             raise IRValidationError(f"{who}: eqns[{i}] must be a JaxprEqn, got {type(eqn).__name__}.")
@@ -286,7 +289,7 @@ def _resolve(eqns: list, invars: Any, outvars: Any, constvars: Any, who: str):
         bound = IdentitySet(invars)
         constvars = [v for v in free if v not in bound]
     constvars = check_all_vars(constvars, "constvars", who)
-    bound = IdentitySet(invars) | IdentitySet(constvars)
+    bound = IdentitySet([*invars, *constvars])
     if outvars is None:
         consumed = IdentitySet(v for e in eqns for v in e.invars if isinstance(v, Var))
         outvars = [v for e in eqns for v in e.outvars
@@ -421,8 +424,9 @@ def eqns_to_closed_jaxpr(eqns: Sequence[JaxprEqn], invars: Sequence[Var] | None 
             "constant variable.")
     for i, (v, c) in enumerate(zip(constvars, consts)):
         shape, dtype = np.shape(c), getattr(c, "dtype", None)
-        if tuple(shape) != tuple(v.aval.shape) or (dtype is not None and dtype != v.aval.dtype):
+        aval: Any = v.aval  # a ShapedArray (typed as the AbstractValue base)
+        if tuple(shape) != tuple(aval.shape) or (dtype is not None and dtype != aval.dtype):
             raise IRValidationError(
                 f"eqns_to_closed_jaxpr: consts[{i}] has shape {tuple(shape)} and dtype {dtype}, "
-                f"but its variable {v} is {v.aval.str_short()}.")
+                f"but its variable {v} is {aval.str_short()}.")
     return close_jaxpr(new_jaxpr(constvars, invars, outvars, eqns, "eqns_to_closed_jaxpr"), consts)

@@ -142,5 +142,7 @@ def hessian(func: Callable, grad_states: Any = None, argnums: Any = None,
                  dict(holomorphic=holomorphic), check_states, kwargs)
 
 
-jacrev.__doc__ = jacrev.__doc__.replace("{layout}", "\n    " + _LAYOUT.strip() + "\n")
-jacfwd.__doc__ = jacfwd.__doc__.replace("{layout}", "\n    " + _LAYOUT.strip() + "\n")
+for _fn in (jacrev, jacfwd):
+    if _fn.__doc__ is not None:  # None under ``python -OO``
+        _fn.__doc__ = _fn.__doc__.replace("{layout}", "\n    " + _LAYOUT.strip() + "\n")
+del _fn

@@ -80,7 +80,7 @@ class JittedFunction(Generic[P, R]):
         """
         out: dict = {}
         if self._donate or self._donate_names:
-            donate = []
+            donate: list[int] = []
             for i, (lo, hi) in spans.args.items():
                 if i in self._donate:
                     donate.extend(range(lo + 1, hi + 1))

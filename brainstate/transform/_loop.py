@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from brainstate._jax_internals import jax_config as _jax_config
 from brainstate._messages import describe_state
 from brainstate._trace import StateTraceStack
 from brainstate.transform._error_if import unvmap_any
@@ -126,7 +127,7 @@ def _scan(f: Callable, init: Any, xs: Any, length: Any, reverse: bool, unroll: A
     xs_flat, xs_tree = jax.tree_util.tree_flatten(xs)
     length = _loop_length(where, xs_flat, length)
     runner = as_runner(pbar, length, where)
-    if jax.config.jax_disable_jit:
+    if _jax_config.disable_jit.value:
         return _python_scan(f, init, xs_flat, xs_tree, length, reverse, runner, where)
 
     x_avals = _tree_unflatten(xs_tree, _slice_avals(xs_flat))
@@ -322,7 +323,7 @@ def while_loop(cond_fun: Callable[[C], Any], body_fun: Callable[[C], C], init_va
     (128.0, 7)
     """
     _check_callable("while_loop", cond_fun=cond_fun, body_fun=body_fun)
-    if jax.config.jax_disable_jit:
+    if _jax_config.disable_jit.value:
         stack = StateTraceStack(name="while_loop")
         try:
             with stack:

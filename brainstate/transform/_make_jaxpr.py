@@ -45,7 +45,8 @@ from brainstate.transform._ir_optim import _pipeline, apply_ir_optimizations
 __all__ = ["StatefulFunction", "make_jaxpr", "CacheKey", "get_jit_const_threshold",
            "set_jit_const_threshold"]
 
-_ARRAY_TYPE = _array_type()  # without making an array: that would start the backend at import
+# Without making an array: that would start the backend at import.
+_ARRAY_TYPE: type[jax.Array] = _array_type()
 # ``.value`` of JAX's own config State: 30 ns, against 120 ns for jax.config.jax_disable_jit
 # (a Python property lookup); read once per compiled call.
 _DISABLE_JIT = _jax_config.disable_jit
@@ -345,8 +346,9 @@ class StatefulFunction:
 
     # --- cache keys ---
 
-    def _split_args(self, args: tuple, kwargs: dict):
-        static_args, dyn_args = [], []
+    def _split_args(self, args: tuple, kwargs: dict) -> tuple[list, list, dict, dict]:
+        static_args: list = []
+        dyn_args: list = []
         for i, a in enumerate(args):
             (static_args if i in self.static_argnums else dyn_args).append(a)
         static_kwargs = {k: v for k, v in kwargs.items() if k in self.static_argnames}
@@ -577,7 +579,7 @@ class StatefulFunction:
             # Fast path: same argument structure as the last call; JAX's C++ dispatch checks
             # the avals (a changed aval retraces `pure`, which raises _Stale).
             if len(args) == last.n_bare and _bare_arrays(args):
-                leaves = args  # a tuple of arrays is its own flat leaves: no flatten
+                leaves: Sequence[Any] | None = args  # a tuple of arrays: its own flat leaves
             else:
                 leaves, treedef = jax.tree_util.tree_flatten(args)
                 if treedef != last.in_treedef:

@@ -8,6 +8,7 @@ import functools
 import os
 import sys
 import threading
+import types
 import warnings
 import weakref
 from collections import OrderedDict
@@ -45,7 +46,8 @@ _TRANSFORM_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 def _user_stacklevel() -> int:
     """``stacklevel`` for a warning issued by the caller: its first frame outside the package's
     transforms (the user's call of the mapped function, not the engine)."""
-    frame, level = sys._getframe(1), 1
+    frame: types.FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None and frame.f_code.co_filename.startswith(_TRANSFORM_DIR):
         frame, level = frame.f_back, level + 1
     return level
@@ -376,8 +378,9 @@ class StatefulMapping:
         """``(call_args, leaves, treedef, key, resolution)`` of a call (resolved if new)."""
         if not (kwargs or self.static_argnums):
             leaves, treedef = jax.tree_util.tree_flatten(args)
-            key = (treedef, tuple(map(_key, leaves)))
-            res = self._lookup(key) or self._resolve(key, self.origin_fun, args, self.in_axes)
+            key: tuple = (treedef, tuple(map(_key, leaves)))
+            res: _Resolved | None = (self._lookup(key)
+                                     or self._resolve(key, self.origin_fun, args, self.in_axes))
             return args, leaves, treedef, key, res
         n = len(args)
         static_pos = set()
@@ -463,7 +466,7 @@ class StatefulMapping:
         """
         res = self._cache.get(cache_key)
         plan = res.engine._cache.get(cache_key) if res is not None else None
-        if plan is None or res.avals is None:
+        if res is None or plan is None or res.avals is None:
             raise ValueError(
                 f"{self._what} has no traced computation for this cache key. Call it with "
                 "those arguments first, or get the key with "
@@ -531,6 +534,7 @@ class StatefulMapping:
                 if self.unexpected_out_state_mapping == "raise":
                     continue
                 out_axis = 0
+            assert out_axis is not None  # unmatched got 0 just above; matched at None is pinned
             lane_sig = pr.lane_sigs.get(id(st))
             if id(st) in pr.pure and lane_sig == _without_axis(st, out_axis):
                 if _holds_n(st, out_axis, n):
@@ -541,6 +545,7 @@ class StatefulMapping:
                     # Shaped for another mapped size: its prior value is unused, so it is
                     # re-bound to this call's n values along out_axis.
                     out_only.append((st, out_axis))
+                    assert lane_sig is not None  # every written state has its lane signature
                     fresh.append((st, _view_of(lane_sig)))
             elif matched:
                 if id(st) not in pr.pure and self._regrown(st):

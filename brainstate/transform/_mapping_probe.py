@@ -41,7 +41,8 @@ def _lane_args(args: tuple, in_axes: Any, what: str) -> tuple[list, Any, list]:
         if paths is None:
             paths = [jax.tree_util.keystr(p) for p, _ in
                      jax.tree_util.tree_flatten_with_path(args)[0]]
-        lane, _, size = _lane(leaf, ax, lambda i=i: f"args{paths[i]}", what)
+        # ``where`` is called (if at all) before _lane returns: no loop-variable binding
+        lane, _, size = _lane(leaf, ax, lambda: f"args{paths[i]}", what)
         lanes.append(lane)
         sizes.append(size)
     return lanes, treedef, sizes

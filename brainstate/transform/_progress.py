@@ -286,7 +286,7 @@ class _ProgressRunner:
         self._last_print = -math.inf
         self._line_len = 0
         if self.bar.use_tqdm:
-            from tqdm import tqdm
+            from tqdm import tqdm  # type: ignore[import-untyped]  # tqdm ships no type hints
 
             kw = dict(self.bar.tqdm_kwargs)
             kw.setdefault("file", self._stream())

@@ -35,9 +35,9 @@ def _jax_shard_map() -> tuple[Callable, str]:
     fn = getattr(jax, "shard_map", None)
     if fn is not None:
         return fn, "check_vma"
-    from jax.experimental.shard_map import shard_map as fn  # older JAX
+    from jax.experimental.shard_map import shard_map as old_fn  # older JAX
 
-    return fn, "check_rep"
+    return old_fn, "check_rep"
 
 
 def _explicit(mesh: Any, spec: PartitionSpec) -> bool:
@@ -178,7 +178,7 @@ def _check_state_shapes(pairs: list, mesh: Any) -> None:
         if spec != _REPLICATED:
             for leaf in jax.tree.leaves(_core.gather([st])[0]):
                 _local_shape(tuple(jax.typeof(leaf).shape), spec, mesh,
-                             lambda st=st: describe_state(st))
+                             lambda: describe_state(st))  # called before the loop moves on
 
 
 def _named_pairs(f: Callable, mesh: Any, args: tuple, leaves: list, treedef: Any,
@@ -215,7 +215,8 @@ def _trace_shards(fun: Callable, mesh: Any, args: tuple, leaves: list, treedef: 
                   leaf_specs: list, declared: list, axis_env: list) -> Any:
     """Trace ``fun`` at per-shard shapes, with each declared sharded state showing its shard."""
     paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(args)[0]]
-    local = [_local_aval(x, s, mesh, lambda i=i: f"args{paths[i]}")
+    # ``where`` is called (if at all) before _local_aval returns: no loop-variable binding
+    local = [_local_aval(x, s, mesh, lambda: f"args{paths[i]}")
              for i, (x, s) in enumerate(zip(leaves, leaf_specs))]
     local_args = jax.tree_util.tree_unflatten(treedef, local)
     states = [st for st, _ in declared]

@@ -15,6 +15,7 @@ leading axis as one unbatched value.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -24,7 +25,7 @@ from jax.interpreters import ad, batching, mlir
 
 __all__ = ["unvmap"]
 
-_REDUCTIONS = {
+_REDUCTIONS: dict[str, Callable[..., Any]] = {
     "all": jnp.all,
     "any": jnp.any,
     "max": jnp.max,
@@ -62,7 +63,9 @@ def _reduce_jvp(primals: tuple, tangents: tuple, *, op: str) -> tuple:
         picked = _reduce_p.bind(jnp.where(hit, t, jnp.zeros_like(t)), op="sum")
         return y, picked / count
     # 'any'/'all' work on booleans, which carry no tangent.
-    return y, ad.Zero.from_primal_value(y)
+    # (A symbolic zero tangent of ``y``'s tangent type, float0 for booleans; the
+    # ``Zero.from_primal_value`` spelling of older JAX is gone from every supported release.)
+    return y, ad.Zero(jax.typeof(y).to_tangent_aval())
 
 
 def _reduce_transpose(ct: Any, x: Any, *, op: str) -> list:

@@ -240,7 +240,8 @@ class _Mapping:
                     f"{name} in_axes entries must be int or None, got {ax!r} for "
                     f"{_arg_path(args, i)}."
                 )
-            lane, a, size = _lane(leaf, ax, lambda i=i: _arg_path(args, i), name)
+            # ``where`` is called (if at all) before _lane returns: no loop-variable binding
+            lane, a, size = _lane(leaf, ax, lambda: _arg_path(args, i), name)
             dyn_axes.append(a)
             lane_leaves.append(lane)
             sizes.append((size, lambda i=i, a=a: f"{_arg_path(args, i)} (axis {a})"))
@@ -251,7 +252,7 @@ class _Mapping:
         for (st, ax), val in zip(in_pairs, in_vals):
             lanes = []
             for leaf in jax.tree_util.tree_leaves(val):
-                lane, a, size = _lane(leaf, ax, lambda st=st: describe_state(st), name)
+                lane, a, size = _lane(leaf, ax, lambda: describe_state(st), name)
                 lanes.append(lane)
                 sizes.append((size, lambda st=st, a=a: f"{describe_state(st)} (axis {a})"))
             in_views.append(jax.tree_util.tree_unflatten(
