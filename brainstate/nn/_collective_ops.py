@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar, cast
 
 import jax
 import jax.numpy as jnp
@@ -42,12 +42,13 @@ MAX_ORDER = 10
 _IF_NOT_EXIST = ("raise", "pass", "none", "warn")
 
 T = TypeVar("T", bound=Module)
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 # --- call order ------------------------------------------------------------------------------
 
 
-def call_order(level: int = 0, check_order_boundary: bool = True) -> Callable[[Callable], Callable]:
+def call_order(level: int = 0, check_order_boundary: bool = True) -> Callable[[_F], _F]:
     """Give a method an order level for the collective operations (lower levels run first).
 
     Collective operations (:func:`call_all_fns`, :func:`init_all_states`,
@@ -93,8 +94,8 @@ def call_order(level: int = 0, check_order_boundary: bool = True) -> Callable[[C
             "that range or pass check_order_boundary=False."
         )
 
-    def wrap(fn: Callable) -> Callable:
-        fn.call_order = int(level)
+    def wrap(fn: _F) -> _F:
+        cast(Any, fn).call_order = int(level)  # a function attribute: typing has no slot for it
         return fn
 
     return wrap

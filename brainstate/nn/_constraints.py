@@ -655,10 +655,10 @@ class Transform(ABC):
         if _is_tracer(y):
             return None
         arr = jnp.asarray(y)
-        ok = self.check_in_range(arr, strict=strict)
-        if _is_tracer(ok):
+        in_range = self.check_in_range(arr, strict=strict)
+        if _is_tracer(in_range):
             return None
-        ok = np.asarray(ok, dtype=bool)
+        ok = np.asarray(in_range, dtype=bool)
         if ok.all():
             return None
         vals = np.asarray(arr)
@@ -1104,7 +1104,7 @@ class _Interval(Transform):
     # Shared storage, validation, range checks and the sigmoid-shaped map
     # ``lower + width * sigmoid(scale * x)`` of the transforms onto (lower, upper).
 
-    _kernel_params = ("lower", "upper", "width", "_scale")
+    _kernel_params: tuple[str, ...] = ("lower", "upper", "width", "_scale")
     _scale = 1.0
 
     def __init__(self, lower: Any, upper: Any) -> None:

@@ -22,6 +22,7 @@ from typing import Any, Callable, Protocol
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.tree_util import PyTreeDef
 
 from brainstate import environ
 from brainstate._state import DelayState, ShortTermState, State
@@ -334,6 +335,7 @@ class Delay(Module):
 
     history: DelayState
     write_ptr: ShortTermState
+    max_time: Any  # the longest delay time: a float, an array or a Quantity
 
     def __init__(
         self,
@@ -620,10 +622,12 @@ class Delay(Module):
         ptr, every = self.write_ptr.value, self.update_every_step
         row = jax.lax.stop_gradient(ptr if every == 1 else jax.lax.div(ptr, jnp.int32(every)))
         history = self.history.value
-        rows_struct = jax.tree.structure(history)
-        if jax.tree.structure(current) != rows_struct:
+        # annotated: mypy cannot resolve the jaxlib type jax.tree.structure returns
+        rows_struct: PyTreeDef = jax.tree.structure(history)
+        got_struct: PyTreeDef = jax.tree.structure(current)
+        if got_struct != rows_struct:
             raise ValueError(f"{_describe(self)}: update got a value of structure "
-                             f"{jax.tree.structure(current)}, but the buffer records "
+                             f"{got_struct}, but the buffer records "
                              f"{rows_struct}.")
 
         def put(h: jax.Array, v: Any) -> jax.Array:
@@ -645,13 +649,13 @@ class Delay(Module):
         units = [leaf.unit if isinstance(leaf, bu.Quantity) else None for leaf in leaves]
         if all(unit is None for unit in units) and self._unit is None:
             return current
-        recorded = treedef.unflatten(units)
+        recorded = jax.tree.unflatten(treedef, units)
         if self._unit is None:
             self._unit = recorded
         elif units != jax.tree.leaves(self._unit, is_leaf=lambda x: x is None):
             raise ValueError(f"{_describe(self)}: update got units {units}, but the buffer "
                              f"records {jax.tree.leaves(self._unit, is_leaf=lambda x: x is None)}.")
-        return treedef.unflatten([_mantissa(leaf) for leaf in leaves])
+        return jax.tree.unflatten(treedef, [_mantissa(leaf) for leaf in leaves])
 
 
 def _shape_info(target: Any) -> Any:
@@ -676,7 +680,7 @@ def _units_of(target: Any) -> Any:
         return None
     leaves, treedef = jax.tree.flatten(target, is_leaf=lambda x: isinstance(x, bu.Quantity))
     units = [leaf.unit if isinstance(leaf, bu.Quantity) else None for leaf in leaves]
-    return None if all(u is None for u in units) else treedef.unflatten(units)
+    return None if all(u is None for u in units) else jax.tree.unflatten(treedef, units)
 
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence, cast
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +22,6 @@ from brainstate import environ, random
 from brainstate._state import ShortTermState, check_state_value_tree
 from brainstate.nn import _activations as F
 from brainstate.nn._common import ElementWiseBlock
-from brainstate.typing import Size
 
 if TYPE_CHECKING:  # annotations only: brainstate.typing.ArrayLike is built lazily
     from brainstate.typing import ArrayLike
@@ -502,7 +501,8 @@ class DropoutFixed(ElementWiseBlock):
 
     __module__ = "brainstate.nn"
 
-    def __init__(self, in_size: Size, prob: float = 0.5, name: str | None = None) -> None:
+    def __init__(self, in_size: int | Sequence[int], prob: float = 0.5,
+                 name: str | None = None) -> None:
         super().__init__(name=name)
         self.prob = _check_prob(prob, type(self).__name__)
         self.in_size = in_size
@@ -515,7 +515,8 @@ class DropoutFixed(ElementWiseBlock):
                 f"{type(self).__name__}: batch_size must be a positive int or None, got "
                 f"{batch_size!r}."
             )
-        shape = self.in_size if batch_size is None else (batch_size,) + self.in_size
+        in_size = cast(tuple, self.in_size)  # set (and checked) by __init__
+        shape = in_size if batch_size is None else (batch_size,) + in_size
         return random.bernoulli(self.prob, shape)
 
     def init_state(self, batch_size: int | None = None, **kwargs: Any) -> None:

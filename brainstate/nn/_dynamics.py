@@ -10,7 +10,7 @@ when called, so it can be created before the module's states exist.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Hashable, TypeVar
+from typing import Any, Callable, Hashable, TypeVar, cast
 
 import jax
 import numpy as np
@@ -76,7 +76,7 @@ jax.tree_util.register_pytree_with_keys(_UpdateTable, _table_flatten_with_keys, 
 def _check_in_size(in_size: Any) -> tuple:
     """``in_size`` as a tuple of non-negative ints, or ``ValueError`` saying what was wrong."""
     def is_dim(d: Any) -> bool:
-        return isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0
+        return isinstance(d, (int, np.integer)) and not isinstance(d, bool) and bool(d >= 0)
 
     if is_dim(in_size):
         return (int(in_size),)
@@ -159,13 +159,14 @@ class Dynamics(Module):
 
     def __init__(self, in_size: Any, name: str | None = None) -> None:
         super().__init__(name=name)
-        self.in_size = _check_in_size(in_size)
-        self.out_size = self.in_size
+        size = _check_in_size(in_size)
+        self.in_size = size
+        self.out_size = size
 
     @property
     def varshape(self) -> tuple:
         """The shape of the population's variables (``in_size``)."""
-        return self.in_size
+        return cast(tuple, self.in_size)  # set by __init__
 
     # -- prefetch --
 

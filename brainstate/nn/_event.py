@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numbers
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import jax
 import jax.numpy as jnp
@@ -264,10 +264,10 @@ class _Conn:
             r = idx if self.pre_to_row is None else self.pre_to_row[idx]
             tgt = jnp.take(self.table, r, axis=0, mode="fill", fill_value=self.n_post)
             w_rows = None if w.ndim == 0 else jnp.take(w, r, axis=0, mode="fill", fill_value=0)
-        else:
-            tgt = self.ell_targets[idx]
+        else:  # the 'pre' layout always has its ELL tables
+            tgt = cast(jax.Array, self.ell_targets)[idx]
             w_rows = None if w.ndim == 0 else jnp.take(
-                w.reshape(-1), self.ell_slots[idx], mode="fill", fill_value=0)
+                w.reshape(-1), cast(jax.Array, self.ell_slots)[idx], mode="fill", fill_value=0)
         return _scatter_rows(tgt, w_rows, None if vals is None else _pad(vals)[idx], w,
                              self.n_post)
 
@@ -276,11 +276,11 @@ def _scatter_rows(tgt: jax.Array, w_rows: jax.Array | None, v: jax.Array | None,
                   w: jax.Array, n_out: int) -> jax.Array:
     """Scatter-add the gathered rows into ``n_out + 1`` slots; drop the dump slot."""
     flat = tgt.reshape(-1)
-    if w_rows is None and v is None:
-        # homogeneous weight, unit events: integer counts, exact, times the weight once
-        counts = jnp.zeros(n_out + 1, jnp.int32).at[flat].add(1)[:n_out]
-        return counts.astype(w.dtype) * w
     if w_rows is None:
+        if v is None:
+            # homogeneous weight, unit events: integer counts, exact, times the weight once
+            counts = jnp.zeros(n_out + 1, jnp.int32).at[flat].add(1)[:n_out]
+            return counts.astype(w.dtype) * w
         contrib = jnp.broadcast_to(v[:, None], tgt.shape)
         return jnp.zeros(n_out + 1, w.dtype).at[flat].add(contrib.reshape(-1))[:n_out] * w
     contrib = w_rows if v is None else w_rows * v[:, None]
@@ -500,6 +500,8 @@ class FixedNumConn(Module):
     """
 
     __module__ = "brainstate.nn"
+    _conn: _Conn
+    _op: _FixedNumOp
 
     def __init__(
         self,
@@ -517,9 +519,10 @@ class FixedNumConn(Module):
     ):
         super().__init__(name=name)
         owner = type(self).__name__
-        self.in_size = _sizes(owner, "in_size", in_size)
-        self.out_size = _sizes(owner, "out_size", out_size)
-        self.n_pre, self.n_post = self.in_size[-1], self.out_size[-1]
+        in_size = _sizes(owner, "in_size", in_size)
+        out_size = _sizes(owner, "out_size", out_size)
+        self.in_size, self.out_size = in_size, out_size
+        self.n_pre, self.n_post = in_size[-1], out_size[-1]
         if efferent_target not in ("post", "pre"):
             raise ValueError(
                 f"{owner}: efferent_target must be 'post' or 'pre', got {efferent_target!r}."
@@ -558,10 +561,11 @@ class FixedNumConn(Module):
                             f"{type(conn_num).__name__}: {conn_num!r}.")
         if isinstance(conn_num, numbers.Integral):
             return _int_arg(owner, "conn_num", conn_num, 0)
-        if not 0. <= conn_num <= 1.:
+        p = cast(float, conn_num)  # a numbers.Real: typeshed's Real has no >= nor int()
+        if not 0. <= p <= 1.:
             raise ValueError(f"{owner}: a float conn_num is a probability in [0, 1], got "
                              f"{conn_num}. Pass an int for a number of connections.")
-        return int(n_cols * conn_num)
+        return int(n_cols * p)
 
     def _init_weight(self, owner: str, conn_weight: Any, shape: tuple, row_ids: Any) -> Any:
         if row_ids is not None:
@@ -723,6 +727,7 @@ class EventLinear(Module):
     """
 
     __module__ = "brainstate.nn"
+    _op: _DenseOp
 
     def __init__(
         self,
@@ -738,9 +743,10 @@ class EventLinear(Module):
     ):
         super().__init__(name=name)
         owner = type(self).__name__
-        self.in_size = _sizes(owner, "in_size", in_size)
-        self.out_size = _sizes(owner, "out_size", out_size)
-        self.n_pre, self.n_post = self.in_size[-1], self.out_size[-1]
+        in_size = _sizes(owner, "in_size", in_size)
+        out_size = _sizes(owner, "out_size", out_size)
+        self.in_size, self.out_size = in_size, out_size
+        self.n_pre, self.n_post = in_size[-1], out_size[-1]
         self.float_as_event = bool(float_as_event)
         self.block_size = block_size
         self.max_events = _max_events(owner, max_events, self.n_pre)

@@ -8,7 +8,7 @@ pure kernel runs too (``lax.platform_dependent``).
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, TypeVar, cast
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +17,8 @@ import numpy as np
 from brainstate._impl import NO_EXTENSIONS
 
 __all__ = ["available", "on_cpu", "event_count", "event_weight", "spike_record", "ERROR"]
+
+_R = TypeVar("_R")
 
 _COUNT, _WEIGHT, _RECORD = ("brainstate_event_count", "brainstate_event_weight",
                             "brainstate_spike_record")
@@ -33,7 +35,7 @@ def available() -> bool:
         ok = False
         if not NO_EXTENSIONS:
             try:
-                from brainstate import _event_cpu
+                from brainstate import _event_cpu  # type: ignore[attr-defined]  # compiled, no stub
 
                 for name, capsule in _event_cpu.handlers().items():
                     jax.ffi.register_ffi_target(name, capsule, platform="cpu")
@@ -44,7 +46,7 @@ def available() -> bool:
     return _STATE[0]
 
 
-def on_cpu(native: Callable, pure: Callable, *args: jax.Array) -> jax.Array:
+def on_cpu(native: Callable[..., _R], pure: Callable[..., _R], *args: jax.Array) -> _R:
     """``native(*args)`` when the computation runs on CPU, else ``pure(*args)``.
 
     Call only when :func:`available` is True. Both must return the same shapes and dtypes.
@@ -86,4 +88,6 @@ def spike_record(spikes: jax.Array, indices: jax.Array, steps: jax.Array, stored
                 for x in (indices, steps, stored, seen, step))
     call = jax.ffi.ffi_call(_RECORD, out, input_output_aliases={1: 0, 2: 1},
                             vmap_method="sequential")
-    return call(spikes, indices, steps, stored, seen, step, max_events=np.int64(max_events))
+    # a tuple of results for the tuple ``out`` (jax types it a Sequence)
+    return cast(tuple[jax.Array, ...],
+                call(spikes, indices, steps, stored, seen, step, max_events=np.int64(max_events)))

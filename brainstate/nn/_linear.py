@@ -14,7 +14,7 @@ matrices come from ``brainunit.sparse``).
 from __future__ import annotations
 
 import operator
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import jax
 import jax.numpy as jnp
@@ -295,17 +295,18 @@ class Linear(Module):
     ) -> None:
         super().__init__(name=name)
         owner = type(self).__name__
-        self.in_size, self.out_size = _in_out(owner, in_size, out_size)
-        shape = (self.in_size[-1], self.out_size[-1])
+        in_size, out_size = _in_out(owner, in_size, out_size)
+        self.in_size, self.out_size = in_size, out_size
+        shape = (in_size[-1], out_size[-1])
         self.w_mask = _mask(owner, "w_mask", w_mask, shape)
         params = {"weight": _weight(owner, w_init, shape)}
-        bias = _bias(owner, b_init, (self.out_size[-1],))
+        bias = _bias(owner, b_init, (out_size[-1],))
         if bias is not None:
             params["bias"] = bias
         self.weight = param_type(params)
 
     def update(self, x: ArrayLike) -> Any:
-        _check_input(self, x, self.in_size[-1])
+        _check_input(self, x, cast(tuple, self.in_size)[-1])
         params = self.weight.value
         w = params["weight"]
         if self.w_mask is not None:
@@ -371,15 +372,16 @@ class ScaledWSLinear(Module):
     ) -> None:
         super().__init__(name=name)
         owner = type(self).__name__
-        self.in_size, self.out_size = _in_out(owner, in_size, out_size)
+        in_size, out_size = _in_out(owner, in_size, out_size)
+        self.in_size, self.out_size = in_size, out_size
         if not eps > 0:
             raise ValueError(f"{owner}: eps must be positive, got {eps!r}.")
         self.eps = eps
-        shape = (self.in_size[-1], self.out_size[-1])
+        shape = (in_size[-1], out_size[-1])
         self.w_mask = _mask(owner, "w_mask", w_mask, shape)
         w = _weight(owner, w_init, shape)
         params = {"weight": w}
-        bias = _bias(owner, b_init, (self.out_size[-1],))
+        bias = _bias(owner, b_init, (out_size[-1],))
         if bias is not None:
             params["bias"] = bias
         if ws_gain:
@@ -387,7 +389,7 @@ class ScaledWSLinear(Module):
         self.weight = param_type(params)
 
     def update(self, x: ArrayLike) -> Any:
-        _check_input(self, x, self.in_size[-1])
+        _check_input(self, x, cast(tuple, self.in_size)[-1])
         params = self.weight.value
         w = _standardize(params["weight"], self.eps, params.get("gain"))
         if self.w_mask is not None:
@@ -449,13 +451,14 @@ class SignedWLinear(Module):
     ) -> None:
         super().__init__(name=name)
         owner = type(self).__name__
-        self.in_size, self.out_size = _in_out(owner, in_size, out_size)
-        shape = (self.in_size[-1], self.out_size[-1])
+        in_size, out_size = _in_out(owner, in_size, out_size)
+        self.in_size, self.out_size = in_size, out_size
+        shape = (in_size[-1], out_size[-1])
         self.w_sign = _mask(owner, "w_sign", w_sign, shape)
         self.weight = param_type(_weight(owner, w_init, shape))
 
     def update(self, x: ArrayLike) -> Any:
-        _check_input(self, x, self.in_size[-1])
+        _check_input(self, x, cast(tuple, self.in_size)[-1])
         wm, wu = _split(self.weight.value)
         w = jnp.abs(wm)
         if self.w_sign is not None:
@@ -530,14 +533,15 @@ class SparseLinear(Module):
         if len(spar_mat.shape) != 2:
             raise ValueError(f"{owner}: spar_mat must be 2-D, got shape {spar_mat.shape}.")
         n_in, n_out = spar_mat.shape
-        in_size = (n_in,) if in_size is None else _size(owner, "in_size", in_size)
-        if in_size[-1] != n_in:
+        size: tuple[int, ...] = (
+            (n_in,) if in_size is None else _size(owner, "in_size", in_size))
+        if size[-1] != n_in:
             raise ValueError(
-                f"{owner}: in_size={in_size} ends in {in_size[-1]}, but spar_mat has {n_in} "
+                f"{owner}: in_size={size} ends in {size[-1]}, but spar_mat has {n_in} "
                 f"rows (shape {spar_mat.shape})."
             )
-        self.in_size = in_size
-        self.out_size = in_size[:-1] + (n_out,)
+        self.in_size = size
+        self.out_size = size[:-1] + (n_out,)
         self.spar_mat = spar_mat
         self._rows, self._cols = _sparse_coords(bu, spar_mat)
         params = {"weight": spar_mat.data}
@@ -604,9 +608,10 @@ class AllToAll(Module):
     ) -> None:
         super().__init__(name=name)
         owner = type(self).__name__
-        self.in_size, self.out_size = _in_out(owner, in_size, out_size)
+        in_size, out_size = _in_out(owner, in_size, out_size)
+        self.in_size, self.out_size = in_size, out_size
         self.include_self = bool(include_self)
-        shape = (self.in_size[-1], self.out_size[-1])
+        shape = (in_size[-1], out_size[-1])
         w = _weight(owner, w_init, shape, exact=False)
         if np.ndim(_split(w)[0]) != 0 and tuple(np.shape(_split(w)[0])) != shape:
             raise ValueError(
@@ -614,13 +619,13 @@ class AllToAll(Module):
                 f"{tuple(np.shape(_split(w)[0]))}."
             )
         params = {"weight": w}
-        bias = _bias(owner, b_init, (self.out_size[-1],))
+        bias = _bias(owner, b_init, (out_size[-1],))
         if bias is not None:
             params["bias"] = bias
         self.weight = param_type(params)
 
     def update(self, pre_val: ArrayLike) -> Any:
-        n_in, n_out = self.in_size[-1], self.out_size[-1]
+        n_in, n_out = cast(tuple, self.in_size)[-1], cast(tuple, self.out_size)[-1]
         _check_input(self, pre_val, n_in)
         params = self.weight.value
         (xm, xu), (wm, wu) = _split(pre_val), _split(params["weight"])
@@ -694,8 +699,9 @@ class OneToOne(Module):
 
     def update(self, pre_val: ArrayLike) -> Any:
         shape = tuple(np.shape(_split(pre_val)[0]))
-        n = len(self.in_size)
-        if shape[len(shape) - n:] != self.in_size:
+        in_size = cast(tuple, self.in_size)
+        n = len(in_size)
+        if shape[len(shape) - n:] != in_size:
             raise ValueError(
                 f"OneToOne: expected an input whose trailing dimensions are {self.in_size}, "
                 f"got shape {shape}."

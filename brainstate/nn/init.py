@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence, overload
 
 import jax
 import jax.numpy as jnp
@@ -98,6 +98,12 @@ def _check_unit_once(owner: str, unit: Any, **values: Any) -> None:
 # ---------------------------------------------------------------------------------------------
 # sizes
 # ---------------------------------------------------------------------------------------------
+
+
+@overload
+def to_size(x: None) -> None: ...
+@overload
+def to_size(x: Size) -> tuple[int, ...]: ...
 
 
 def to_size(x: Any) -> tuple[int, ...] | None:
@@ -875,7 +881,7 @@ class VarianceScaling(_RandomInit):
 
     __module__ = _MODULE
 
-    def __init__(self, scale: ArrayLike, mode: str, distribution: str, in_axis: int = -2,
+    def __init__(self, scale: float, mode: str, distribution: str, in_axis: int = -2,
                  out_axis: int = -1, seed: SeedOrKey | None = None, unit: Any = None) -> None:
         owner = type(self).__name__
         if mode not in _MODES:
