@@ -12,7 +12,10 @@ import contextlib
 import dataclasses
 import inspect
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Generic, Iterator, Self, TypeVar, overload
+from typing import (
+    TYPE_CHECKING, Any, Callable, Generic, Iterable, Iterator, Self, Sequence, TypeVar, cast,
+    overload,
+)
 
 import jax
 import numpy as np
@@ -24,6 +27,8 @@ from brainstate._messages import attach_site, describe_state
 from brainstate._signature import _unit_of
 from brainstate.util.filter import to_predicate
 
+if TYPE_CHECKING:
+    from brainstate._trace import StateJaxTracer
 
 _HOOKS_MANAGER_LOCK = threading.Lock()  # guards the lazy creation of a state's HookManager
 
@@ -223,7 +228,7 @@ class State(_core.StateCore, Generic[T], metaclass=StateMeta):
         return self._source_info
 
     @property
-    def _trace_state(self) -> "StateJaxTracer":
+    def _trace_state(self) -> StateJaxTracer:
         from brainstate._trace import StateJaxTracer
 
         return StateJaxTracer(self._trace_ref)
@@ -604,6 +609,7 @@ class HiddenGroupState(HiddenState[T]):
     """Several same-shaped hidden variables stacked on the last axis of one array."""
 
     __module__ = "brainstate"
+    name2index: dict[str, int]  # set by __init__ (metadata, as upstream)
 
     def __init__(self, value: T, name: Any = None, **metadata: Any) -> None:
         arr: Any = value  # an array (checked below); ``T`` only carries its type to ``.value``
@@ -639,7 +645,8 @@ class HiddenGroupState(HiddenState[T]):
 
     def get_value(self, item: Any) -> Any:
         """The sub-state ``item`` (int index or name)."""
-        return self.value[..., self._index(item)]
+        value: Any = self.value  # the stacked array (``T`` only carries its type)
+        return value[..., self._index(item)]
 
     def set_value(self, val: Any) -> None:
         """Write sub-states from ``{index_or_name: array}`` or a list (index = position)."""
@@ -647,7 +654,7 @@ class HiddenGroupState(HiddenState[T]):
             val = dict(enumerate(val))
         if not isinstance(val, dict):
             raise TypeError(f"set_value needs a dict or a list, got {type(val).__name__}.")
-        current = self.value
+        current: Any = self.value
         unit = _unit_of(current)
         new = jax.numpy.asarray(current.mantissa if unit is not None else current)
         for k, v in val.items():
@@ -674,6 +681,10 @@ class HiddenTreeState(HiddenGroupState[jax.Array]):
     """A dict or list of same-shaped arrays stored as one array stacked on the last axis."""
 
     __module__ = "brainstate"
+    # set by __init__ (metadata, as upstream); the units are None for plain arrays
+    index2name: dict[int, str]
+    name2unit: dict[str, Any]
+    index2unit: dict[int, Any]
 
     def __init__(self, value: Any, name: Any = None, **metadata: Any) -> None:
         if isinstance(value, dict):
@@ -819,8 +830,9 @@ def _treefy_flatten(ref: TreefyState):
     return (value,), aux
 
 
-def _treefy_unflatten(aux: tuple, children: tuple) -> TreefyState:
-    return _core.treefy_unflatten(TreefyState, aux, children)
+def _treefy_unflatten(aux: tuple, children: Iterable[Any]) -> TreefyState:
+    # JAX passes the tuple that _treefy_flatten returned
+    return _core.treefy_unflatten(TreefyState, aux, cast(Sequence[Any], children))
 
 
 _VALUE_KEY = jax.tree_util.GetAttrKey("value")

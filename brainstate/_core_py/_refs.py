@@ -11,7 +11,7 @@ rare paths and every message: these loops call back into it for anything but the
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from brainstate._core_constants import GRAPH_CONSTANTS as _GRAPH_CONSTANTS
 from brainstate._core_py._context import INVALID, _require
@@ -113,8 +113,15 @@ class TreefyStateCore:
     slots and behaves the same.)
     """
 
+    # (for the type checker: ``type``, ``value`` and the metadata live in the instance dict)
+    type: Any
+    value: Any
+
     def __init__(self, type: Any, value: Any, **metadata: Any) -> None:
         vars(self).update(type=type, value=value, **metadata)
+
+    if TYPE_CHECKING:
+        def __getattr__(self, name: str) -> Any: ...  # a metadata key, as _core.pyi says
 
 
 def treefy_attrs(ref: Any) -> dict:
