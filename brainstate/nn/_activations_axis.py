@@ -19,7 +19,9 @@ from brainstate.nn._activation_inputs import (
 if TYPE_CHECKING:  # annotations only: brainstate.typing.ArrayLike is built lazily
     from brainstate.typing import ArrayLike
 
-__all__ = ["logsumexp", "log_softmax", "softmax", "softmin", "standardize", "one_hot"]
+__all__ = [
+    "logsumexp", "log_softmax", "softmax", "softmin", "standardize", "one_hot",
+]
 
 
 def logsumexp(
