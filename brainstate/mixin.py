@@ -103,7 +103,7 @@ class HashableDict(dict):
         items = {} if the_dict is None else the_dict
         super().__init__({k: (v if hashable(v) else str(v)) for k, v in items.items()})
 
-    def __hash__(self) -> int:  # type: ignore[override]  # hashable on purpose; dict.__hash__ is None
+    def __hash__(self) -> int:  # type: ignore[override]  # hashable on purpose (dict's is None)
         # A frozenset is order-free and needs no ordering between mixed key types.
         return hash(frozenset(self.items()))
 

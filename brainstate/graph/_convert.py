@@ -124,7 +124,8 @@ def broadcast_prefix(prefix_tree: Any, full_tree: Any, prefix_is_leaf: Callable 
 
     def add(x: Any, subtree: Any) -> None:
         # (annotated: mypy cannot resolve jaxlib's PyTreeDef from tree_structure's return type)
-        treedef: jax.tree_util.PyTreeDef = jax.tree_util.tree_structure(subtree, is_leaf=tree_is_leaf)
+        treedef: jax.tree_util.PyTreeDef = jax.tree_util.tree_structure(
+            subtree, is_leaf=tree_is_leaf)
         n = treedef.num_leaves
         result.extend([x] * n)
 
