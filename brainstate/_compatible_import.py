@@ -44,7 +44,7 @@ try:
 except ImportError:  # pragma: no cover - a JAX that dropped the public alias
     from brainstate._jax_internals import jax_core as _jax_core
 
-    Tracer = _jax_core.Tracer
+    Tracer = _jax_core.Tracer  # type: ignore[misc]  # same class, from JAX's private module
 
 __all__ = [
     # IR
@@ -253,14 +253,15 @@ def wraps(wrapped: Callable, namestr: str | None = None, docstr: str | None = No
         name = fun_name(wrapped)
         doc = getattr(wrapped, "__doc__", "") or ""
         new_doc = doc if docstr is None else docstr.format(fun=name, doc=doc, **kwargs)
+        target: Any = fun  # any object: its metadata attributes are set dynamically
         try:
-            fun.__dict__.update(getattr(wrapped, "__dict__", {}))
-            fun.__annotations__ = dict(getattr(wrapped, "__annotations__", {}))
-            fun.__name__ = name if namestr is None else namestr.format(fun=name)
-            fun.__module__ = getattr(wrapped, "__module__", "<unknown module>")
-            fun.__doc__ = new_doc
-            fun.__qualname__ = getattr(wrapped, "__qualname__", fun.__name__)
-            fun.__wrapped__ = wrapped
+            target.__dict__.update(getattr(wrapped, "__dict__", {}))
+            target.__annotations__ = dict(getattr(wrapped, "__annotations__", {}))
+            target.__name__ = name if namestr is None else namestr.format(fun=name)
+            target.__module__ = getattr(wrapped, "__module__", "<unknown module>")
+            target.__doc__ = new_doc
+            target.__qualname__ = getattr(wrapped, "__qualname__", target.__name__)
+            target.__wrapped__ = wrapped
         except (AttributeError, TypeError):
             pass  # objects with read-only metadata (builtins) are returned as they are
         return fun

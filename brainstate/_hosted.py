@@ -108,6 +108,7 @@ class HostedStateCore:
     _source_info: Any = None
     _name: Any = None
     tag: Any = None
+    _value: Any  # declared only (no class default): it may be a base's slot
 
     def __init__(self, value: Any, name: Any = None, **metadata: Any) -> None:
         tag = _normalize_tag(metadata.pop("tag", None))
@@ -327,7 +328,7 @@ class HostedStateCore:
         _set(self, "_level", _core.stack_level())
 
 
-_metadata_type: type = type(None)  # brainstate.StateMetadata, set by configure()
+_metadata_type: type[Any] = type(None)  # brainstate.StateMetadata, set by configure()
 
 
 def configure(metadata_type: type) -> None:
@@ -361,6 +362,7 @@ def _with_class_cell(fn: Any, cls: type) -> Any:
     """``fn`` rebuilt so that zero-argument ``super()`` inside it refers to ``cls``."""
     if not isinstance(fn, types.FunctionType) or "__class__" not in fn.__code__.co_freevars:
         return fn
+    assert fn.__closure__ is not None  # a function with free variables has a closure
     cells = tuple(types.CellType(cls) if name == "__class__" else cell
                   for name, cell in zip(fn.__code__.co_freevars, fn.__closure__))
     new = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, cells)
@@ -375,8 +377,9 @@ def _rebind_member(obj: Any, cls: type) -> Any:
     if isinstance(obj, (staticmethod, classmethod)):
         return type(obj)(_with_class_cell(obj.__func__, cls))
     if isinstance(obj, property):
-        return property(*(_with_class_cell(f, cls) if f is not None else None
-                          for f in (obj.fget, obj.fset, obj.fdel)), obj.__doc__)
+        fget, fset, fdel = (_with_class_cell(f, cls) if f is not None else None
+                            for f in (obj.fget, obj.fset, obj.fdel))
+        return property(fget, fset, fdel, obj.__doc__)
     return _with_class_cell(obj, cls)
 
 

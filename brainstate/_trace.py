@@ -122,7 +122,8 @@ class StateTraceStack(_core.TraceFrame):
         """Current values of all states (``separate``: ``(writes, reads)``)."""
         if not separate:
             return [st.value for st in self.states]
-        writes, reads = [], []
+        writes: list = []
+        reads: list = []
         for st, w in zip(self.states, self.been_writen):
             if w:
                 writes.append(st.value)

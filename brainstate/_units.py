@@ -28,8 +28,9 @@ def brainunit() -> Any:
         try:
             import brainunit as module
         except ImportError:
-            module = None
-        _module = module
+            _module = None
+        else:
+            _module = module
     return _module
 
 

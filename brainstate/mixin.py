@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copyreg
 import types
-from typing import Any, Callable, Optional, Sequence, TypeVar
+from typing import Any, Callable, Generic, Optional, Sequence, TypeVar
 
 __all__ = [
     "Mixin",
@@ -103,7 +103,7 @@ class HashableDict(dict):
         items = {} if the_dict is None else the_dict
         super().__init__({k: (v if hashable(v) else str(v)) for k, v in items.items()})
 
-    def __hash__(self) -> int:
+    def __hash__(self) -> int:  # type: ignore[override]  # hashable on purpose (dict's is None)
         # A frozenset is order-free and needs no ordering between mixed key types.
         return hash(frozenset(self.items()))
 
@@ -123,7 +123,7 @@ class NoSubclassMeta(type):
         return super().__new__(mcs, name, bases, dict(namespace))
 
 
-class ParamDescriber(metaclass=NoSubclassMeta):
+class ParamDescriber(Generic[T], metaclass=NoSubclassMeta):
     """A deferred constructor: stores a class and arguments, and builds an instance on call.
 
     Calling the describer appends the call's positional arguments after the stored ones and
@@ -259,7 +259,7 @@ def not_implemented(func: Callable) -> Callable:
     wrapper.__name__ = getattr(func, "__name__", "wrapper")
     wrapper.__qualname__ = name
     wrapper.__doc__ = getattr(func, "__doc__", None)
-    wrapper.not_implemented = True
+    wrapper.not_implemented = True  # type: ignore[attr-defined]  # marker attribute on the function
     return wrapper
 
 
@@ -325,6 +325,7 @@ class _TypeCombination(type):
     """Metaclass of the classes built by JointTypes / OneOfTypes (shared machinery)."""
 
     _form_name: str = ""
+    __args__: tuple  # the member classes (set in the namespace by _TypeForm._make)
 
     def __call__(cls, *args, **kwargs):
         raise TypeError(
@@ -365,7 +366,7 @@ class _TypeForm:
 
     __slots__ = ("_name", "_meta", "_cache")
 
-    def __init__(self, name: str, meta: type):
+    def __init__(self, name: str, meta: type[_TypeCombination]):
         self._name = name
         self._meta = meta
         # Keyed by the frozenset of members, so member order never makes a second class.

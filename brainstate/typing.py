@@ -132,7 +132,7 @@ _ARRAY_LIKE_BASE: tuple = (
 )
 
 
-def _array_like():
+def _array_like() -> Any:
     """Build :data:`ArrayLike`, with ``brainunit.Quantity`` when brainunit is importable."""
     try:  # brainunit is optional; without it ArrayLike is the unit-free union.
         from brainunit import Quantity

@@ -33,6 +33,7 @@ class SplitContext:
 
     __module__ = "brainstate.graph"
     __slots__ = ("ref_index",)
+    ref_index: RefMap | None  # None once the split_context block has exited
 
     def __init__(self, ref_index: RefMap) -> None:
         self.ref_index = ref_index
@@ -55,6 +56,7 @@ class MergeContext:
 
     __module__ = "brainstate.graph"
     __slots__ = ("index_ref",)
+    index_ref: dict | None  # None once the merge_context block has exited
 
     def __init__(self, index_ref: dict) -> None:
         self.index_ref = index_ref

@@ -123,7 +123,10 @@ def broadcast_prefix(prefix_tree: Any, full_tree: Any, prefix_is_leaf: Callable 
     result: list = []
 
     def add(x: Any, subtree: Any) -> None:
-        n = jax.tree_util.tree_structure(subtree, is_leaf=tree_is_leaf).num_leaves
+        # (annotated: mypy cannot resolve jaxlib's PyTreeDef from tree_structure's return type)
+        treedef: jax.tree_util.PyTreeDef = jax.tree_util.tree_structure(
+            subtree, is_leaf=tree_is_leaf)
+        n = treedef.num_leaves
         result.extend([x] * n)
 
     jax.tree.map(add, prefix_tree, full_tree, is_leaf=prefix_is_leaf)

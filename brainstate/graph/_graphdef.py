@@ -27,7 +27,7 @@ from building one path tuple per state.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Iterator
 
 import jax
 
@@ -215,7 +215,7 @@ def _node_paths(root: tuple, records: tuple) -> dict:
         return paths
     # Iterative (graph depth is bounded by memory only), pre-order: one frame per container
     # being walked, (its path, iterator over its (key, code) pairs).
-    stack = [((), zip(keys, codes))]
+    stack: list[tuple[tuple, Iterator[tuple[Any, Any]]]] = [((), zip(keys, codes))]
     while stack:
         path, it = stack[-1]
         for k, code in it:
@@ -314,6 +314,7 @@ def _codes_from_edges(root: Any, node_specs: tuple) -> tuple:
             else:
                 stack.pop()
                 keys, codes = tuple(keys), tuple(codes)
+                code: tuple
                 if isinstance(owner, NodeSpec):
                     records[owner.index] = (owner.type, owner.index, owner.metadata, keys, codes)
                     code = (NODE_DEF, owner.index)
@@ -391,6 +392,12 @@ class GraphDef:
     # _size: one more than the largest index the codes use, when known (a cache for merge,
     # not part of equality, hashing or pickling).
     __slots__ = ("_root", "_records", "_prepass", "_hash", "_view", "_size")
+    _root: tuple
+    _records: tuple
+    _prepass: bool
+    _hash: int | None
+    _view: tuple | None
+    _size: int | None
 
     def __init__(self, root: Any, node_specs: tuple = ()) -> None:
         root_code, records = _codes_from_edges(root, tuple(node_specs))

@@ -111,7 +111,7 @@ def _type_only(predicate: Any) -> type | None:
 
 def _partition(items: Any, predicates: tuple) -> tuple:
     """Split ``(path, value)`` pairs among predicates (first match wins) plus a remainder."""
-    buckets = tuple({} for _ in predicates)
+    buckets: tuple[dict, ...] = tuple({} for _ in predicates)
     rest: dict = {}
     pairs = tuple(zip(predicates, buckets))
     for path, value in items:
@@ -135,7 +135,7 @@ def _split_nested(mapping: dict, predicates: tuple, exhaustive: bool) -> tuple:
     # predicate), its path or None until a leaf needs it]. A finished frame hands its
     # non-empty outs to its parent's under its key, where the recursive call returned them.
     root_outs: list = [None] * n
-    stack = [[iter(mapping.items()), None, root_outs, ()]]
+    stack: list[list[Any]] = [[iter(mapping.items()), None, root_outs, ()]]
     while stack:
         frame = stack[-1]
         it, link, outs, path = frame
@@ -432,7 +432,7 @@ def pop_states(node: Any, *filters: Any) -> Any:
             "Expected at least one filter, e.g. pop_states(model, brainstate.ParamState)."
         )
     predicates = state_filters_to_predicates(filters, "pop_states")
-    buckets = tuple({} for _ in predicates)
+    buckets: tuple[dict, ...] = tuple({} for _ in predicates)
     decided: dict = {}  # id(state) -> matched?
     removals: list = []  # (impl, owner, key)
     visited: set = set()

@@ -349,7 +349,7 @@ class DictManager(dict):
             If two keys map to the same new key.
         """
         out = type(self)()
-        origin = {}
+        origin: dict[Any, Any] = {}
         for k, v in self.items():
             new_key = func(k)
             if new_key in origin:

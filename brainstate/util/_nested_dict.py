@@ -9,6 +9,7 @@ key order, with the keys as auxiliary data, so ``jax.tree.map`` and ``jax.jit`` 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from jax import tree_util as jtu
 
@@ -180,7 +181,7 @@ def _check_and_convert_filters(filters: tuple) -> tuple:
 
 def _partition(items: Iterable, predicates: tuple) -> list:
     """Split ``(path, value)`` pairs into one dict per predicate plus a remainder (first match wins)."""
-    buckets = [{} for _ in range(len(predicates) + 1)]
+    buckets: list[dict] = [{} for _ in range(len(predicates) + 1)]
     rest = buckets[-1]
     if len(predicates) == 1:
         predicate, first = predicates[0], buckets[0]
@@ -271,7 +272,7 @@ def flat_mapping(
         # short path is handed down built, a long one is built from the link when a leaf
         # needs it (building every level's path would be quadratic in the depth); with
         # is_leaf every sub-mapping's path is built for the call anyway.
-        stack = [[iter(xs.items()), None, ()]]
+        stack: list[list[Any]] = [[iter(xs.items()), None, ()]]
         while stack:
             frame = stack[-1]
             it, link, prefix = frame
@@ -361,7 +362,7 @@ def nest_mapping(xs: Mapping, /, *, sep: str | None = None) -> NestedDict:
                     f"nest_mapping(sep={sep!r}) needs string keys, got {key!r} "
                     f"({type(key).__name__}). Use sep=None for tuple paths."
                 )
-            path = tuple(key.split(sep))
+            path: tuple | list = tuple(key.split(sep))
         elif isinstance(key, (tuple, list)):
             path = key
         else:

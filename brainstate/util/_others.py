@@ -94,7 +94,7 @@ def split_total(total: int, fraction: int | float) -> int:
 class _NameCounters(threading.local):
     """Per-thread counters behind :func:`get_unique_name`."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.counts: dict[str, int] = {}
 
 

@@ -195,7 +195,7 @@ PrettyMapping.__module__ = _MODULE
 class _SeenObjects(threading.local):
     """Objects already being printed by the ``repr`` running in this thread."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.seen: Optional[dict] = None
 
 
@@ -257,15 +257,16 @@ def yield_unique_pretty_repr_items(
     """
     repr_object = _default_repr_object if repr_object is None else repr_object
     repr_attr = _default_repr_attr if repr_attr is None else repr_attr
-    owner = _CONTEXT.seen is None
-    if owner:
-        _CONTEXT.seen = {}
+    seen = _CONTEXT.seen
+    owner = seen is None
+    if seen is None:
+        seen = _CONTEXT.seen = {}
     try:
-        if id(node) in _CONTEXT.seen:
+        if id(node) in seen:
             yield PrettyType(type=type(node), empty_repr="...")
             return
         yield from repr_object(node)
-        _CONTEXT.seen[id(node)] = node  # kept alive so its id cannot be reused meanwhile
+        seen[id(node)] = node  # kept alive so its id cannot be reused meanwhile
         yield from repr_attr(node)
     finally:
         if owner:

@@ -47,7 +47,7 @@ class StateJaxTracer(PrettyRepr):
             return NotImplemented
         return self._jax_trace == other._jax_trace
 
-    __hash__ = None  # trace tokens are unhashable
+    __hash__ = None  # type: ignore[assignment]  # trace tokens are unhashable (Python idiom)
 
     def __pretty_repr__(self):
         yield PrettyType(type(self).__name__)

@@ -24,6 +24,7 @@ False
 from __future__ import annotations
 
 from dataclasses import FrozenInstanceError
+from collections.abc import Hashable
 from typing import Callable
 
 from jax import tree_util as _jtu
@@ -137,6 +138,7 @@ class WithTag(_Frozen):
     """
 
     __slots__ = ("tag",)
+    tag: str
 
     def __init__(self, tag: str):
         if not isinstance(tag, str):
@@ -207,6 +209,7 @@ class PathContains(_Frozen):
     """
 
     __slots__ = ("key",)
+    key: Hashable
 
     def __init__(self, key):
         object.__setattr__(self, "key", key)
@@ -259,6 +262,7 @@ class OfType(_Frozen):
     """
 
     __slots__ = ("type",)
+    type: _builtin_type
 
     def __init__(self, type):  # noqa: A002 - public name matches upstream
         object.__setattr__(self, "type", type)
@@ -311,6 +315,7 @@ class Any(_Frozen):
     """
 
     __slots__ = ("predicates",)
+    predicates: tuple[Predicate, ...]
 
     def __init__(self, *filters):
         object.__setattr__(self, "predicates", tuple(to_predicate(f) for f in filters))
@@ -353,6 +358,7 @@ class All(_Frozen):
     """
 
     __slots__ = ("predicates",)
+    predicates: tuple[Predicate, ...]
 
     def __init__(self, *filters):
         object.__setattr__(self, "predicates", tuple(to_predicate(f) for f in filters))
@@ -393,6 +399,7 @@ class Not(_Frozen):
     """
 
     __slots__ = ("predicate",)
+    predicate: Predicate
 
     def __init__(self, collection_filter, /):
         object.__setattr__(self, "predicate", to_predicate(collection_filter))

@@ -115,11 +115,12 @@ def dataclass(cls: Optional[type] = None, **kwargs):
         return cls
     kwargs.setdefault("frozen", True)
     cls = dataclasses.dataclass(**kwargs)(cls)
-    data, meta = [], []
+    data: list[str] = []
+    meta: list[str] = []
     for f in dataclasses.fields(cls):
         (data if f.metadata.get("pytree_node", True) else meta).append(f.name)
     if "replace" not in cls.__dict__:
-        cls.replace = _replace
+        setattr(cls, "replace", _replace)
     jtu.register_dataclass(cls, data_fields=data, meta_fields=meta)
     setattr(cls, _MARK, True)
     return cls
@@ -179,6 +180,8 @@ class FrozenDict(Mapping):
 
     __module__ = _MODULE
     __slots__ = ("_data", "_hash")
+    _data: dict
+    _hash: int | None
 
     def __init__(self, *args, **kwargs):
         data = dict(*args, **kwargs)
@@ -225,13 +228,14 @@ class FrozenDict(Mapping):
         return NotImplemented
 
     def __hash__(self) -> int:
-        if self._hash is None:
+        h = self._hash
+        if h is None:
             try:
                 h = hash(frozenset(self._data.items()))
             except TypeError as e:
                 raise TypeError(f"FrozenDict is hashable only when its values are: {e}.") from None
             object.__setattr__(self, "_hash", h)
-        return self._hash
+        return h
 
     def __reduce__(self):
         return (FrozenDict, (unfreeze(self),))
