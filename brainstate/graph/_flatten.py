@@ -24,7 +24,7 @@ creates reference cycles.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from brainstate import _impl
 from brainstate._error import StateSignatureError
@@ -58,7 +58,7 @@ _FAST_REF: dict = {}
 _FAST_STATE: dict = {}
 
 
-def _fast_ref_ok(cls: type) -> bool:
+def _fast_ref_ok(cls: Any) -> bool:
     ok = _FAST_REF.get(cls)
     if ok is None:
         ok = (cls.to_state_ref is State.to_state_ref and cls._attr_dict is State._attr_dict
@@ -229,7 +229,7 @@ def merge_nested(mappings: tuple) -> dict:
 def _merge_into(out: dict, m: Mapping) -> None:
     # Iterative (mappings nest one level per graph node): one frame per pair of sub-mappings
     # being merged, (the merged copy, iterator over m's items, link of its path).
-    stack = [(out, iter(m.items()), None)]
+    stack: list[tuple[dict, Iterator, Any]] = [(out, iter(m.items()), None)]
     while stack:
         out, it, link = stack[-1]
         for k, v in it:
@@ -660,7 +660,8 @@ def _mapping_paths(mapping: dict, expected: set) -> list:
     """The paths of ``mapping`` not in ``expected`` (not descending below such a path), in
     depth-first order."""
     out: list = []
-    stack = [((), iter(mapping.items()))]  # iterative: mappings nest one level per graph node
+    # iterative: mappings nest one level per graph node
+    stack: list[tuple[tuple, Iterator]] = [((), iter(mapping.items()))]
     while stack:
         prefix, it = stack[-1]
         for k, v in it:
