@@ -33,7 +33,10 @@ _GLOBAL_ONLY = (PLATFORM, HOST_DEVICE_COUNT)
 _COMPUTED = frozenset((PRECISION, PLATFORM, HOST_DEVICE_COUNT))  # answered even when not set
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-_FLOAT = {64: np.float64, 32: np.float32, 16: np.float16, "bf16": jnp.bfloat16, 8: jnp.float8_e5m2}
+# (Any: JAX 0.12's stubs type jnp.bfloat16 as a scalar-type object; at run time it is a class)
+_FLOAT: dict[Any, Any] = {
+    64: np.float64, 32: np.float32, 16: np.float16, "bf16": jnp.bfloat16, 8: jnp.float8_e5m2,
+}
 _INT = {64: np.int64, 32: np.int32, 16: np.int16, "bf16": np.int16, 8: np.int8}
 _UINT = {64: np.uint64, 32: np.uint32, 16: np.uint16, "bf16": np.uint16, 8: np.uint8}
 _COMPLEX = {64: np.complex128, 32: np.complex64, 16: np.complex64, "bf16": np.complex64,
