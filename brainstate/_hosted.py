@@ -493,6 +493,8 @@ def _is_internal(cls: type, name: str) -> bool:
     if name not in _INTERNAL_WHEN_INHERITED:
         return False
     owner = next((k for k in cls.__mro__ if name in k.__dict__), None)
+    if name == "__annotations__" and owner is not None and not owner.__dict__[name]:
+        return True  # empty: the body annotates only for the type checker (under TYPE_CHECKING)
     return owner is not None and (owner is typing.Generic or owner is HostedStateCore
                                   or owner.__module__ in _CORE_MODULES)
 

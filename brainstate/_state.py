@@ -609,7 +609,8 @@ class HiddenGroupState(HiddenState[T]):
     """Several same-shaped hidden variables stacked on the last axis of one array."""
 
     __module__ = "brainstate"
-    name2index: dict[str, int]  # set by __init__ (metadata, as upstream)
+    if TYPE_CHECKING:  # set by __init__ (metadata, as upstream); no class annotations for help()
+        name2index: dict[str, int]
 
     def __init__(self, value: T, name: Any = None, **metadata: Any) -> None:
         arr: Any = value  # an array (checked below); ``T`` only carries its type to ``.value``
@@ -681,10 +682,10 @@ class HiddenTreeState(HiddenGroupState[jax.Array]):
     """A dict or list of same-shaped arrays stored as one array stacked on the last axis."""
 
     __module__ = "brainstate"
-    # set by __init__ (metadata, as upstream); the units are None for plain arrays
-    index2name: dict[int, str]
-    name2unit: dict[str, Any]
-    index2unit: dict[int, Any]
+    if TYPE_CHECKING:  # set by __init__ (metadata); the units are None for plain arrays
+        index2name: dict[int, str]
+        name2unit: dict[str, Any]
+        index2unit: dict[int, Any]
 
     def __init__(self, value: Any, name: Any = None, **metadata: Any) -> None:
         if isinstance(value, dict):
