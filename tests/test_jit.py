@@ -416,6 +416,29 @@ class TestFastPath:
         assert step(jnp.ones(2, jnp.int32)).dtype == jnp.int32
         assert step(jnp.float32(1)).dtype == jnp.float32
 
+    def test_a_trace_is_not_reused_under_the_other_64_bit_setting(self):
+        # a trace made with x64 off makes float32 constants: under x64 the function must be
+        # traced again (as jax.jit does), by the cache lookup and by the fast path alike
+        traces = []
+
+        @jit
+        def zeros(x):
+            traces.append(1)
+            return jnp.zeros(3)
+
+        x = jnp.ones(2, jnp.float32)
+        with brainstate.environ.context(precision=32):
+            assert zeros(x).dtype == jnp.float32 and zeros(x).dtype == jnp.float32
+        with brainstate.environ.context(precision=64):
+            assert zeros(x).dtype == jnp.float64 and zeros(x).dtype == jnp.float64
+            key64 = zeros.stateful_fun.get_arg_cache_key(x)
+        with brainstate.environ.context(precision=32):
+            assert zeros(x).dtype == jnp.float32 and zeros(x).dtype == jnp.float32
+            key32 = zeros.stateful_fun.get_arg_cache_key(x)
+        assert len(traces) == 2  # one per setting; switching back finds the first
+        assert key32 != key64
+        assert zeros.stateful_fun.get_jaxpr_by_cache(key64).out_avals[0].dtype == jnp.float64
+
     def test_state_argument_after_warm_calls_still_refused(self):
         a = brainstate.State(f32(1))
         f = jit(lambda x: x + 1)

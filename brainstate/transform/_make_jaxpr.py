@@ -50,6 +50,9 @@ _ARRAY_TYPE: type[jax.Array] = _array_type()
 # ``.value`` of JAX's own config State: 30 ns, against 120 ns for jax.config.jax_disable_jit
 # (a Python property lookup); read once per compiled call.
 _DISABLE_JIT = _jax_config.disable_jit
+# JAX's 64-bit flag (thread-local overrides included; ~40 ns to read): a trace made under one
+# setting is wrong under the other (``jnp.ones(3)`` is float32 or float64), so it is in the key
+_X64 = jax.enable_x64
 _MAX_CACHE = 128
 # 1 MiB: embedding costs ~5 ms of compile time per MiB (CPU, a gather) and each hoisted array
 # ~1-2 us per call, so small arrays stay constants (which XLA may fold) and large ones move;
@@ -229,7 +232,7 @@ class _Entry:
 
     __slots__ = ("jaxpr", "out_shapes", "out_treedef", "trace", "states", "written",
                  "state_sigs", "epoch", "jitted", "n_out", "write_idx", "write_states",
-                 "in_avals", "in_treedef", "n_bare", "hoisted", "__weakref__")
+                 "in_avals", "in_treedef", "n_bare", "hoisted", "x64", "__weakref__")
 
     def __init__(self, jaxpr, out_shapes, out_treedef, trace, state_sigs, epoch):
         self.jaxpr = jaxpr
@@ -248,6 +251,7 @@ class _Entry:
         self.in_treedef = None
         self.n_bare = -1  # len(args) when in_treedef is a flat tuple of that many leaves
         self.hoisted = ()  # captured arrays passed as trailing arguments (set by compiled)
+        self.x64 = False  # JAX's 64-bit flag when traced (set for the fast path's entry)
 
 
 class StatefulFunction:
@@ -372,7 +376,7 @@ class StatefulFunction:
             leaves, treedef = jax.tree_util.tree_flatten(args)
             static = None
         keys = tuple([x.aval if type(x) is _ARRAY_TYPE else _leaf_key(x) for x in leaves])
-        return (treedef, keys, static), leaves, treedef
+        return (treedef, keys, static, _X64.value), leaves, treedef
 
     def get_arg_cache_key(self, *args: Any, compile_if_miss: bool = False, **kwargs: Any):
         """The cache key of a call with ``args`` (traced first when ``compile_if_miss``)."""
@@ -575,9 +579,11 @@ class StatefulFunction:
         A miss traces and compiles; the spans ``compiled`` needs are this call's.
         """
         last = self._last
-        if last is not None and not kwargs and last.epoch == _core.rebind_epoch():
+        if last is not None and not kwargs and last.epoch == _core.rebind_epoch() and \
+                last.x64 == _X64.value:
             # Fast path: same argument structure as the last call; JAX's C++ dispatch checks
-            # the avals (a changed aval retraces `pure`, which raises _Stale).
+            # the avals (a changed aval retraces `pure`, which raises _Stale). A retrace under
+            # the other 64-bit setting would replay this trace's jaxpr: hence the flag check.
             if len(args) == last.n_bare and _bare_arrays(args):
                 leaves: Sequence[Any] | None = args  # a tuple of arrays: its own flat leaves
             else:
@@ -619,6 +625,7 @@ class StatefulFunction:
             # n leaves and n + 1 nodes: the args tuple holds n leaves and nothing else
             td = kl[2]
             entry.n_bare = n if td.num_leaves == n and td.num_nodes == n + 1 else -1
+            entry.x64 = kl[0][3]
             self._last = entry
         return out
 
@@ -869,15 +876,16 @@ class outer_frames_untouched:
 
 
 def _public_key(key: tuple) -> CacheKey:
-    treedef, leaf_keys, static = key
+    treedef, leaf_keys, static, x64 = key
     static_args, static_kwargs = static if static is not None else ((), ())
     # dyn_kwargs records whether args and kwargs were flattened together (see key_and_leaves)
-    return CacheKey(static_args, (treedef, leaf_keys), static_kwargs, (static is not None,))
+    # and the 64-bit flag of the trace
+    return CacheKey(static_args, (treedef, leaf_keys), static_kwargs, (static is not None, x64))
 
 
 def _private_key(key: CacheKey) -> tuple:
     static = (key.static_args, key.static_kwargs) if key.dyn_kwargs[0] else None
-    return (key.dyn_args[0], key.dyn_args[1], static)
+    return (key.dyn_args[0], key.dyn_args[1], static, key.dyn_kwargs[1])
 
 
 def _refuse_states(tree: Any) -> None:
