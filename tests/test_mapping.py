@@ -742,3 +742,20 @@ def test_get_jaxpr_with_static_arguments():
     j2, j3 = m.get_jaxpr(x, 2.0), m.get_jaxpr(x, 3.0)
     assert "2.0" in str(j2) and "3.0" in str(j3)
     assert m.get_arg_cache_key(x, 2.0) != m.get_arg_cache_key(x, 3.0)
+
+
+
+@pytest.mark.parametrize("make, extra", [
+    (lambda f: brainstate.transform.vmap(f), ()),
+    (lambda f: brainstate.transform.vmap2(f, in_axes=0), ()),
+    (lambda f: StatefulMapping(lambda x, k: f(x), in_axes=(0, None), static_argnums=1), (1,)),
+], ids=["vmap", "vmap2", "static-argument"])
+def test_a_plan_is_not_reused_under_the_other_64_bit_setting(make, extra):
+    # as jit: a plan traced with x64 off makes float32 constants, so x64 needs its own plan
+    mapped = make(lambda x: jnp.zeros(x.shape))
+    args = (jnp.ones(3, jnp.float32), *extra)
+    for precision, dtype in ((32, jnp.float32), (64, jnp.float64), (32, jnp.float32)):
+        with brainstate.environ.context(precision=precision):
+            assert mapped(*args).dtype == dtype
+            assert brainstate.transform.jit(mapped, static_argnums=1 if extra else ())(
+                *args).dtype == dtype

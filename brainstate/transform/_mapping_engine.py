@@ -32,7 +32,9 @@ from brainstate.transform._mapping_axes import (
     _without_axis,
 )
 from brainstate.transform._mapping_probe import _lane_args, _probe, _Probed
-from brainstate.transform._vmap import VmappedFunction, _check_in_axes, _key, _sds, _Watched
+from brainstate.transform._vmap import (
+    VmappedFunction, _check_in_axes, _sds, _Watched, call_key,
+)
 
 __all__ = ["StatefulMapping"]
 
@@ -344,7 +346,7 @@ class StatefulMapping:
         if kwargs or self.static_argnums:
             return self._call_general(args, kwargs)
         leaves, treedef = jax.tree_util.tree_flatten(args)
-        key = (treedef, tuple(map(_key, leaves)))
+        key = call_key(treedef, leaves)
         res = self._lookup(key)
         if res is None:
             res = self._resolve(key, self.origin_fun, args, self.in_axes)
@@ -378,7 +380,7 @@ class StatefulMapping:
         """``(call_args, leaves, treedef, key, resolution)`` of a call (resolved if new)."""
         if not (kwargs or self.static_argnums):
             leaves, treedef = jax.tree_util.tree_flatten(args)
-            key: tuple = (treedef, tuple(map(_key, leaves)))
+            key: tuple = call_key(treedef, leaves)
             res: _Resolved | None = (self._lookup(key)
                                      or self._resolve(key, self.origin_fun, args, self.in_axes))
             return args, leaves, treedef, key, res
@@ -413,7 +415,7 @@ class StatefulMapping:
         static_key = (n, tuple((i, _hashable(v)) for i, v in static_vals.items()),
                       tuple(sorted((k, _hashable(v)) for k, v in static_kw.items())),
                       bool(dyn_kw))
-        key = (treedef, tuple(map(_key, leaves)), static_key)
+        key = (*call_key(treedef, leaves), static_key)
         res = self._lookup(key)
         if res is None:
             fun, has_kw = self.origin_fun, bool(dyn_kw)
@@ -448,7 +450,7 @@ class StatefulMapping:
     def _key_only(self, args: tuple, kwargs: dict) -> Any:
         if not (kwargs or self.static_argnums):
             leaves, treedef = jax.tree_util.tree_flatten(args)
-            return (treedef, tuple(map(_key, leaves)))
+            return call_key(treedef, leaves)
         # the general key needs the static/dynamic split: resolve, which traces but runs nothing
         return self._prepare(args, kwargs)[3]
 

@@ -36,7 +36,7 @@ from brainstate._jax_internals import batching as _batching
 from brainstate._jax_internals import jax_core as _jax_core
 from brainstate._messages import describe_state
 from brainstate._state import NonBatchState, State, catch_new_states
-from brainstate.transform._make_jaxpr import StatefulFunction, _leaf_key, pure_of
+from brainstate.transform._make_jaxpr import _X64, StatefulFunction, _leaf_key, pure_of
 
 __all__ = ["vmap", "vmap_new_states", "VmappedFunction", "INIT_NO_BATCHING"]
 
@@ -183,6 +183,12 @@ def _arg_path(args: tuple, index: int) -> str:
     """``args[0]['w']``-style path of the ``index``-th flat leaf of ``args`` (error messages)."""
     paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(args)[0]]
     return "args" + jax.tree_util.keystr(paths[index]) if index < len(paths) else "an argument"
+
+
+def call_key(treedef: Any, leaves: list) -> tuple:
+    """Cache key of a call's flattened arguments: their structure, each leaf's key and JAX's
+    64-bit flag (a plan traced under one setting is wrong under the other, as in ``jit``)."""
+    return (treedef, tuple(map(_key, leaves)), _X64.value)
 
 
 def _key(x: Any) -> Any:
@@ -543,7 +549,7 @@ class VmappedFunction(_Engine):
                 "or bind them with functools.partial before mapping."
             )
         leaves, treedef = jax.tree_util.tree_flatten(args)
-        return self._call_flat(args, leaves, treedef, (treedef, tuple(map(_key, leaves))))
+        return self._call_flat(args, leaves, treedef, call_key(treedef, leaves))
 
     def _call_flat(self, args: tuple, leaves: list, treedef: Any, key: Any) -> Any:
         """``__call__`` once ``args`` is flattened and keyed (hook for wrappers that did it)."""
