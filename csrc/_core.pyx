@@ -3,10 +3,10 @@
 
 Twin of the package ``brainstate/_core_py/`` (the reference): same names, same behaviour, same
 messages (errors are built by the injected ``make_error``), one twin module per included file.
-``brainstate/_core.pyi`` is the contract. Imports nothing of brainstate and nothing of jax;
-``brainstate._impl.configure_core`` injects the callables it needs. The graph walks
-(``_core_refs.pxi`` to ``_core_decoder.pxi``) get brainstate.graph's registry the same way, from
-``configure_graph``.
+``brainstate/_core.pyi`` is the contract. Imports nothing of brainstate and nothing of jax:
+``brainstate/_wiring.py`` hands it the callables it needs (``configure``, ``configure_hooks``),
+and brainstate.graph's registry for the graph walks (``_core_refs.pxi`` to
+``_core_decoder.pxi``) through ``configure_graph``.
 """
 
 cimport cython
